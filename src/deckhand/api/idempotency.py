@@ -1,0 +1,145 @@
+"""Reserve-and-replay for the operations the contract marks so.
+
+The first request with a key reserves it (a row in ``idempotency_records``),
+runs, and stores its status and body. A replay with the same body gets that
+response back with ``X-Coasty-Idempotent-Replay: true``; a different body is
+422 ``IDEMPOTENCY_KEY_REUSED``; a replay while the original still runs waits
+for it, then answers 409 ``IDEMPOTENCY_IN_FLIGHT``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+from fastapi import Request, Response
+
+from deckhand import ids
+from deckhand.api.errors import IDEMPOTENT_REPLAYABLE, error_response, response_for
+from deckhand.api.deps import services
+from deckhand.auth import Principal
+from deckhand.errors import ErrorCode, ValidationFailed
+from deckhand.store import idempotency as store
+
+KEPT_HEADERS = ("content-type", "x-credits-charged", "x-credits-remaining")
+
+
+def request_hash(body: bytes, extra: str = "") -> str:
+    """SHA-256 of the canonical (sorted-key) JSON body; raw bytes when the
+    body is not JSON (it will fail validation, and that answer is kept too)."""
+    try:
+        canonical = json.dumps(
+            json.loads(body) if body.strip() else None,
+            sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+        ).encode()
+    except (ValueError, UnicodeDecodeError):
+        canonical = body
+    return hashlib.sha256(extra.encode() + canonical).hexdigest()
+
+
+async def run_idempotent(
+    request: Request,
+    principal: Principal,
+    key: str,
+    operation: str,
+    handler: Callable[[Request], Awaitable[Response]],
+) -> Response:
+    if not ids.IDEMPOTENCY_KEY_RE.match(key):
+        raise ValidationFailed(
+            "Idempotency-Key must be 1-128 characters of A-Z a-z 0-9 _ - :."
+        )
+    setattr(request.state, IDEMPOTENT_REPLAYABLE, True)
+    svc = services(request)
+    body = await request.body()
+    digest = request_hash(body, extra=f"{request.method} {request.url.path}\n")
+    where = {"account_id": principal.account_id, "mode": principal.mode, "key": key}
+    deadline = time.monotonic() + svc.settings.idempotency_wait_seconds
+    delay = 0.02
+    while True:
+        async with svc.db.write() as conn:
+            existing = await store.reserve(
+                conn, **where, operation=operation, request_hash=digest,
+                request_id=request.state.request_id,
+                ttl=timedelta(hours=svc.settings.idempotency_ttl_hours),
+            )
+        if existing is None:
+            return await _execute(request, where, handler)
+        if existing.request_hash != digest:
+            raise ValidationFailed(
+                f"Idempotency-Key {key!r} was already used with a different request body.",
+                code=ErrorCode.IDEMPOTENCY_KEY_REUSED,
+            )
+        if existing.status == "completed":
+            return _replay(existing)
+        if time.monotonic() >= deadline:
+            return error_response(
+                request, ErrorCode.IDEMPOTENCY_IN_FLIGHT,
+                f"The request with Idempotency-Key {key!r} is still being processed.",
+                retry_after=1, headers={"Idempotency-Status": "processing"},
+            )
+        await asyncio.sleep(delay)  # waiting on another request, not on a race
+        delay = min(delay * 1.5, 0.25)
+
+
+async def _execute(
+    request: Request, where: dict[str, str], handler: Callable[[Request], Awaitable[Response]]
+) -> Response:
+    svc = services(request)
+    try:
+        response = await handler(request)
+    except Exception as exc:
+        response_or_none = response_for(request, exc)
+        if response_or_none is None:
+            async with svc.db.write() as conn:
+                await store.release(conn, **where)
+            raise
+        response = response_or_none
+    if response.status_code >= 500:
+        async with svc.db.write() as conn:
+            await store.release(conn, **where)
+        return response
+    headers = {k: v for k, v in response.headers.items() if k.lower() in KEPT_HEADERS}
+    async with svc.db.write() as conn:
+        await store.complete(
+            conn, **where, status=response.status_code,
+            body=bytes(response.body).decode(), headers=headers,
+        )
+    response.headers["X-Coasty-Idempotent-Replay"] = "false"
+    response.headers["Idempotency-Replayed"] = "false"
+    response.headers["Idempotency-Status"] = "completed"
+    return response
+
+
+def _replay(record: store.IdempotencyRecord) -> Response:
+    headers = dict(record.response_headers or {})
+    headers.update({
+        "X-Coasty-Idempotent-Replay": "true",
+        "Idempotency-Replayed": "true",
+        "Idempotency-Status": "completed",
+        "X-Credits-Charged": "0",
+    })
+    headers.pop("content-type", None)
+    return Response(
+        content=record.response_body or "",
+        status_code=record.response_status or 200,
+        headers=headers,
+        media_type="application/json",
+    )
+
+
+def lookup_body(record: store.IdempotencyRecord) -> dict[str, object]:
+    """The body of ``GET /v1/idempotency/{key}``."""
+    if record.status != "completed":
+        return {"status": "processing", "request_id": record.request_id, "result": None,
+                "original_status": None}
+    try:
+        result = json.loads(record.response_body or "null")
+    except ValueError:
+        result = record.response_body
+    return {"status": "completed", "request_id": record.request_id, "result": result,
+            "original_status": record.response_status}
+

@@ -1,0 +1,82 @@
+"""The Brain protocol: one async method that turns what the agent knows into
+what it does next."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from deckhand.agent.actions import Action, ActionResult
+
+
+class TokenUsage(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+class Outcome(BaseModel):
+    """How the brain ends the run. ``success`` False carries an error code."""
+
+    model_config = ConfigDict(frozen=True)
+
+    success: bool
+    answer: str | None = None
+    error_code: str | None = None
+    message: str | None = None
+
+
+class Decision(BaseModel):
+    """One step's decision.
+
+    Exactly one of these shapes:
+    - ``actions`` non-empty: perform them (the loop executes them in order);
+    - ``ask_human`` set: the run needs a person (``awaiting_human``);
+    - ``outcome`` set: the run ends (succeeded, or failed with a code).
+    A decision may also carry ``actions`` together with ``outcome`` (act, then end).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    actions: tuple[Action, ...] = ()
+    text: str | None = None
+    reasoning: str | None = None
+    ask_human: str | None = None
+    outcome: Outcome | None = None
+    usage: TokenUsage = Field(default_factory=TokenUsage)
+
+
+class StepRecord(BaseModel):
+    """A completed step as the brain sees it when deciding the next one."""
+
+    model_config = ConfigDict(frozen=True)
+
+    number: int
+    decision: Decision
+    results: tuple[ActionResult, ...] = ()
+    human_note: str | None = None
+
+
+class AgentContext(BaseModel):
+    """Everything a brain may use to decide: the goal, the prompts, the steps so
+    far (rebuilt from the store after a crash) and, when the machine has a
+    screen, the latest screenshot."""
+
+    model_config = ConfigDict(frozen=True)
+
+    run_id: str
+    task: str
+    instructions: str | None = None
+    system_prompt: str | None = None
+    cua_version: str = "v5"
+    max_steps: int = 50
+    steps: tuple[StepRecord, ...] = ()
+    screenshot_jpeg: bytes | None = None
+
+
+class Brain(Protocol):
+    name: str
+
+    async def decide(self, context: AgentContext) -> Decision: ...

@@ -1,0 +1,20 @@
+"""The Machine protocol: what the agent loop and the machines API need from a
+machine, wherever it runs. Local and remote machines are both reached through
+:class:`deckhand.machines.remote.RemoteMachine`, a client of a machine agent."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from deckhand.agent.actions import Action, ActionResult
+
+
+class Machine(Protocol):
+    machine_id: str
+
+    async def act(self, action: Action) -> ActionResult:
+        """Perform one action. Cancelling the awaiting task interrupts the
+        action on the machine (a running command is killed)."""
+        ...
+
+    async def health(self) -> bool: ...
