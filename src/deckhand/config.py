@@ -36,6 +36,9 @@ class Settings(BaseSettings):
 
     # Webhooks: hosts allowed over plain http / on private addresses (comma list)
     webhook_allow_hosts: str = ""
+    webhook_retry_base_seconds: float = 10.0
+    webhook_max_attempts: int = 10
+    webhook_timeout_seconds: float = 10.0
 
     log_level: str = "info"
 
