@@ -97,6 +97,7 @@ class LiveServer:
 async def serve(settings: Settings) -> AsyncIterator[LiveServer]:
     """Run the real app with uvicorn on a free loopback port."""
     services = await Services.build(settings)
+    await services.start()
     app = create_app(services=services)
     config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
                             lifespan="on")

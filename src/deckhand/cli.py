@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from typing import Annotated, Optional
@@ -26,10 +27,17 @@ def _settings() -> Settings:
     return Settings()
 
 
+def _logging(settings: Settings) -> None:
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
 @app.command()
 def serve(
     host: Annotated[Optional[str], typer.Option(help="Interface to listen on.")] = None,
     port: Annotated[Optional[int], typer.Option(help="Port to listen on.")] = None,
+    workers: Annotated[bool, typer.Option(
+        "--workers/--no-workers", help="Run agent workers in this process too.")] = True,
 ) -> None:
     """Start the API server (migrations are applied first)."""
     import uvicorn
@@ -39,10 +47,98 @@ def serve(
     settings = _settings()
     settings.host = host or settings.host
     settings.port = port if port is not None else settings.port
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not workers:
+        settings.workers = 0
+    _logging(settings)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
                 log_level=settings.log_level, access_log=False)
+
+
+@app.command()
+def worker(
+    slots: Annotated[Optional[int], typer.Option(help="Runs driven at once.")] = None,
+) -> None:
+    """Run agent workers only (no API); scale out with PostgreSQL."""
+    from deckhand.services import Services
+
+    settings = _settings()
+    _logging(settings)
+
+    async def go() -> None:
+        services = await Services.build(settings)
+        await services.start(workers=False, api=False)
+        w = services.new_worker(slots or settings.workers or 4)
+        w.start()
+        logging.getLogger("deckhand.worker").info("worker %s started", w.id)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await w.stop()
+            await services.close()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(go())
+
+
+@app.command()
+def run(
+    task: Annotated[str, typer.Argument(help="What the agent should do.")],
+    machine: Annotated[Optional[str], typer.Option(
+        help="Machine id; a new local machine is made (and removed) when omitted.")] = None,
+    max_steps: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    deadline: Annotated[Optional[int], typer.Option(help="Deadline in seconds.")] = None,
+    model: Annotated[Optional[str], typer.Option(help="Model (brain) to use.")] = None,
+    server: Annotated[Optional[str], typer.Option(
+        envvar="DECKHAND_URL", help="Server URL; an embedded server when omitted.")] = None,
+    key: Annotated[Optional[str], typer.Option(
+        envvar="DECKHAND_API_KEY", help="API key for --server.")] = None,
+) -> None:
+    """Run TASK on a machine and show it live. Exits 0 only when it succeeded."""
+    from deckhand.cli_run import embedded_server, run_task
+    from deckhand.client import ApiError
+
+    settings = _settings()
+
+    async def go() -> dict:  # type: ignore[type-arg]
+        if server:
+            if not key:
+                raise typer.BadParameter("--key (or DECKHAND_API_KEY) is needed with --server")
+            return await run_task(server, key, task, machine_id=machine, max_steps=max_steps,
+                                  deadline=deadline, model=model)
+        async with embedded_server(settings) as (url, raw):
+            return await run_task(url, raw, task, machine_id=machine, max_steps=max_steps,
+                                  deadline=deadline, model=model)
+
+    try:
+        final = asyncio.run(go())
+    except ApiError as exc:
+        typer.echo(f"error: {exc.code}: {exc.message}", err=True)
+        raise typer.Exit(2) from exc
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    raise typer.Exit(0 if final["status"] == "succeeded" else 1)
+
+
+@app.command("machine-agent")
+def machine_agent(
+    listen: Annotated[str, typer.Option(help="HOST:PORT to listen on.")] = "127.0.0.1:0",
+    machine_id: Annotated[str, typer.Option(help="The machine's id.")] = "remote",
+    workspace: Annotated[str, typer.Option(help="The machine's workspace directory.")]
+    = "./workspace",
+    token_file: Annotated[Optional[str], typer.Option(
+        help="File holding the bearer token (else $DECKHAND_AGENT_TOKEN).")] = None,
+    ready_file: Annotated[Optional[str], typer.Option(
+        help="Write {pid, port, url} here once listening.")] = None,
+    sandbox: Annotated[Optional[bool], typer.Option(
+        "--sandbox/--no-sandbox", help="Run shells under bubblewrap.")] = None,
+    network: Annotated[bool, typer.Option("--network/--no-network")] = True,
+) -> None:
+    """Serve one machine over HTTP (bearer token)."""
+    from deckhand.machines.agent.__main__ import read_token
+    from deckhand.machines.agent.server import run_agent
+
+    run_agent(machine_id=machine_id, workspace=workspace, token=read_token(token_file),
+              listen=listen, ready_file=ready_file, sandbox=sandbox, network=network)
 
 
 @app.command()

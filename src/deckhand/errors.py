@@ -36,6 +36,7 @@ class ErrorCode(str, Enum):
     HUMAN_REQUIRED = "HUMAN_REQUIRED"
     AWAITING_HUMAN_TIMEOUT = "AWAITING_HUMAN_TIMEOUT"
     BRAIN_ERROR = "BRAIN_ERROR"
+    LLM_PROVIDER_UNSUPPORTED = "LLM_PROVIDER_UNSUPPORTED"
     INTERNAL_ERROR = "INTERNAL_ERROR"
     DB_UNAVAILABLE = "DB_UNAVAILABLE"
     SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
@@ -106,6 +107,10 @@ _SPEC: dict[ErrorCode, tuple[int, str, bool, str | None]] = {
     ErrorCode.HUMAN_REQUIRED: (422, "state_error", False, None),
     ErrorCode.AWAITING_HUMAN_TIMEOUT: (422, "state_error", False, None),
     ErrorCode.BRAIN_ERROR: (502, "server_error", True, None),
+    ErrorCode.LLM_PROVIDER_UNSUPPORTED: (
+        422, "validation_error", False,
+        "Omit `llm` and the X-LLM-* headers to use the server's default brain.",
+    ),
     ErrorCode.INTERNAL_ERROR: (
         500, "server_error", True,
         "Retry the request; if it keeps failing, report the request_id.",

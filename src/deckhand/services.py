@@ -3,10 +3,16 @@ CLI) and handed to whoever needs them. No module-level state anywhere."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from deckhand.auth import Principal
 from deckhand.config import Settings
+from deckhand.engine.lifecycle import Lifecycle
+from deckhand.engine.notify import Notifier
+from deckhand.engine.worker import Worker
+from deckhand.events.webhooks import WebhookDispatcher
+from deckhand.machines.local import LocalMachineProvider
+from deckhand.machines.service import MachineService
 from deckhand.metering import UsageMeter
 from deckhand.store import keys as keys_store
 from deckhand.store.db import Database
@@ -18,6 +24,11 @@ class Services:
     db: Database
     secret: bytes
     usage: UsageMeter
+    notifier: Notifier
+    lifecycle: Lifecycle
+    machines: MachineService
+    webhooks: WebhookDispatcher
+    workers: list[Worker] = field(default_factory=list)
 
     @classmethod
     async def build(cls, settings: Settings, *, migrate: bool = True) -> Services:
@@ -25,13 +36,44 @@ class Services:
         db = Database(settings.resolved_database_url)
         if migrate:
             await db.migrate()
-        return cls(settings=settings, db=db, secret=settings.secret(), usage=UsageMeter(db))
+        secret = settings.secret()
+        notifier = Notifier(db)
+        return cls(
+            settings=settings, db=db, secret=secret, usage=UsageMeter(db), notifier=notifier,
+            lifecycle=Lifecycle(notifier),
+            machines=MachineService(db, secret, LocalMachineProvider(settings.data_dir)),
+            webhooks=WebhookDispatcher(db, secret, settings),
+        )
 
-    async def start(self) -> None:
-        self.usage.start()
+    def new_worker(self, slots: int) -> Worker:
+        return Worker(
+            self.db, self.notifier, self.lifecycle, self.machines.connect, slots=slots,
+            lease_seconds=self.settings.lease_seconds,
+            poll_seconds=self.settings.poll_interval_seconds,
+        )
+
+    async def start(self, *, workers: bool = True, api: bool = True) -> None:
+        """Start the background parts: wake-ups, machines, webhooks, metering and,
+        with ``workers``, run workers (``settings.workers`` run slots)."""
+        self.notifier.on("webhooks", lambda _key: self.webhooks.wake())
+        await self.notifier.start()
+        await self.machines.reattach()
+        self.webhooks.start()
+        if api:
+            self.usage.start()
+        if workers and self.settings.workers > 0:
+            worker = self.new_worker(self.settings.workers)
+            worker.start()
+            self.workers.append(worker)
 
     async def close(self) -> None:
+        for worker in self.workers:
+            await worker.stop()
+        self.workers.clear()
+        await self.webhooks.stop()
         await self.usage.stop()
+        await self.notifier.stop()
+        await self.machines.close()
         await self.db.dispose()
 
     async def authenticate(self, raw_key: str) -> Principal | None:

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from deckhand import __version__
-from deckhand.api import account
+from deckhand.api import account, machines, runs
 from deckhand.api.errors import (
     deckhand_error_handler,
     http_exception_handler,
@@ -24,7 +24,7 @@ from deckhand.config import Settings
 from deckhand.errors import DeckhandError
 from deckhand.services import Services
 
-ROUTERS = (account.r,)
+ROUTERS = (account.r, machines.r, runs.r)
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
@@ -36,7 +36,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         svc = services or await Services.build(settings)
         app.state.services = svc
-        await svc.start()
+        if services is None:
+            await svc.start()
         try:
             yield
         finally:

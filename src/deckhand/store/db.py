@@ -8,7 +8,7 @@ through asyncpg.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+_AFTER_COMMIT = "deckhand_after_commit"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 
@@ -43,10 +44,19 @@ class Database:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction. Callbacks registered with :func:`after_commit`
+        run once it has committed (and not at all if it rolls back)."""
+        hooks: list[Callable[[], None]] = []
         async with self.engine.connect() as conn:
             await conn.execution_options(deckhand_immediate=True)
-            async with conn.begin():
-                yield conn
+            conn.info[_AFTER_COMMIT] = hooks
+            try:
+                async with conn.begin():
+                    yield conn
+            finally:
+                conn.info.pop(_AFTER_COMMIT, None)
+        for hook in hooks:
+            hook()
 
     async def migrate(self) -> None:
         """Apply every Alembic migration not yet applied."""
@@ -56,6 +66,14 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def after_commit(conn: AsyncConnection, hook: Callable[[], None]) -> None:
+    """Run ``hook`` after the write transaction of ``conn`` commits."""
+    hooks = conn.info.get(_AFTER_COMMIT)
+    if hooks is None:
+        raise RuntimeError("after_commit needs a Database.write() transaction")
+    hooks.append(hook)
 
 
 def _upgrade(sync_conn: Connection) -> None:

@@ -58,7 +58,7 @@ def upgrade() -> None:
     sa.Column('display_name', sa.String(length=64), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('os_type', sa.String(length=16), server_default='linux', nullable=False),
-    sa.Column('desktop_enabled', sa.Boolean(), server_default=sa.text('0'), nullable=False),
+    sa.Column('desktop_enabled', sa.Boolean(), server_default=sa.false(), nullable=False),
     sa.Column('cpu_cores', sa.Integer(), server_default='1', nullable=False),
     sa.Column('memory_gb', sa.Integer(), server_default='2', nullable=False),
     sa.Column('storage_gb', sa.Integer(), server_default='10', nullable=False),
@@ -113,7 +113,7 @@ def upgrade() -> None:
     sa.Column('last_seq', sa.Integer(), server_default='0', nullable=False),
     sa.Column('claimed_by', sa.String(length=128), nullable=True),
     sa.Column('lease_expires_at', UTCDateTime(), nullable=True),
-    sa.Column('cancel_requested', sa.Boolean(), server_default=sa.text('0'), nullable=False),
+    sa.Column('cancel_requested', sa.Boolean(), server_default=sa.false(), nullable=False),
     sa.Column('attempts', sa.Integer(), server_default='0', nullable=False),
     sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], ),
     sa.PrimaryKeyConstraint('id')

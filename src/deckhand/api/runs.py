@@ -1,0 +1,253 @@
+"""Runs (the contract's ``runs`` tag): start, list, get, cancel, resume, events."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import Body, Depends, Header, Path, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from deckhand import crypto, ids
+from deckhand.api.deps import principal, services
+from deckhand.api.routing import endpoint, router
+from deckhand.api.sse import event_stream
+from deckhand.auth import Principal
+from deckhand.brains.registry import OFFLINE, brain_name_for
+from deckhand.errors import (
+    ErrorCode,
+    InsufficientCredits,
+    InvalidState,
+    NotFound,
+    ValidationFailed,
+)
+from deckhand.pricing import step_credits
+from deckhand.events.webhooks import check_webhook_url, new_webhook_secret, parse_allow_hosts
+from deckhand.services import Services
+from deckhand.store import ledger as ledger_store
+from deckhand.store import machines as machines_store
+from deckhand.store import runs as runs_store
+from deckhand.store import steps as steps_store
+from deckhand.store.machines import GONE
+from deckhand.store.runs import TERMINAL
+from deckhand.store.types import utcnow
+from deckhand.views import run_view
+
+r = router(tags=["runs"])
+
+RunStatus = Literal["queued", "running", "awaiting_human", "succeeded", "failed", "cancelled",
+                    "timed_out"]
+RunIdParam = Annotated[str, Path(description="Run UUID.")]
+CANCEL_CONFIRM_SECONDS = 3.0
+WEBHOOK_PURPOSE = "webhook"
+
+
+class LlmConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    provider: Literal["managed", "anthropic", "openai"] = "managed"
+    model: str | None = Field(default=None, min_length=1, max_length=512)
+    grounding_model: str | None = Field(default=None, min_length=1, max_length=512)
+    compaction_model: str | None = Field(default=None, min_length=1, max_length=512)
+    code_agent_model: str | None = Field(default=None, min_length=1, max_length=512)
+
+
+class RunRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    machine_id: str = Field(min_length=1, max_length=128)
+    task: str = Field(min_length=1, max_length=16000)
+    cua_version: Literal["v1", "v3", "v4", "v5"] = "v5"
+    instructions: str | None = Field(default=None, max_length=16000)
+    system_prompt: str | None = Field(default=None, max_length=32000)
+    model: str | None = None
+    max_steps: int = Field(default=50, ge=1, le=1000)
+    deadline_seconds: int | None = Field(default=None, ge=1, le=86400)
+    on_awaiting_human: Literal["pause", "fail", "cancel"] = "pause"
+    awaiting_human_timeout_seconds: int | None = Field(default=None, ge=1, le=86400)
+    webhook_url: str | None = Field(default=None, max_length=2048)
+    metadata: dict[str, Any] | None = None
+    llm: LlmConfig | None = None
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_size(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        if v is not None and len(v) > 50:
+            raise ValueError("at most 50 keys")
+        return v
+
+
+class ResumeRunRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    note: str | None = Field(default=None, max_length=2000)
+
+
+Svc = Annotated[Services, Depends(services)]
+Caller = Annotated[Principal, Depends(principal)]
+
+
+def _check_run_id(run_id: str) -> None:
+    if not ids.is_uuid(run_id):
+        raise NotFound(f"Run {run_id} not found.")
+
+
+def _byok_refused(body: RunRequest, provider_header: str | None, key_header: str | None) -> None:
+    wants = (body.llm is not None and body.llm.provider != "managed") or provider_header \
+        or key_header
+    if wants:
+        raise ValidationFailed(
+            "Bring-your-own-key model providers are not available on this server yet; "
+            "omit `llm` and the X-LLM-* headers to use the server's brain.",
+            code=ErrorCode.LLM_PROVIDER_UNSUPPORTED,
+        )
+
+
+@endpoint(r, "POST", "/v1/runs", operation_id="createRun", scopes=("runs:write",),
+          idempotent=True)
+async def create_run(
+    body: RunRequest, request: Request, response: Response, svc: Svc, caller: Caller,
+    x_llm_provider: Annotated[str | None, Header()] = None,
+    x_llm_api_key: Annotated[str | None, Header()] = None,
+) -> dict[str, Any]:
+    _byok_refused(body, x_llm_provider, x_llm_api_key)
+    if body.webhook_url:
+        await check_webhook_url(body.webhook_url,
+                                parse_allow_hosts(svc.settings.webhook_allow_hosts))
+    brain = brain_name_for(body.model)
+    now = utcnow()
+    run_id = ids.new_uuid()
+    secret = new_webhook_secret() if body.webhook_url else None
+    max_steps = min(body.max_steps, svc.settings.max_steps_ceiling)
+    async with svc.db.write() as conn:
+        machine = await machines_store.get_owned(conn, body.machine_id, caller.account_id,
+                                                 caller.mode) \
+            if ids.MACHINE_ID_RE.match(body.machine_id) else None
+        if machine is None or machine.status in GONE:
+            raise NotFound(f"Machine {body.machine_id} not found.")
+        if machine.status not in ("creating", "running"):
+            raise InvalidState(f"Machine {body.machine_id} is {machine.status}; start it first.",
+                               code=ErrorCode.MACHINE_UNAVAILABLE)
+        balance = await ledger_store.balance(conn, caller.account_id)
+        cost = step_credits(caller.mode, body.cua_version)
+        if cost and balance is not None and balance < cost:
+            raise InsufficientCredits(f"Need {cost}, have {balance}.")
+        await runs_store.insert(conn, {
+            "id": run_id, "account_id": caller.account_id, "mode": caller.mode,
+            "machine_id": body.machine_id, "status": "queued", "task": body.task,
+            "cua_version": body.cua_version, "instructions": body.instructions,
+            "system_prompt": body.system_prompt, "model": body.model, "brain": brain,
+            "max_steps": max_steps, "deadline_seconds": body.deadline_seconds,
+            "deadline_at": now + timedelta(seconds=body.deadline_seconds)
+            if body.deadline_seconds else None,
+            "on_awaiting_human": body.on_awaiting_human,
+            "awaiting_human_timeout_seconds": body.awaiting_human_timeout_seconds,
+            "webhook_url": body.webhook_url,
+            "webhook_secret_sealed": crypto.seal(svc.secret, WEBHOOK_PURPOSE, secret)
+            if secret else None,
+            "metadata": body.metadata, "llm": None,
+            "request_id": request.state.request_id, "created_at": now,
+        })
+        run = await runs_store.get(conn, run_id)
+        assert run is not None
+        first = {"status": "queued", "brain": brain}
+        if brain == OFFLINE:
+            first["message"] = (
+                "This run uses the offline brain: a deterministic planner for a documented set "
+                "of instructions (see docs/offline-brain.md). Configure a model provider for "
+                "free-form tasks."
+            )
+        await svc.lifecycle.record_events(conn, run, [("status", first)])
+        await svc.notifier.emit(conn, "runs", "*")
+    response.headers["X-Credits-Charged"] = "0"
+    if balance is not None:
+        response.headers["X-Credits-Remaining"] = str(max(balance, 0))
+    return run_view(run, webhook_secret=secret)
+
+
+@endpoint(r, "GET", "/v1/runs", operation_id="listRuns", scopes=("runs:read",))
+async def list_runs(
+    request: Request, svc: Svc, caller: Caller,
+    status: RunStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 20,
+    starting_after: Annotated[str | None, Query(
+        description="Deckhand: a run id; list the runs created before it.")] = None,
+) -> dict[str, Any]:
+    async with svc.db.read() as conn:
+        cursor = None
+        if starting_after is not None:
+            _check_run_id(starting_after)
+            cursor = await runs_store.get_owned(conn, starting_after, caller.account_id,
+                                                caller.mode)
+        rows, more = await runs_store.list_owned(conn, caller.account_id, caller.mode,
+                                                 status=status, limit=limit,
+                                                 starting_after=cursor)
+    return {"object": "list", "data": [run_view(x) for x in rows], "has_more": more,
+            "request_id": request.state.request_id}
+
+
+@endpoint(r, "GET", "/v1/runs/{run_id}", operation_id="getRun", scopes=("runs:read",))
+async def get_run(run_id: RunIdParam, svc: Svc, caller: Caller) -> dict[str, Any]:
+    _check_run_id(run_id)
+    async with svc.db.read() as conn:
+        run = await runs_store.get_owned(conn, run_id, caller.account_id, caller.mode)
+    return run_view(run)
+
+
+@endpoint(r, "GET", "/v1/runs/{run_id}/events", operation_id="streamRunEvents",
+          scopes=("runs:read",), response_class=StreamingResponse)
+async def stream_run_events(
+    run_id: RunIdParam, svc: Svc, caller: Caller,
+    after: Annotated[int | None, Query(ge=0)] = None,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+) -> StreamingResponse:
+    _check_run_id(run_id)
+    start = after or 0
+    if last_event_id not in (None, ""):
+        if not last_event_id.strip().isdigit():
+            raise ValidationFailed("Last-Event-ID must be a non-negative integer (an event seq).")
+        start = max(start, int(last_event_id))
+    async with svc.db.read() as conn:
+        await runs_store.get_owned(conn, run_id, caller.account_id, caller.mode)
+    return event_stream(svc.db, svc.notifier, run_id, start)
+
+
+@endpoint(r, "POST", "/v1/runs/{run_id}/cancel", operation_id="cancelRun",
+          scopes=("runs:write",))
+async def cancel_run(run_id: RunIdParam, svc: Svc, caller: Caller) -> dict[str, Any]:
+    _check_run_id(run_id)
+    with svc.notifier.subscribe("events", run_id) as waiter:
+        async with svc.db.write() as conn:
+            run = await runs_store.get_owned(conn, run_id, caller.account_id, caller.mode)
+            run = await svc.lifecycle.request_cancel(conn, run)
+        # A worker is driving it: give it a moment to interrupt and record the end.
+        deadline = asyncio.get_running_loop().time() + CANCEL_CONFIRM_SECONDS
+        while run.status not in TERMINAL:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                break
+            await waiter.wait(min(left, 0.25))
+            async with svc.db.read() as conn:
+                run = await runs_store.get_owned(conn, run_id, caller.account_id, caller.mode)
+    return run_view(run)
+
+
+@endpoint(r, "POST", "/v1/runs/{run_id}/resume", operation_id="resumeRun",
+          scopes=("runs:write",))
+async def resume_run(
+    run_id: RunIdParam, svc: Svc, caller: Caller,
+    body: Annotated[ResumeRunRequest | None, Body()] = None,
+) -> dict[str, Any]:
+    _check_run_id(run_id)
+    note = body.note if body else None
+    async with svc.db.write() as conn:
+        run = await runs_store.get_owned(conn, run_id, caller.account_id, caller.mode)
+        if run.status == "awaiting_human" and note:
+            last = await steps_store.last_number(conn, run_id)
+            if last:
+                await steps_store.set_human_note(conn, run_id, last, note)
+        run = await svc.lifecycle.resume(conn, run, note)
+    return run_view(run)
+

@@ -1,0 +1,93 @@
+"""A small client of the Deckhand (Coasty v1) HTTP API, used by the CLI and
+the MCP server. It speaks only the public contract."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, body: Any) -> None:
+        err = body.get("error", {}) if isinstance(body, dict) else {}
+        self.status = status
+        self.code = err.get("code", "HTTP_ERROR")
+        self.message = err.get("message", str(body))
+        super().__init__(f"{self.code}: {self.message}")
+
+
+class DeckhandClient:
+    def __init__(self, base_url: str, api_key: str, *, timeout: float = 60.0) -> None:
+        self.http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"), headers={"X-API-Key": api_key},
+            timeout=httpx.Timeout(timeout, connect=5.0),
+        )
+
+    async def __aenter__(self) -> DeckhandClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.http.aclose()
+
+    async def _call(self, method: str, path: str, **kw: Any) -> Any:
+        r = await self.http.request(method, path, **kw)
+        body = r.json() if r.content else None
+        if r.status_code >= 400:
+            raise ApiError(r.status_code, body)
+        return body
+
+    async def create_machine(self, display_name: str, **fields: Any) -> dict[str, Any]:
+        body = await self._call("POST", "/v1/machines",
+                                json={"display_name": display_name, **fields})
+        return body["machine"]  # type: ignore[no-any-return]
+
+    async def delete_machine(self, machine_id: str) -> None:
+        await self._call("DELETE", f"/v1/machines/{machine_id}")
+
+    async def create_run(self, **fields: Any) -> dict[str, Any]:
+        return await self._call("POST", "/v1/runs", json=fields)  # type: ignore[no-any-return]
+
+    async def get_run(self, run_id: str) -> dict[str, Any]:
+        return await self._call("GET", f"/v1/runs/{run_id}")  # type: ignore[no-any-return]
+
+    async def cancel_run(self, run_id: str) -> dict[str, Any]:
+        return await self._call("POST", f"/v1/runs/{run_id}/cancel")  # type: ignore[no-any-return]
+
+    async def events(self, run_id: str, after: int = 0) -> AsyncIterator[dict[str, Any]]:
+        """Every event of the run after ``after``, through ``done``; reconnects
+        with ``Last-Event-ID`` when the connection drops."""
+        last = after
+        while True:
+            try:
+                async for event in self._stream(run_id, last):
+                    last = event["seq"]
+                    yield event
+                    if event["type"] == "done":
+                        return
+            except (httpx.RemoteProtocolError, httpx.ReadError, httpx.ReadTimeout):
+                continue
+
+    async def _stream(self, run_id: str, after: int) -> AsyncIterator[dict[str, Any]]:
+        headers = {"Last-Event-ID": str(after), "Accept": "text/event-stream"}
+        async with self.http.stream("GET", f"/v1/runs/{run_id}/events", headers=headers,
+                                    timeout=httpx.Timeout(60.0, connect=5.0)) as r:
+            if r.status_code >= 400:
+                await r.aread()
+                raise ApiError(r.status_code, r.json())
+            async for data in sse_data(r.aiter_lines()):
+                yield json.loads(data)
+
+
+async def sse_data(lines: AsyncIterator[str]) -> AsyncIterator[str]:
+    """The ``data`` of each Server-Sent Event (comments and other fields skipped)."""
+    data: list[str] = []
+    async for line in lines:
+        if line == "":
+            if data:
+                yield "\n".join(data)
+            data = []
+        elif line.startswith("data:"):
+            data.append(line[5:].removeprefix(" "))

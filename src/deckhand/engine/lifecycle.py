@@ -1,0 +1,147 @@
+"""A run's state changes. Each one, in the caller's write transaction, updates
+the row, appends its events, queues its webhook and emits its wake-ups, so
+that the change and everything describing it commit together (durability
+rules 6 and 7)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from deckhand.engine.notify import Notifier
+from deckhand.errors import InvalidState
+from deckhand.store import events as events_store
+from deckhand.store import runs as runs_store
+from deckhand.store import webhooks as webhooks_store
+from deckhand.store.runs import TERMINAL, RunRow
+from deckhand.store.types import utcnow
+from deckhand.views import run_view
+
+WEBHOOK_EVENTS = frozenset({"awaiting_human", "succeeded", "failed", "cancelled", "timed_out"})
+
+
+class LeaseLost(Exception):
+    """This worker no longer owns the run (another took it over)."""
+
+
+class Lifecycle:
+    def __init__(self, notifier: Notifier) -> None:
+        self.notifier = notifier
+
+    async def _change(
+        self,
+        conn: AsyncConnection,
+        run: RunRow,
+        *,
+        owner: str | None,
+        events: list[tuple[str, dict[str, Any]]],
+        **values: Any,
+    ) -> RunRow:
+        if owner is not None or values:
+            # With an owner, the update doubles as the check that we still hold the lease.
+            changed = await runs_store.update_run(conn, run.id, owner=owner,
+                                                  **(values or {"claimed_by": owner}))
+            if not changed:
+                raise LeaseLost(run.id)
+        await events_store.append(conn, run.id, events)
+        await self.notifier.emit(conn, "events", run.id)
+        fresh = await runs_store.get(conn, run.id)
+        assert fresh is not None
+        return fresh
+
+    async def record_events(self, conn: AsyncConnection, run: RunRow,
+                            events: list[tuple[str, dict[str, Any]]],
+                            owner: str | None = None, **values: Any) -> RunRow:
+        """Events (and counters) that change no status, e.g. a step's."""
+        return await self._change(conn, run, owner=owner, events=events, **values)
+
+    async def start(self, conn: AsyncConnection, run: RunRow, owner: str) -> RunRow:
+        values: dict[str, Any] = {"status": "running"}
+        if run.started_at is None:
+            values["started_at"] = utcnow()
+        return await self._change(
+            conn, run, owner=owner, events=[("status", {"status": "running",
+                                                        "previous": run.status})],
+            **values,
+        )
+
+    async def finish(
+        self,
+        conn: AsyncConnection,
+        run: RunRow,
+        status: str,
+        *,
+        owner: str | None = None,
+        result: dict[str, Any] | None = None,
+        error: dict[str, Any] | None = None,
+        extra_events: list[tuple[str, dict[str, Any]]] = (),  # type: ignore[assignment]
+        **values: Any,
+    ) -> RunRow:
+        assert status in TERMINAL
+        events = list(extra_events)
+        if error is not None:
+            events.append(("error", error))
+        events += [
+            ("status", {"status": status, "previous": run.status}),
+            ("done", {"status": status, "result": result, "error": error}),
+        ]
+        fresh = await self._change(
+            conn, run, owner=owner, events=events, status=status, result=result, error=error,
+            finished_at=utcnow(), claimed_by=None, lease_expires_at=None, **values,
+        )
+        await self._webhook(conn, fresh, status)
+        return fresh
+
+    async def await_human(self, conn: AsyncConnection, run: RunRow, reason: str,
+                          owner: str) -> RunRow:
+        fresh = await self._change(
+            conn, run, owner=owner,
+            events=[("awaiting_human", {"reason": reason}),
+                    ("status", {"status": "awaiting_human", "previous": run.status})],
+            status="awaiting_human", awaiting_human_reason=reason,
+            awaiting_human_since=utcnow(), claimed_by=None, lease_expires_at=None,
+        )
+        await self._webhook(conn, fresh, "awaiting_human")
+        return fresh
+
+    async def resume(self, conn: AsyncConnection, run: RunRow, note: str | None) -> RunRow:
+        if run.status != "awaiting_human":
+            raise InvalidState(
+                f"Run {run.id} is {run.status}; only a run in awaiting_human can be resumed."
+            )
+        fresh = await self._change(
+            conn, run, owner=None,
+            events=[("resumed", {"note": note}),
+                    ("status", {"status": "queued", "previous": run.status})],
+            status="queued", awaiting_human_since=None,
+        )
+        await self.notifier.emit(conn, "runs", "*")
+        return fresh
+
+    async def request_cancel(self, conn: AsyncConnection, run: RunRow) -> RunRow:
+        """Cancel now if nobody drives the run; else flag it and wake its worker."""
+        if run.status in TERMINAL:
+            raise InvalidState(f"Run {run.id} already ended ({run.status}); it cannot be cancelled.")
+        owned = (
+            run.status == "running" and run.claimed_by is not None
+            and run.lease_expires_at is not None and run.lease_expires_at > utcnow()
+        )
+        if not owned:
+            return await self.finish(conn, run, "cancelled",
+                                     error={"code": "CANCELLED", "message": "Cancelled by request."})
+        await runs_store.update_run(conn, run.id, cancel_requested=True)
+        await self.notifier.emit(conn, "cancel", run.id)
+        fresh = await runs_store.get(conn, run.id)
+        assert fresh is not None
+        return fresh
+
+    async def _webhook(self, conn: AsyncConnection, run: RunRow, status: str) -> None:
+        if not run.webhook_url or not run.webhook_secret_sealed or status not in WEBHOOK_EVENTS:
+            return
+        await webhooks_store.enqueue(
+            conn, account_id=run.account_id, run_id=run.id, url=run.webhook_url,
+            event_type=f"run.{status}", payload={"run": run_view(run)},
+            secret_sealed=run.webhook_secret_sealed,
+        )
+        await self.notifier.emit(conn, "webhooks", "*")

@@ -1,0 +1,274 @@
+"""Drives one run to its end: limits, cancellation, awaiting a human, billing.
+
+Every step is recorded in one transaction (step row, events, counters, ledger
+entry), so after a crash the runner rebuilds the brain's context from the
+recorded steps and goes on with the next one (durability rule 2).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from deckhand.agent.actions import ActionResult
+from deckhand.agent.loop import StepOutcome, run_step
+from deckhand.brains.base import AgentContext, Decision, StepRecord
+from deckhand.brains.registry import build_brain
+from deckhand.engine.lifecycle import LeaseLost, Lifecycle
+from deckhand.errors import DeckhandError, ErrorCode, MachineError
+from deckhand.machines.base import Machine
+from deckhand.pricing import step_credits
+from deckhand.store import ledger as ledger_store
+from deckhand.store import runs as runs_store
+from deckhand.store import steps as steps_store
+from deckhand.store.db import Database
+from deckhand.store.runs import TERMINAL, RunRow
+from deckhand.store.types import utcnow
+
+log = logging.getLogger("deckhand.runner")
+
+OUTPUT_IN_EVENTS = 4000
+MAX_ATTEMPTS = 25  # claims of one run (each crash or lost lease is one) before giving up
+
+
+def step_cost(run: RunRow) -> int:
+    return step_credits(run.mode, run.cua_version)
+
+
+def _error(code: ErrorCode | str, message: str) -> dict[str, Any]:
+    return {"code": code.value if isinstance(code, ErrorCode) else code, "message": message}
+
+
+class _Finished(Exception):
+    """The run reached a terminal state or released itself (awaiting a human)."""
+
+
+class Runner:
+    def __init__(
+        self,
+        db: Database,
+        lifecycle: Lifecycle,
+        connect_machine: Callable[[str], Any],
+        worker_id: str,
+    ) -> None:
+        self.db = db
+        self.lifecycle = lifecycle
+        self.connect_machine = connect_machine
+        self.worker_id = worker_id
+
+    async def drive(self, run_id: str, cancel_requested: Callable[[], bool]) -> None:
+        """Drive the run until it ends, awaits a human, or this task is
+        cancelled (by a user's cancel when ``cancel_requested()``, else by a
+        worker shutdown, which leaves the run for another worker)."""
+        try:
+            await self._drive(run_id)
+        except _Finished:
+            return
+        except LeaseLost:
+            log.warning("run %s: lease lost to another worker; stopping here", run_id)
+        except asyncio.CancelledError:
+            if cancel_requested():
+                await self._end(run_id, "cancelled",
+                                error=_error("CANCELLED", "Cancelled by request."))
+                return
+            await self._release(run_id)
+            raise
+
+    async def _drive(self, run_id: str) -> None:
+        async with self.db.write() as conn:
+            run = await runs_store.get(conn, run_id)
+            if run is None or run.status in TERMINAL or run.claimed_by != self.worker_id:
+                return
+            if run.attempts > MAX_ATTEMPTS:
+                await self.lifecycle.finish(conn, run, "failed", owner=self.worker_id,
+                                            error=_error(ErrorCode.INTERNAL_ERROR,
+                                                         f"Gave up after {MAX_ATTEMPTS} attempts "
+                                                         "to drive the run."))
+                return
+            if run.cancel_requested:
+                await self.lifecycle.finish(conn, run, "cancelled", owner=self.worker_id,
+                                            error=_error("CANCELLED", "Cancelled by request."))
+                return
+            if run.status != "running":
+                run = await self.lifecycle.start(conn, run, self.worker_id)
+            records = await steps_store.for_run(conn, run_id)
+        steps = [_step_record(r) for r in records]
+        deadline = _loop_deadline(run.deadline_at)
+        try:
+            async with asyncio.timeout_at(deadline):
+                machine = await self.connect_machine(run.machine_id)
+                brain = build_brain(run.brain, run.task)
+                while True:
+                    run = await self._check_limits(run_id, len(steps))
+                    outcome = await self._step(run, brain, machine, steps)
+                    steps.append(StepRecord(number=len(steps) + 1, decision=outcome.decision,
+                                            results=outcome.results))
+        except TimeoutError:
+            await self._end(run_id, "timed_out", error=_error(
+                ErrorCode.DEADLINE_EXCEEDED,
+                f"The run exceeded its deadline of {run.deadline_seconds} s."))
+        except MachineError as exc:
+            await self._end(run_id, "failed", error=_error(ErrorCode.MACHINE_ERROR, exc.message))
+        except DeckhandError as exc:
+            await self._end(run_id, "failed", error=_error(exc.code, exc.message))
+
+    async def _check_limits(self, run_id: str, done: int) -> RunRow:
+        async with self.db.read() as conn:
+            run = await runs_store.get(conn, run_id)
+            assert run is not None
+            wallet = await ledger_store.balance(conn, run.account_id)
+        if run.claimed_by != self.worker_id:
+            raise LeaseLost(run_id)
+        if done >= run.max_steps:
+            await self._end(run_id, "failed", error=_error(
+                ErrorCode.MAX_STEPS_REACHED,
+                f"The run used all {run.max_steps} steps without finishing."))
+            raise _Finished
+        cost = step_cost(run)
+        if cost and wallet is not None and wallet < cost:
+            await self._end(run_id, "failed", error=_error(
+                ErrorCode.INSUFFICIENT_CREDITS,
+                f"The wallet ran dry: a step costs {cost} credits, {wallet} left."))
+            raise _Finished
+        return run
+
+    async def _step(self, run: RunRow, brain: Any, machine: Machine,
+                    steps: list[StepRecord]) -> StepOutcome:
+        number = len(steps) + 1
+        context = AgentContext(
+            run_id=run.id, task=run.task, instructions=run.instructions,
+            system_prompt=run.system_prompt, cua_version=run.cua_version,
+            max_steps=run.max_steps, steps=tuple(steps),
+        )
+
+        async def on_decided(decision: Decision) -> None:
+            async with self.db.write() as conn:
+                await self.lifecycle.record_events(conn, run, _decided_events(number, decision),
+                                                   owner=self.worker_id)
+
+        outcome = await run_step(brain, machine, context, on_decided)
+        if await self._record(run, number, outcome):
+            raise _Finished
+        return outcome
+
+    async def _record(self, run: RunRow, number: int, outcome: StepOutcome) -> bool:
+        """Record the step; True when it ended the run or handed it to a human."""
+        d = outcome.decision
+        async with self.db.write() as conn:
+            charged, balance = await ledger_store.debit_step(
+                conn, account_id=run.account_id, mode=run.mode, run_id=run.id, step=number,
+                credits=step_cost(run),
+            )
+            await steps_store.insert(
+                conn, run_id=run.id, number=number, decision=d.model_dump(mode="json"),
+                results=[r.model_dump(mode="json") for r in outcome.results],
+                input_tokens=d.usage.input_tokens, output_tokens=d.usage.output_tokens,
+                credits=charged, started_at=outcome.started_at, finished_at=outcome.finished_at,
+            )
+            events = _result_events(number, outcome)
+            events.append(("billing", {"step": number, "credits": charged,
+                                       "credits_charged": run.credits_charged + charged,
+                                       "balance": balance}))
+            fresh = await self.lifecycle.record_events(
+                conn, run, events, owner=self.worker_id,
+                steps_completed=number,
+                credits_charged=run.credits_charged + charged,
+                cost_cents=run.cost_cents + charged,
+                input_tokens=run.input_tokens + d.usage.input_tokens,
+                output_tokens=run.output_tokens + d.usage.output_tokens,
+            )
+            if d.ask_human is not None:
+                await self._ask_human(conn, fresh, d.ask_human)
+                return True
+            if d.outcome is not None:
+                await self._conclude(conn, fresh, d, outcome.results)
+                return True
+        return False
+
+    async def _ask_human(self, conn: Any, run: RunRow, reason: str) -> None:
+        if run.on_awaiting_human == "fail":
+            await self.lifecycle.finish(
+                conn, run, "failed", owner=self.worker_id,
+                error=_error(ErrorCode.HUMAN_REQUIRED, f"The agent needs a human: {reason}"),
+                awaiting_human_reason=reason)
+        elif run.on_awaiting_human == "cancel":
+            await self.lifecycle.finish(
+                conn, run, "cancelled", owner=self.worker_id,
+                error=_error(ErrorCode.HUMAN_REQUIRED, f"The agent needs a human: {reason}"),
+                awaiting_human_reason=reason)
+        else:
+            await self.lifecycle.await_human(conn, run, reason, self.worker_id)
+
+    async def _conclude(self, conn: Any, run: RunRow, d: Decision,
+                        results: tuple[ActionResult, ...]) -> None:
+        o = d.outcome
+        assert o is not None
+        if o.success:
+            result = {"answer": o.answer or d.text or "Done.", "steps": run.steps_completed}
+            if results and results[-1].output:
+                result["last_output"] = results[-1].output[-OUTPUT_IN_EVENTS:]
+            await self.lifecycle.finish(conn, run, "succeeded", owner=self.worker_id,
+                                        result=result)
+        else:
+            await self.lifecycle.finish(
+                conn, run, "failed", owner=self.worker_id,
+                error=_error(o.error_code or "AGENT_FAILED", o.message or "The agent gave up."))
+
+    async def _end(self, run_id: str, status: str, *, error: dict[str, Any] | None) -> None:
+        async with self.db.write() as conn:
+            run = await runs_store.get(conn, run_id)
+            if run is None or run.status in TERMINAL:
+                return
+            await self.lifecycle.finish(conn, run, status, error=error)
+
+    async def _release(self, run_id: str) -> None:
+        """Give the run back (worker shutting down): another worker takes it."""
+        async with self.db.write() as conn:
+            await runs_store.update_run(conn, run_id, owner=self.worker_id, claimed_by=None,
+                                        lease_expires_at=None)
+            await self.lifecycle.notifier.emit(conn, "runs", "*")
+
+
+def _loop_deadline(deadline_at: datetime | None) -> float | None:
+    if deadline_at is None:
+        return None
+    remaining = (deadline_at - utcnow()).total_seconds()
+    return asyncio.get_running_loop().time() + remaining
+
+
+def _step_record(row: Any) -> StepRecord:
+    return StepRecord(
+        number=row.number,
+        decision=Decision.model_validate(row.decision),
+        results=tuple(ActionResult.model_validate(r) for r in row.results),
+        human_note=row.human_note,
+    )
+
+
+def _decided_events(number: int, d: Decision) -> list[tuple[str, dict[str, Any]]]:
+    events: list[tuple[str, dict[str, Any]]] = [("step", {"number": number, "status": "started"})]
+    if d.reasoning:
+        events.append(("reasoning", {"step": number, "text": d.reasoning}))
+    if d.text:
+        events.append(("text", {"step": number, "text": d.text}))
+    for i, action in enumerate(d.actions):
+        events.append(("tool_call", {"step": number, "index": i,
+                                     "action": action.model_dump(mode="json")}))
+    return events
+
+
+def _result_events(number: int, o: StepOutcome) -> list[tuple[str, dict[str, Any]]]:
+    events: list[tuple[str, dict[str, Any]]] = []
+    for i, r in enumerate(o.results):
+        output = r.output
+        events.append(("tool_result", {
+            "step": number, "index": i, "ok": r.ok, "exit_code": r.exit_code,
+            "output": output[-OUTPUT_IN_EVENTS:], "truncated": len(output) > OUTPUT_IN_EVENTS,
+            "error": r.error, "duration_ms": r.duration_ms,
+        }))
+    events.append(("step", {"number": number, "status": "completed",
+                            "duration_ms": o.duration_ms, "actions": len(o.results)}))
+    return events

@@ -1,0 +1,60 @@
+"""``python -m deckhand.machines.agent``: run a machine agent.
+
+The token is read from ``--token-file`` (which must not be readable by group
+or others) or from the ``DECKHAND_AGENT_TOKEN`` environment variable, so that
+it never appears on a command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import stat
+import sys
+
+from deckhand.machines.agent.server import run_agent
+
+TOKEN_ENV = "DECKHAND_AGENT_TOKEN"
+
+
+def read_token(token_file: str | None) -> str:
+    if token_file:
+        st = os.stat(token_file)
+        if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise SystemExit(f"{token_file} is readable by others; chmod 600 it")
+        with open(token_file, encoding="utf-8") as f:
+            token = f.read().strip()
+    else:
+        token = os.environ.pop(TOKEN_ENV, "").strip()
+    if not token:
+        raise SystemExit(f"no token: pass --token-file or set {TOKEN_ENV}")
+    return token
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m deckhand.machines.agent",
+                                     description="Serve one machine over HTTP.")
+    parser.add_argument("--machine-id", required=True)
+    parser.add_argument("--workspace", required=True)
+    parser.add_argument("--token-file", help=f"file holding the bearer token (else ${TOKEN_ENV})")
+    parser.add_argument("--listen", default="127.0.0.1:0", help="HOST:PORT; port 0 picks one")
+    parser.add_argument("--ready-file", help="where to write {pid, port, url} once listening")
+    parser.add_argument("--sandbox", action=argparse.BooleanOptionalAction, default=None,
+                        help="run shells under bubblewrap (default: when bwrap is installed)")
+    parser.add_argument("--network", action=argparse.BooleanOptionalAction, default=True,
+                        help="give sandboxed shells the network (default: yes)")
+    args = parser.parse_args(argv)
+    token = read_token(args.token_file)
+    run_agent(
+        machine_id=args.machine_id,
+        workspace=args.workspace,
+        token=token,
+        listen=args.listen,
+        ready_file=args.ready_file,
+        sandbox=args.sandbox,
+        network=args.network,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,531 @@
+"""The machine agent: an HTTP server that performs actions on one machine.
+
+Endpoints (every request needs ``Authorization: Bearer <token>``):
+
+- ``GET /health`` → ``{"status": "ok", "machine_id": …, "kinds": [...]}``
+- ``POST /act`` ``{"action": <Action>, "action_id": optional}`` → ActionResult
+- ``POST /files/{op}`` ``{"parameters": {...}}`` → ActionResult
+- ``POST /terminal/interrupt`` ``{"session_id": …, "action_id": optional}``
+- ``POST /shutdown`` — closes every session and stops the process.
+
+If the client disconnects while ``/act`` runs (the worker cancelled the call),
+the action's task is cancelled, which kills a running command. Errors become
+``ActionResult(ok=False, error=…)`` in :meth:`MachineAgent.act` and
+:meth:`MachineAgent.files_op`, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import hmac
+import json
+import logging
+import os
+import socket
+import tempfile
+import time
+from collections.abc import Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from pydantic import TypeAdapter, ValidationError
+from starlette.applications import Starlette
+from starlette.background import BackgroundTask
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from deckhand.agent.actions import Action, ActionResult, ReadFile, RunCommand, Wait, WriteFile
+from deckhand.machines.agent.files import FileAccessError, WorkspaceFiles
+from deckhand.machines.agent.terminal import TerminalError, TerminalSessions
+
+logger = logging.getLogger(__name__)
+
+KINDS = ("terminal", "files")
+FILE_OPS = (
+    "read", "exists", "list", "list-directory", "download", "list-downloads",
+    "write", "edit", "append", "delete", "delete-directory",
+)
+MAX_BODY_BYTES = 80 * 1024 * 1024  # 50 MB of file content, base64-encoded, plus JSON
+
+_action_adapter: TypeAdapter[Action] = TypeAdapter(Action)
+
+
+class MachineAgent:
+    """What the agent serves: one machine's terminal sessions and files."""
+
+    def __init__(
+        self,
+        machine_id: str,
+        workspace: Path | str,
+        *,
+        sandbox: bool | None = None,
+        network: bool = True,
+    ) -> None:
+        self.machine_id = machine_id
+        self.workspace = Path(os.path.realpath(workspace))
+        self.terminals = TerminalSessions(self.workspace, sandbox=sandbox, network=network)
+        self.files = WorkspaceFiles(self.workspace)
+        self._running: dict[str, asyncio.Task[ActionResult]] = {}
+
+    async def act(self, action: Action, *, action_id: str | None = None) -> ActionResult:
+        """Perform ``action``; the one place where failures become results."""
+        task = asyncio.create_task(self._guarded(action))
+        if action_id:
+            self._running[action_id] = task
+        try:
+            return await _await_or_cancel(task)
+        finally:
+            if action_id and self._running.get(action_id) is task:
+                del self._running[action_id]
+
+    async def interrupt(self, session_id: str | None, action_id: str | None) -> bool:
+        """Stop an action: the one named ``action_id`` if it is still running
+        (nothing otherwise), else whatever command runs in ``session_id``."""
+        if action_id:
+            task = self._running.get(action_id)
+            if task is None or task.done():
+                return False
+            task.cancel()
+            await asyncio.wait({task}, timeout=5.0)
+            return True
+        return await self.terminals.interrupt(session_id)
+
+    async def files_op(self, op: str, parameters: dict[str, Any]) -> ActionResult:
+        started = time.monotonic()
+        try:
+            result = await asyncio.to_thread(self._files_op, op, parameters)
+        except (FileAccessError, _BadParameters) as exc:
+            return ActionResult(ok=False, error=str(exc), duration_ms=_ms_since(started))
+        return result.model_copy(update={"duration_ms": _ms_since(started)})
+
+    async def close(self) -> None:
+        for task in list(self._running.values()):
+            task.cancel()
+        await self.terminals.close_all()
+
+    # ------------------------------------------------------------------ actions
+
+    async def _guarded(self, action: Action) -> ActionResult:
+        started = time.monotonic()
+        try:
+            result = await self._perform(action)
+        except asyncio.CancelledError:
+            raise
+        except (TerminalError, FileAccessError) as exc:
+            return ActionResult(ok=False, error=str(exc), duration_ms=_ms_since(started))
+        except Exception as exc:  # the error boundary: report, never a traceback
+            logger.exception("action %s failed", action.kind)
+            return ActionResult(
+                ok=False,
+                error=f"machine agent error: {type(exc).__name__}: {exc}",
+                duration_ms=_ms_since(started),
+            )
+        return result.model_copy(update={"duration_ms": _ms_since(started)})
+
+    async def _perform(self, action: Action) -> ActionResult:
+        if isinstance(action, RunCommand):
+            r = await self.terminals.run(
+                action.command,
+                session_id=action.session_id,
+                cwd=action.cwd,
+                timeout_ms=action.timeout_ms,
+            )
+            data: dict[str, Any] = {
+                "session_id": r.session_id,
+                "timed_out": r.timed_out,
+                "truncated": r.truncated,
+            }
+            if r.cwd is not None:
+                data["cwd"] = r.cwd
+            if r.interrupted:
+                data["interrupted"] = True
+            if r.session_closed:
+                data["session_closed"] = True
+            return ActionResult(
+                ok=r.error is None, output=r.output, exit_code=r.exit_code,
+                error=r.error, data=data,
+            )
+        if isinstance(action, WriteFile):
+            real, size = await asyncio.to_thread(self.files.write, action.path, action.content)
+            return ActionResult(ok=True, data={"path": str(real), "bytes": size})
+        if isinstance(action, ReadFile):
+            content = await asyncio.to_thread(self.files.read, action.path)
+            return ActionResult(
+                ok=True,
+                output=content.content,
+                data={"path": content.path, "encoding": content.encoding, "size": content.size},
+            )
+        if isinstance(action, Wait):
+            await asyncio.sleep(action.seconds)
+            return ActionResult(ok=True)
+        raise TerminalError(f"unsupported action kind {getattr(action, 'kind', '?')!r}")
+
+    # ------------------------------------------------------------------ files
+
+    def _files_op(self, op: str, p: dict[str, Any]) -> ActionResult:
+        f = self.files
+        if op in ("read", "download"):
+            c = f.read(_param(p, "path"), binary=op == "download")
+            return ActionResult(ok=True, output=c.content,
+                                data={"path": c.path, "encoding": c.encoding, "size": c.size})
+        if op == "exists":
+            kind = f.exists(_param(p, "path"))
+            return ActionResult(ok=True, output="true" if kind else "false",
+                                data={"exists": kind is not None, "type": kind})
+        if op in ("list", "list-directory", "list-downloads"):
+            path = "Downloads" if op == "list-downloads" else str(p.get("path") or ".")
+            if op == "list-downloads" and f.exists(path) is None:
+                return ActionResult(ok=True, data={"path": path, "entries": []})
+            listing = f.list_dir(path)
+            entries = [{"name": e.name, "type": e.type, "size": e.size} for e in listing.entries]
+            text = "\n".join(e.name + ("/" if e.type == "directory" else "")
+                             for e in listing.entries)
+            return ActionResult(ok=True, output=text, data={
+                "path": listing.path, "entries": entries, "truncated": listing.truncated})
+        if op in ("write", "append"):
+            content = _param(p, "content")
+            payload: str | bytes = content
+            if p.get("encoding") == "base64":
+                try:
+                    payload = base64.b64decode(content, validate=True)
+                except (binascii.Error, ValueError):
+                    raise _BadParameters("content is not valid base64") from None
+            real, size = f.write(_param(p, "path"), payload, append=op == "append")
+            return ActionResult(ok=True, data={"path": str(real), "bytes": size})
+        if op == "edit":
+            old = p.get("old_text", p.get("old_str"))
+            new = p.get("new_text", p.get("new_str"))
+            if not isinstance(old, str) or not isinstance(new, str):
+                raise _BadParameters("edit needs parameters old_text and new_text (strings)")
+            real = f.edit(_param(p, "path"), old, new)
+            return ActionResult(ok=True, data={"path": str(real), "replacements": 1})
+        if op == "delete":
+            real = f.delete(_param(p, "path"))
+            return ActionResult(ok=True, data={"path": str(real)})
+        if op == "delete-directory":
+            real = f.delete_dir(_param(p, "path"), recursive=bool(p.get("recursive", True)))
+            return ActionResult(ok=True, data={"path": str(real)})
+        raise _BadParameters(f"unknown file operation {op!r}; one of: {', '.join(FILE_OPS)}")
+
+
+class _BadParameters(Exception):
+    pass
+
+
+def _param(p: dict[str, Any], name: str) -> str:
+    value = p.get(name)
+    if not isinstance(value, str):
+        raise _BadParameters(f"parameter {name!r} (a string) is required")
+    return value
+
+
+def _ms_since(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
+
+
+async def _await_or_cancel(task: asyncio.Task[ActionResult]) -> ActionResult:
+    """Await ``task``. If the awaiting coroutine is cancelled, cancel the task
+    and wait for its clean-up (killing the command) before re-raising; if the
+    task alone was cancelled (``/terminal/interrupt`` with its action_id), the
+    result says it was interrupted."""
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        me = asyncio.current_task()
+        if task.cancelled() and me is not None and me.cancelling() == 0:
+            return ActionResult(ok=False, error="the action was interrupted",
+                                data={"interrupted": True})
+        task.cancel()
+        await asyncio.wait({task}, timeout=5.0)
+        raise
+
+
+# --------------------------------------------------------------------------- HTTP
+
+
+class _BearerAuth:
+    """Refuses every request without the agent's bearer token (401)."""
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self.app = app
+        self.expected = f"Bearer {token}".encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            got = b""
+            for name, value in scope["headers"]:
+                if name == b"authorization":
+                    got = value
+                    break
+            if not hmac.compare_digest(got, self.expected):
+                response = JSONResponse({"error": "invalid or missing bearer token"},
+                                        status_code=401,
+                                        headers={"WWW-Authenticate": "Bearer"})
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+async def _wait_for_disconnect(receive: Receive) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+async def _json_body(request: Request) -> dict[str, Any] | None:
+    body = await request.body()
+    if len(body) > MAX_BODY_BYTES:
+        return None
+    try:
+        data = json.loads(body or b"{}")
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse(ActionResult(ok=False, error=message).model_dump(mode="json"),
+                        status_code=status)
+
+
+def create_agent_app(
+    machine_id: str,
+    workspace: Path | str,
+    token: str,
+    *,
+    sandbox: bool | None = None,
+    network: bool = True,
+    on_shutdown: Callable[[], None] | None = None,
+) -> Starlette:
+    """The agent's ASGI app (its :class:`MachineAgent` is ``app.state.agent``).
+    ``on_shutdown`` is called after ``POST /shutdown``
+    has answered (``serve`` passes a function that stops the server)."""
+    if not token:
+        raise ValueError("the agent needs a non-empty token")
+    agent = MachineAgent(machine_id, workspace, sandbox=sandbox, network=network)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette):  # type: ignore[no-untyped-def]
+        prewarm = asyncio.create_task(agent.terminals.start())
+        prewarm.add_done_callback(_log_prewarm_failure)
+        try:
+            yield
+        finally:
+            prewarm.cancel()
+            await agent.close()
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "machine_id": machine_id, "kinds": list(KINDS)})
+
+    async def act(request: Request) -> Response:
+        body = await _json_body(request)
+        if body is None or "action" not in body:
+            return _error(400, 'send a JSON object {"action": {...}}')
+        try:
+            action = _action_adapter.validate_python(body["action"])
+        except ValidationError as exc:
+            return _error(422, f"invalid action: {exc}")
+        action_id = body.get("action_id")
+        if action_id is not None and not isinstance(action_id, str):
+            return _error(422, "action_id must be a string")
+        work = asyncio.create_task(agent.act(action, action_id=action_id))
+        gone = asyncio.create_task(_wait_for_disconnect(request.receive))
+        try:
+            await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+            if not work.done():
+                # the client went away (or the server is stopping): kill the action
+                work.cancel()
+                await asyncio.wait({work}, timeout=5.0)
+        if work.cancelled():
+            return Response(status_code=499)
+        return JSONResponse(work.result().model_dump(mode="json"))
+
+    async def files(request: Request) -> Response:
+        op = request.path_params["op"]
+        body = await _json_body(request)
+        if body is None:
+            return _error(400, 'send a JSON object {"parameters": {...}}')
+        params = body.get("parameters", {})
+        if not isinstance(params, dict):
+            return _error(422, "parameters must be an object")
+        result = await agent.files_op(op, params)
+        return JSONResponse(result.model_dump(mode="json"))
+
+    async def interrupt(request: Request) -> Response:
+        body = await _json_body(request) or {}
+        session_id = body.get("session_id")
+        action_id = body.get("action_id")
+        if not isinstance(session_id, (str, type(None))) or not isinstance(
+            action_id, (str, type(None))
+        ):
+            return _error(422, "session_id and action_id must be strings")
+        done = await agent.interrupt(session_id, action_id)
+        return JSONResponse({"interrupted": done})
+
+    async def shutdown(request: Request) -> Response:
+        await agent.close()
+        return JSONResponse(
+            {"status": "shutting down"},
+            background=BackgroundTask(on_shutdown) if on_shutdown else None,
+        )
+
+    app = Starlette(
+        middleware=[Middleware(_BearerAuth, token=token)],
+        routes=[
+            Route("/health", health, methods=["GET"]),
+            Route("/act", act, methods=["POST"]),
+            Route("/files/{op}", files, methods=["POST"]),
+            Route("/terminal/interrupt", interrupt, methods=["POST"]),
+            Route("/shutdown", shutdown, methods=["POST"]),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.agent = agent
+    return app
+
+
+def _log_prewarm_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.warning("could not start the default terminal session: %s", task.exception())
+
+
+# --------------------------------------------------------------------------- serving
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    """``host:port`` (``[v6]:port`` for IPv6) → (host, port)."""
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"--listen must be HOST:PORT, got {listen!r}")
+    host = host.strip("[]") or "127.0.0.1"
+    return host, int(port)
+
+
+def write_ready_file(path: Path | str, info: dict[str, Any]) -> None:
+    """Write ``info`` as JSON to ``path`` atomically (temp file + rename)."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".ready-", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(info, f)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+class _AgentServer(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, on_started: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_started = on_started
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started and not self.should_exit:
+            self._on_started()
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets that say so
+    # (without it, keep-alive requests wait 40 ms for delayed ACKs).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+async def serve(
+    machine_id: str,
+    workspace: Path | str,
+    token: str,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    ready_file: Path | str | None = None,
+    sandbox: bool | None = None,
+    network: bool = True,
+    started: Callable[[dict[str, Any]], None] | None = None,
+) -> None:
+    """Serve the agent until it is shut down (``POST /shutdown``, SIGTERM or
+    SIGINT). Port 0 picks a free port; once listening, ``ready_file`` gets
+    ``{"pid", "port", "url", "machine_id"}`` and ``started`` is called with
+    the same dict."""
+    sock = _bind(host, port)
+    bound_port = sock.getsockname()[1]
+    url_host = f"[{host}]" if ":" in host else host
+    info = {
+        "pid": os.getpid(),
+        "port": bound_port,
+        "url": f"http://{url_host}:{bound_port}",
+        "machine_id": machine_id,
+    }
+    server: _AgentServer | None = None
+
+    def stop() -> None:
+        if server is not None:
+            server.should_exit = True
+
+    app = create_agent_app(machine_id, workspace, token, sandbox=sandbox, network=network,
+                           on_shutdown=stop)
+
+    def on_started() -> None:
+        if ready_file is not None:
+            write_ready_file(ready_file, info)
+        logger.info("machine agent %s listening on %s", machine_id, info["url"])
+        if started is not None:
+            started(info)
+
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        loop="asyncio",
+        timeout_graceful_shutdown=1,
+        timeout_keep_alive=30,
+    )
+    server = _AgentServer(config, on_started)
+    try:
+        await server.serve(sockets=[sock])
+    finally:
+        sock.close()
+
+
+def run_agent(
+    machine_id: str,
+    workspace: str,
+    token: str,
+    listen: str,
+    ready_file: str | None,
+    sandbox: bool | None,
+    network: bool,
+) -> None:
+    """Entry point of ``deckhand machine-agent``: serve one machine until shut
+    down. ``listen`` is ``HOST:PORT`` (port 0 picks a free one)."""
+    host, port = parse_listen(listen)
+    ws = Path(workspace)
+    if not ws.is_dir():
+        raise SystemExit(f"workspace {workspace} is not a directory")
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(
+        serve(machine_id, ws, token, host=host, port=port, ready_file=ready_file,
+              sandbox=sandbox, network=network)
+    )

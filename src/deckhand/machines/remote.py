@@ -1,0 +1,174 @@
+"""A machine reached through its machine agent's HTTP API (local or remote)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from typing import Any
+
+import httpx
+from pydantic import ValidationError
+
+from deckhand.agent.actions import Action, ActionResult, RunCommand, Wait
+from deckhand.errors import MachineError
+
+logger = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_S = 2.0
+# Added to an action's own timeout: the agent's kill-and-drain grace plus transit.
+READ_MARGIN_S = 10.0
+FILES_TIMEOUT_S = 120.0
+INTERRUPT_TIMEOUT_S = 2.0
+
+
+class RemoteMachine:
+    """Implements :class:`deckhand.machines.base.Machine` over a machine
+    agent. Cancelling :meth:`act` closes the request (the agent then kills
+    the action) and also sends ``/terminal/interrupt`` for it."""
+
+    def __init__(
+        self,
+        machine_id: str,
+        base_url: str,
+        token: str,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.machine_id = machine_id
+        self.base_url = base_url.rstrip("/")
+        self._headers = {"Authorization": f"Bearer {token}"}
+        self._own_http = http is None
+        # Building a TLS context costs ~20 ms; a plain-http agent needs none.
+        self._http = http or httpx.AsyncClient(
+            timeout=httpx.Timeout(30.0, connect=CONNECT_TIMEOUT_S),
+            verify=not self.base_url.startswith("http://"),
+        )
+        self._background: set[asyncio.Task[Any]] = set()
+
+    async def __aenter__(self) -> RemoteMachine:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._own_http:
+            await self._http.aclose()
+
+    # ------------------------------------------------------------------ Machine
+
+    async def act(self, action: Action) -> ActionResult:
+        action_id = secrets.token_hex(12)
+        body = {"action": action.model_dump(mode="json"), "action_id": action_id}
+        try:
+            response = await self._post("/act", body, read_timeout=_read_timeout(action))
+        except asyncio.CancelledError:
+            session_id = action.session_id if isinstance(action, RunCommand) else None
+            await self._interrupt_quietly(session_id, action_id)
+            raise
+        return self._result(response)
+
+    async def health(self) -> bool:
+        try:
+            response = await self._http.get(
+                self._url("/health"), headers=self._headers,
+                timeout=httpx.Timeout(5.0, connect=CONNECT_TIMEOUT_S),
+            )
+        except httpx.HTTPError:
+            return False
+        if response.status_code != 200:
+            return False
+        try:
+            data = response.json()
+        except ValueError:
+            return False
+        return data.get("status") == "ok" and data.get("machine_id") == self.machine_id
+
+    # ------------------------------------------------------------------ extras
+
+    async def files(self, op: str, parameters: dict[str, Any]) -> ActionResult:
+        """A file operation (``read``, ``write``, ``list-directory``, …; see
+        ``deckhand.machines.agent.server.FILE_OPS``)."""
+        response = await self._post(f"/files/{op}", {"parameters": parameters},
+                                    read_timeout=FILES_TIMEOUT_S)
+        return self._result(response)
+
+    async def interrupt(self, session_id: str | None = None,
+                        action_id: str | None = None) -> bool:
+        """Kill the command running in ``session_id`` (or the action
+        ``action_id``). Returns whether something was running."""
+        response = await self._post(
+            "/terminal/interrupt", {"session_id": session_id, "action_id": action_id},
+            read_timeout=INTERRUPT_TIMEOUT_S + 5.0,
+        )
+        if response.status_code != 200:
+            raise MachineError(f"machine {self.machine_id}: interrupt failed "
+                               f"(HTTP {response.status_code})")
+        return bool(response.json().get("interrupted"))
+
+    async def shutdown(self) -> None:
+        """Ask the agent to close its sessions and exit."""
+        await self._post("/shutdown", {}, read_timeout=5.0)
+
+    # ------------------------------------------------------------------ transport
+
+    def _url(self, path: str) -> str:
+        return self.base_url + path
+
+    async def _post(self, path: str, body: dict[str, Any], *, read_timeout: float) -> httpx.Response:
+        timeout = httpx.Timeout(read_timeout, connect=CONNECT_TIMEOUT_S)
+        try:
+            response = await self._http.post(self._url(path), json=body, headers=self._headers,
+                                             timeout=timeout)
+        except httpx.TimeoutException as exc:
+            raise MachineError(
+                f"machine {self.machine_id} did not answer {path} in time ({type(exc).__name__})"
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise MachineError(
+                f"machine {self.machine_id} is unreachable at {self.base_url}: {exc!r}"
+            ) from exc
+        if response.status_code == 401:
+            raise MachineError(f"machine {self.machine_id} refused the agent token")
+        return response
+
+    def _result(self, response: httpx.Response) -> ActionResult:
+        if response.status_code in (200, 400, 422):
+            try:
+                return ActionResult.model_validate(response.json())
+            except (ValueError, ValidationError):
+                pass
+        raise MachineError(
+            f"machine {self.machine_id}: unexpected answer HTTP {response.status_code}: "
+            f"{response.text[:300]}"
+        )
+
+    async def _interrupt_quietly(self, session_id: str | None, action_id: str) -> None:
+        """Send an interrupt for a cancelled action; shielded from the
+        cancellation and bounded, failures only logged."""
+        task = asyncio.ensure_future(self._send_interrupt(session_id, action_id))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            pass  # cancelled again while waiting; the interrupt goes on in the background
+
+    async def _send_interrupt(self, session_id: str | None, action_id: str) -> None:
+        try:
+            await self._http.post(
+                self._url("/terminal/interrupt"),
+                json={"session_id": session_id, "action_id": action_id},
+                headers=self._headers,
+                timeout=httpx.Timeout(INTERRUPT_TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
+            )
+        except httpx.HTTPError as exc:
+            logger.warning("machine %s: interrupt after cancel failed: %r", self.machine_id, exc)
+
+
+def _read_timeout(action: Action) -> float:
+    if isinstance(action, RunCommand):
+        return action.timeout_ms / 1000 + READ_MARGIN_S
+    if isinstance(action, Wait):
+        return action.seconds + READ_MARGIN_S
+    return FILES_TIMEOUT_S

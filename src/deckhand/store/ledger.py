@@ -1,0 +1,37 @@
+"""The credit ledger: every debit and top-up, and the wallet it moves."""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from deckhand.store.tables import accounts, ledger_entries
+from deckhand.store.types import utcnow
+
+
+async def balance(conn: AsyncConnection, account_id: str) -> int | None:
+    """Credits left, or None for an unlimited wallet."""
+    return (  # type: ignore[no-any-return]
+        await conn.execute(select(accounts.c.credits).where(accounts.c.id == account_id))
+    ).scalar()
+
+
+async def debit_step(
+    conn: AsyncConnection, *, account_id: str, mode: str, run_id: str, step: int, credits: int
+) -> tuple[int, int | None]:
+    """Charge one step (at most what the wallet holds). Returns (charged,
+    balance after). The unique (run_id, step) entry makes it exactly-once."""
+    left = await balance(conn, account_id)
+    charged = credits if left is None else max(0, min(credits, left))
+    after = None
+    if left is not None:
+        await conn.execute(
+            update(accounts).where(accounts.c.id == account_id)
+            .values(credits=accounts.c.credits - charged)
+        )
+        after = left - charged
+    await conn.execute(ledger_entries.insert().values(
+        account_id=account_id, mode=mode, run_id=run_id, step=step, kind="run_step",
+        credits=charged, balance_after=after, created_at=utcnow(),
+    ))
+    return charged, after

@@ -1,0 +1,55 @@
+"""Agent steps: what the brain decided and what came of it, one row a step."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from deckhand.store.tables import run_steps
+
+
+async def insert(
+    conn: AsyncConnection,
+    *,
+    run_id: str,
+    number: int,
+    decision: dict[str, Any],
+    results: list[dict[str, Any]],
+    input_tokens: int,
+    output_tokens: int,
+    credits: int,
+    started_at: datetime,
+    finished_at: datetime,
+) -> None:
+    await conn.execute(run_steps.insert().values(
+        run_id=run_id, number=number, decision=decision, results=results,
+        input_tokens=input_tokens, output_tokens=output_tokens, credits=credits,
+        started_at=started_at, finished_at=finished_at,
+    ))
+
+
+async def for_run(conn: AsyncConnection, run_id: str) -> list[Any]:
+    rows = await conn.execute(
+        select(run_steps).where(run_steps.c.run_id == run_id).order_by(run_steps.c.number)
+    )
+    return list(rows.all())
+
+
+async def set_human_note(conn: AsyncConnection, run_id: str, number: int, note: str) -> None:
+    await conn.execute(
+        update(run_steps)
+        .where(run_steps.c.run_id == run_id, run_steps.c.number == number)
+        .values(human_note=note)
+    )
+
+
+async def last_number(conn: AsyncConnection, run_id: str) -> int:
+    from sqlalchemy import func
+
+    n = (await conn.execute(
+        select(func.max(run_steps.c.number)).where(run_steps.c.run_id == run_id)
+    )).scalar()
+    return int(n or 0)

@@ -1,0 +1,244 @@
+"""The webhook outbox: deliveries written in the same transaction as the state
+change they announce, claimed by dispatchers under a lease, and every attempt
+recorded.
+
+A delivery's ``payload`` column holds the exact JSON text that is sent and
+signed; it is serialized once, here, and never rebuilt.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import case, func, or_, select, type_coerce, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from deckhand.store.tables import webhook_attempts, webhook_deliveries
+from deckhand.store.types import UTCDateTime, iso, utcnow
+
+PENDING = "pending"
+DELIVERED = "delivered"
+FAILED = "failed"
+
+# Keys the envelope owns; a payload may not replace them.
+_ENVELOPE_KEYS = frozenset({"id", "type", "created_at"})
+_MAX_ERROR_CHARS = 1000
+
+
+@dataclass(frozen=True)
+class Delivery:
+    id: str
+    account_id: str
+    run_id: str | None
+    url: str
+    event_type: str
+    payload: str  # the JSON text sent, byte for byte (UTF-8)
+    secret_sealed: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime | None
+    claimed_until: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+
+    @property
+    def body(self) -> bytes:
+        return self.payload.encode()
+
+
+@dataclass(frozen=True)
+class Attempt:
+    delivery_id: str
+    attempt: int
+    attempted_at: datetime
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+
+
+def delivery_id() -> str:
+    return f"evt_{secrets.token_hex(12)}"
+
+
+def _delivery(r: Any) -> Delivery:
+    return Delivery(
+        id=r.id, account_id=r.account_id, run_id=r.run_id, url=r.url, event_type=r.event_type,
+        payload=r.payload, secret_sealed=r.secret_sealed, status=r.status, attempts=r.attempts,
+        next_attempt_at=r.next_attempt_at, claimed_until=r.claimed_until,
+        last_status_code=r.last_status_code, last_error=r.last_error, created_at=r.created_at,
+        delivered_at=r.delivered_at,
+    )
+
+
+def _attempt(r: Any) -> Attempt:
+    return Attempt(delivery_id=r.delivery_id, attempt=r.attempt, attempted_at=r.attempted_at,
+                   status_code=r.status_code, error=r.error, duration_ms=r.duration_ms)
+
+
+async def enqueue(
+    conn: AsyncConnection,
+    *,
+    account_id: str,
+    run_id: str | None,
+    url: str,
+    event_type: str,
+    payload: dict[str, Any],
+    secret_sealed: str,
+) -> str:
+    """Add a delivery to the outbox inside the caller's transaction; returns its id.
+
+    The body sent is ``{"id", "type", "created_at", **payload}`` as compact JSON.
+    """
+    clash = _ENVELOPE_KEYS & payload.keys()
+    if clash:
+        raise ValueError(f"webhook payload may not set envelope keys: {sorted(clash)}")
+    now = utcnow()
+    new_id = delivery_id()
+    body = json.dumps(
+        {"id": new_id, "type": event_type, "created_at": iso(now), **payload},
+        separators=(",", ":"), ensure_ascii=False,
+    )
+    await conn.execute(
+        webhook_deliveries.insert().values(
+            id=new_id, account_id=account_id, run_id=run_id, url=url, event_type=event_type,
+            payload=body, secret_sealed=secret_sealed, status=PENDING, attempts=0,
+            next_attempt_at=now, claimed_until=None, created_at=now,
+        )
+    )
+    return new_id
+
+
+def _due(now: datetime):  # type: ignore[no-untyped-def]
+    c = webhook_deliveries.c
+    return (
+        (c.status == PENDING)
+        & (c.next_attempt_at <= now)
+        & or_(c.claimed_until.is_(None), c.claimed_until < now)
+    )
+
+
+async def claim_due(
+    conn: AsyncConnection, *, now: datetime, limit: int, lease_seconds: float
+) -> list[Delivery]:
+    """Lease up to ``limit`` due deliveries to the caller until now + lease.
+
+    On PostgreSQL the rows are picked with ``FOR UPDATE SKIP LOCKED`` so that
+    concurrent dispatchers never claim the same delivery; on SQLite the write
+    transaction (``BEGIN IMMEDIATE``) already excludes other writers.
+    """
+    c = webhook_deliveries.c
+    pick = select(c.id).where(_due(now)).order_by(c.next_attempt_at, c.id).limit(limit)
+    if conn.dialect.name == "postgresql":
+        pick = pick.with_for_update(skip_locked=True)
+    picked = [r.id for r in (await conn.execute(pick)).all()]
+    if not picked:
+        return []
+    until = now + timedelta(seconds=lease_seconds)
+    rows = (
+        await conn.execute(
+            update(webhook_deliveries)
+            .where(c.id.in_(picked), _due(now))
+            .values(claimed_until=until)
+            .returning(*webhook_deliveries.c)
+        )
+    ).all()
+    return sorted((_delivery(r) for r in rows), key=lambda d: (d.next_attempt_at, d.id))
+
+
+async def record_attempt(
+    conn: AsyncConnection,
+    delivery_id: str,
+    *,
+    attempt: int,
+    status_code: int | None,
+    error: str | None,
+    duration_ms: int,
+    delivered: bool,
+    next_attempt_at: datetime | None,
+    give_up: bool,
+    attempted_at: datetime | None = None,
+) -> bool:
+    """Record attempt number ``attempt`` and move the delivery on.
+
+    ``delivered`` → status delivered; else ``give_up`` → failed; else pending
+    again at ``next_attempt_at``. The lease is released. Returns False (and
+    records nothing) when the delivery is no longer pending at attempt - 1,
+    i.e. another dispatcher recorded this attempt after our lease expired.
+    """
+    now = utcnow()
+    if error is not None and len(error) > _MAX_ERROR_CHARS:
+        error = error[: _MAX_ERROR_CHARS - 1] + "…"
+    if delivered:
+        status, next_at, delivered_at = DELIVERED, None, now
+    elif give_up:
+        status, next_at, delivered_at = FAILED, None, None
+    else:
+        if next_attempt_at is None:
+            raise ValueError("a delivery that is retried needs next_attempt_at")
+        status, next_at, delivered_at = PENDING, next_attempt_at, None
+    c = webhook_deliveries.c
+    result = await conn.execute(
+        update(webhook_deliveries)
+        .where(c.id == delivery_id, c.status == PENDING, c.attempts == attempt - 1)
+        .values(
+            attempts=attempt, last_status_code=status_code, last_error=error, status=status,
+            delivered_at=delivered_at, next_attempt_at=next_at, claimed_until=None,
+        )
+    )
+    if result.rowcount != 1:
+        return False
+    await conn.execute(
+        webhook_attempts.insert().values(
+            delivery_id=delivery_id, attempt=attempt, attempted_at=attempted_at or now,
+            status_code=status_code, error=error, duration_ms=max(0, int(duration_ms)),
+        )
+    )
+    return True
+
+
+async def next_due_at(conn: AsyncConnection) -> datetime | None:
+    """When the earliest pending delivery becomes claimable (None: nothing pending)."""
+    c = webhook_deliveries.c
+    ready = case(
+        (c.claimed_until.is_not(None) & (c.claimed_until > c.next_attempt_at), c.claimed_until),
+        else_=c.next_attempt_at,
+    )
+    value = (
+        await conn.execute(
+            select(type_coerce(func.min(ready), UTCDateTime)).where(c.status == PENDING)
+        )
+    ).scalar_one_or_none()
+    return value
+
+
+async def get(conn: AsyncConnection, delivery_id: str) -> Delivery | None:
+    r = (
+        await conn.execute(select(webhook_deliveries).where(webhook_deliveries.c.id == delivery_id))
+    ).first()
+    return _delivery(r) if r else None
+
+
+async def list_for_run(conn: AsyncConnection, run_id: str) -> list[Delivery]:
+    c = webhook_deliveries.c
+    rows = (
+        await conn.execute(
+            select(webhook_deliveries).where(c.run_id == run_id).order_by(c.created_at, c.id)
+        )
+    ).all()
+    return [_delivery(r) for r in rows]
+
+
+async def attempts_for(conn: AsyncConnection, delivery_id: str) -> list[Attempt]:
+    c = webhook_attempts.c
+    rows = (
+        await conn.execute(
+            select(webhook_attempts).where(c.delivery_id == delivery_id).order_by(c.attempt)
+        )
+    ).all()
+    return [_attempt(r) for r in rows]
