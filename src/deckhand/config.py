@@ -10,7 +10,7 @@ import os
 import secrets
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -42,11 +42,17 @@ class Settings(BaseSettings):
 
     log_level: str = "info"
 
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, v: Path) -> Path:
+        # Machine agents run with their own working directory: paths must not be relative.
+        return v.expanduser().resolve()
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
-        return f"sqlite+aiosqlite:///{(self.data_dir / 'deckhand.db').resolve()}"
+        return f"sqlite+aiosqlite:///{self.data_dir / 'deckhand.db'}"
 
     @property
     def is_sqlite(self) -> bool:
