@@ -9,6 +9,7 @@ from deckhand.auth import Principal
 from deckhand.config import Settings
 from deckhand.engine.lifecycle import Lifecycle
 from deckhand.engine.notify import Notifier
+from deckhand.engine.submit import RunSubmitter
 from deckhand.engine.worker import Worker
 from deckhand.events.webhooks import WebhookDispatcher
 from deckhand.machines.local import LocalMachineProvider
@@ -28,6 +29,7 @@ class Services:
     lifecycle: Lifecycle
     machines: MachineService
     webhooks: WebhookDispatcher
+    submitter: RunSubmitter
     workers: list[Worker] = field(default_factory=list)
 
     @classmethod
@@ -38,9 +40,11 @@ class Services:
             await db.migrate()
         secret = settings.secret()
         notifier = Notifier(db)
+        lifecycle = Lifecycle(notifier)
         return cls(
             settings=settings, db=db, secret=secret, usage=UsageMeter(db), notifier=notifier,
-            lifecycle=Lifecycle(notifier),
+            lifecycle=lifecycle,
+            submitter=RunSubmitter(lifecycle, secret, settings.max_steps_ceiling),
             machines=MachineService(db, secret, LocalMachineProvider(settings.data_dir)),
             webhooks=WebhookDispatcher(db, secret, settings),
         )

@@ -3,36 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import Body, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from deckhand import crypto, ids
+from deckhand import ids
 from deckhand.api.deps import principal, services
 from deckhand.api.routing import endpoint, router
 from deckhand.api.sse import event_stream
 from deckhand.auth import Principal
-from deckhand.brains.registry import OFFLINE, brain_name_for
-from deckhand.errors import (
-    ErrorCode,
-    InsufficientCredits,
-    InvalidState,
-    NotFound,
-    ValidationFailed,
-)
-from deckhand.pricing import step_credits
-from deckhand.events.webhooks import check_webhook_url, new_webhook_secret, parse_allow_hosts
+from deckhand.engine.submit import RunSpec
+from deckhand.errors import ErrorCode, NotFound, ValidationFailed
+from deckhand.events.webhooks import check_webhook_url, parse_allow_hosts
 from deckhand.services import Services
-from deckhand.store import ledger as ledger_store
-from deckhand.store import machines as machines_store
 from deckhand.store import runs as runs_store
 from deckhand.store import steps as steps_store
-from deckhand.store.machines import GONE
 from deckhand.store.runs import TERMINAL
-from deckhand.store.types import utcnow
 from deckhand.views import run_view
 
 r = router(tags=["runs"])
@@ -41,7 +29,6 @@ RunStatus = Literal["queued", "running", "awaiting_human", "succeeded", "failed"
                     "timed_out"]
 RunIdParam = Annotated[str, Path(description="Run UUID.")]
 CANCEL_CONFIRM_SECONDS = 3.0
-WEBHOOK_PURPOSE = "webhook"
 
 
 class LlmConfig(BaseModel):
@@ -116,55 +103,14 @@ async def create_run(
     if body.webhook_url:
         await check_webhook_url(body.webhook_url,
                                 parse_allow_hosts(svc.settings.webhook_allow_hosts))
-    brain = brain_name_for(body.model)
-    now = utcnow()
-    run_id = ids.new_uuid()
-    secret = new_webhook_secret() if body.webhook_url else None
-    max_steps = min(body.max_steps, svc.settings.max_steps_ceiling)
+    spec = RunSpec(**body.model_dump(exclude={"llm"}))
     async with svc.db.write() as conn:
-        machine = await machines_store.get_owned(conn, body.machine_id, caller.account_id,
-                                                 caller.mode) \
-            if ids.MACHINE_ID_RE.match(body.machine_id) else None
-        if machine is None or machine.status in GONE:
-            raise NotFound(f"Machine {body.machine_id} not found.")
-        if machine.status not in ("creating", "running"):
-            raise InvalidState(f"Machine {body.machine_id} is {machine.status}; start it first.",
-                               code=ErrorCode.MACHINE_UNAVAILABLE)
-        balance = await ledger_store.balance(conn, caller.account_id)
-        cost = step_credits(caller.mode, body.cua_version)
-        if cost and balance is not None and balance < cost:
-            raise InsufficientCredits(f"Need {cost}, have {balance}.")
-        await runs_store.insert(conn, {
-            "id": run_id, "account_id": caller.account_id, "mode": caller.mode,
-            "machine_id": body.machine_id, "status": "queued", "task": body.task,
-            "cua_version": body.cua_version, "instructions": body.instructions,
-            "system_prompt": body.system_prompt, "model": body.model, "brain": brain,
-            "max_steps": max_steps, "deadline_seconds": body.deadline_seconds,
-            "deadline_at": now + timedelta(seconds=body.deadline_seconds)
-            if body.deadline_seconds else None,
-            "on_awaiting_human": body.on_awaiting_human,
-            "awaiting_human_timeout_seconds": body.awaiting_human_timeout_seconds,
-            "webhook_url": body.webhook_url,
-            "webhook_secret_sealed": crypto.seal(svc.secret, WEBHOOK_PURPOSE, secret)
-            if secret else None,
-            "metadata": body.metadata, "llm": None,
-            "request_id": request.state.request_id, "created_at": now,
-        })
-        run = await runs_store.get(conn, run_id)
-        assert run is not None
-        first = {"status": "queued", "brain": brain}
-        if brain == OFFLINE:
-            first["message"] = (
-                "This run uses the offline brain: a deterministic planner for a documented set "
-                "of instructions (see docs/offline-brain.md). Configure a model provider for "
-                "free-form tasks."
-            )
-        await svc.lifecycle.record_events(conn, run, [("status", first)])
-        await svc.notifier.emit(conn, "runs", "*")
+        done = await svc.submitter.submit(conn, account_id=caller.account_id, mode=caller.mode,
+                                          spec=spec, request_id=request.state.request_id)
     response.headers["X-Credits-Charged"] = "0"
-    if balance is not None:
-        response.headers["X-Credits-Remaining"] = str(max(balance, 0))
-    return run_view(run, webhook_secret=secret)
+    if done.balance is not None:
+        response.headers["X-Credits-Remaining"] = str(max(done.balance, 0))
+    return run_view(done.run, webhook_secret=done.webhook_secret)
 
 
 @endpoint(r, "GET", "/v1/runs", operation_id="listRuns", scopes=("runs:read",))
