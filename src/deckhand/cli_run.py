@@ -22,10 +22,10 @@ async def embedded_server(settings: Settings) -> AsyncIterator[tuple[str, str]]:
     import uvicorn
 
     from deckhand.api.app import create_app
+    from deckhand.scopes import OPERATOR_SCOPES
     from deckhand.services import Services
     from deckhand.store import accounts as accounts_store
     from deckhand.store import keys as keys_store
-    from deckhand.scopes import OPERATOR_SCOPES
 
     services = await Services.build(settings)
     await services.start()

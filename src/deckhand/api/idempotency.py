@@ -19,8 +19,8 @@ from datetime import timedelta
 from fastapi import Request, Response
 
 from deckhand import ids
-from deckhand.api.errors import IDEMPOTENT_REPLAYABLE, error_response, response_for
 from deckhand.api.deps import services
+from deckhand.api.errors import IDEMPOTENT_REPLAYABLE, error_response, response_for
 from deckhand.auth import Principal
 from deckhand.errors import ErrorCode, ValidationFailed
 from deckhand.store import idempotency as store
