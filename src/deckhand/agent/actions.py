@@ -42,7 +42,76 @@ class Wait(_Action):
     seconds: float = Field(ge=0, le=3600)
 
 
-Action = Annotated[Union[RunCommand, WriteFile, ReadFile, Wait], Field(discriminator="kind")]
+class Click(_Action):
+    """Click at screen coordinates (the machine's real resolution)."""
+
+    kind: Literal["click"] = "click"
+    x: int = Field(ge=0)
+    y: int = Field(ge=0)
+    button: Literal["left", "right", "middle"] = "left"
+    count: int = Field(default=1, ge=1, le=3)
+
+
+class MoveMouse(_Action):
+    kind: Literal["move"] = "move"
+    x: int = Field(ge=0)
+    y: int = Field(ge=0)
+
+
+class Drag(_Action):
+    kind: Literal["drag"] = "drag"
+    x: int = Field(ge=0)
+    y: int = Field(ge=0)
+    to_x: int = Field(ge=0)
+    to_y: int = Field(ge=0)
+
+
+class TypeText(_Action):
+    kind: Literal["type"] = "type"
+    text: str
+
+
+class KeyPress(_Action):
+    """A key or a combination, xdotool-style names joined by ``+`` (``ctrl+s``)."""
+
+    kind: Literal["key"] = "key"
+    keys: str
+
+
+class Scroll(_Action):
+    kind: Literal["scroll"] = "scroll"
+    direction: Literal["up", "down", "left", "right"] = "down"
+    amount: int = Field(default=3, ge=1, le=50)
+    x: int | None = None
+    y: int | None = None
+
+
+class OpenUrl(_Action):
+    """Open a URL in the machine's browser."""
+
+    kind: Literal["open_url"] = "open_url"
+    url: str
+
+
+class ClickText(_Action):
+    """Click the element or text on screen that reads ``label`` (grounded by the
+    machine: the browser's DOM, or text recognition on the screenshot)."""
+
+    kind: Literal["click_text"] = "click_text"
+    label: str
+
+
+class Screenshot(_Action):
+    kind: Literal["screenshot"] = "screenshot"
+
+
+Action = Annotated[
+    Union[RunCommand, WriteFile, ReadFile, Wait, Click, MoveMouse, Drag, TypeText, KeyPress,
+          Scroll, OpenUrl, ClickText, Screenshot],
+    Field(discriminator="kind"),
+]
+SCREEN_ACTIONS = frozenset({"click", "move", "drag", "type", "key", "scroll", "open_url",
+                            "click_text", "screenshot"})
 
 
 class ActionResult(BaseModel):

@@ -8,6 +8,7 @@ from typing import Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from deckhand.agent.actions import Action, ActionResult
+from deckhand.machines.base import Observation
 
 
 class TokenUsage(BaseModel):
@@ -73,7 +74,7 @@ class AgentContext(BaseModel):
     cua_version: str = "v5"
     max_steps: int = 50
     steps: tuple[StepRecord, ...] = ()
-    screenshot_jpeg: bytes | None = None
+    observation: Observation | None = None  # the screen now, when the machine has one
 
 
 class Brain(Protocol):

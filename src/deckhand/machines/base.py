@@ -6,7 +6,19 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from pydantic import BaseModel, ConfigDict
+
 from deckhand.agent.actions import Action, ActionResult
+
+
+class Observation(BaseModel):
+    """What the agent sees before deciding: the screen, when the machine has one."""
+
+    model_config = ConfigDict(frozen=True)
+
+    screenshot_jpeg: bytes
+    width: int
+    height: int
 
 
 class Machine(Protocol):
@@ -18,3 +30,8 @@ class Machine(Protocol):
         ...
 
     async def health(self) -> bool: ...
+
+    async def observe(self) -> Observation | None:
+        """The current screen (JPEG at the machine's real resolution), or None
+        for a machine without a screen."""
+        ...
