@@ -38,6 +38,14 @@ def _alive(pid: int) -> bool:
     return raw[raw.rfind(")") + 2] not in "ZX"
 
 
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().rstrip(b"\0").replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
 async def _wait_gone(pids: list[int], timeout: float) -> float:
     started = time.monotonic()
     while time.monotonic() - started < timeout:
@@ -387,6 +395,39 @@ async def test_destroy_leaves_no_process_behind(data_dir: Path):
     assert not provider.machine_dir("mch_doomed").exists()
     assert await provider.attach("mch_doomed") is None
     assert elapsed < 3.0
+
+
+async def test_destroy_after_the_agent_died_still_kills_its_processes(data_dir: Path):
+    provider = LocalMachineProvider(data_dir, sandbox=False)  # nothing dies with bwrap here
+    handle = await provider.create("mch_crashed")
+    async with provider.client(handle) as m:
+        await m.act(RunCommand(command="sleep 906 > /dev/null 2>&1 &"))
+    left = [p for p in session_pids(handle.pid) if _cmdline(p) == "sleep 906"]
+    assert len(left) == 1
+    os.kill(handle.pid, 9)
+    await _wait_gone([handle.pid], timeout=2.0)
+    assert _alive(left[0])  # an orphan of the dead agent (its shell exits on EOF)
+    await provider.destroy("mch_crashed")
+    assert not _alive(left[0])
+    assert session_pids(handle.pid) == []
+
+
+async def test_a_stale_ready_file_is_not_trusted(data_dir: Path):
+    stranger = subprocess.Popen(["sleep", "907"])
+    try:
+        mdir = data_dir / "machines" / "mch_stale"
+        mdir.mkdir(parents=True)
+        (mdir / "token").write_text("t")
+        (mdir / "agent.json").write_text(json.dumps(
+            {"pid": stranger.pid, "port": 9, "url": "http://127.0.0.1:9"}))
+        provider = LocalMachineProvider(data_dir)
+        assert await provider.attach("mch_stale") is None
+        await provider.destroy("mch_stale")
+        assert _alive(stranger.pid)  # the pid was reused by someone else: left alone
+        assert not mdir.exists()
+    finally:
+        stranger.kill()
+        stranger.wait()
 
 
 async def test_agent_refuses_a_token_file_readable_by_others(tmp_path: Path):

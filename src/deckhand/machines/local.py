@@ -131,7 +131,7 @@ class LocalMachineProvider:
             pid, url = int(info["pid"]), str(info["url"])
         except (OSError, ValueError, KeyError, TypeError):
             return None
-        if not _alive(pid):
+        if not _alive(pid) or not _is_agent(pid, machine_id):
             return None
         handle = AgentHandle(machine_id=machine_id, url=url, token=token, pid=pid)
         async with self.client(handle) as machine:
@@ -147,14 +147,18 @@ class LocalMachineProvider:
         child = self._children.pop(machine_id, None)
         if pid is None and child is not None:
             pid = child.pid
-        if pid is not None and _alive(pid):
+        if pid is not None and _alive(pid) and not _is_agent(pid, machine_id):
+            pid = None  # a stale ready file: that pid now belongs to another process
+        if pid is not None:
             # Everything to stop, taken before the agent exits (its tree is
-            # lost once the agent's children are reparented).
+            # lost once the agent's children are reparented). The agent leads
+            # its own session, so the kernel does not reuse its pid while any
+            # process of that session is left: they are all ours.
             targets = _session_members(pid) | _with_start_time(descendant_pids(pid)) \
                 | _with_start_time([pid])
             token = _read_text(mdir / TOKEN_FILE)
             info = _read_json(mdir / READY_FILE)
-            if token and info and "url" in info:
+            if _alive(pid) and token and info and "url" in info:
                 handle = AgentHandle(machine_id, str(info["url"]), token, pid)
                 async with self.client(handle) as machine:
                     with contextlib.suppress(MachineError, httpx.HTTPError):
@@ -247,6 +251,18 @@ def _stat_fields(pid: int) -> list[str] | None:
 def _alive(pid: int) -> bool:
     fields = _stat_fields(pid)
     return fields is not None and fields[0] not in ("Z", "X")
+
+
+def _is_agent(pid: int, machine_id: str) -> bool:
+    """Whether ``pid`` runs the machine agent of ``machine_id``."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            args = f.read().decode(errors="replace").split("\0")
+    except OSError:
+        return False
+    if "deckhand.machines.agent" not in args and "machine-agent" not in args:
+        return False
+    return any(a == "--machine-id" and b == machine_id for a, b in zip(args, args[1:]))
 
 
 def _identity(pid: int) -> tuple[int, str] | None:

@@ -19,7 +19,9 @@ CONNECT_TIMEOUT_S = 2.0
 # Added to an action's own timeout: the agent's kill-and-drain grace plus transit.
 READ_MARGIN_S = 10.0
 FILES_TIMEOUT_S = 120.0
-INTERRUPT_TIMEOUT_S = 2.0
+# The interrupt after a cancellation is a backup (closing the request already
+# stops the action): a cancel must not wait long on an unresponsive agent.
+INTERRUPT_TIMEOUT_S = 0.5
 
 
 class RemoteMachine:
@@ -160,9 +162,9 @@ class RemoteMachine:
                 self._url("/terminal/interrupt"),
                 json={"session_id": session_id, "action_id": action_id},
                 headers=self._headers,
-                timeout=httpx.Timeout(INTERRUPT_TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
+                timeout=httpx.Timeout(INTERRUPT_TIMEOUT_S),
             )
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, RuntimeError) as exc:  # RuntimeError: client closed
             logger.warning("machine %s: interrupt after cancel failed: %r", self.machine_id, exc)
 
 
