@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import secrets
 import subprocess
 import tempfile
@@ -26,6 +27,17 @@ from deckhand.store import keys as keys_store
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTRACT = ROOT / "docs" / "contract" / "coasty-openapi.json"
+
+
+PROVIDER_ENV = ("ANTHROPIC_", "OPENAI_", "DECKHAND_")
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never reach a real model provider, nor pick up a developer's settings."""
+    for name in list(os.environ):
+        if name.startswith(PROVIDER_ENV):
+            monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture(scope="session")
@@ -94,8 +106,9 @@ class LiveServer:
 
 
 @contextlib.asynccontextmanager
-async def serve(settings: Settings) -> AsyncIterator[LiveServer]:
-    """Run the real app with uvicorn on a free loopback port."""
+async def serve(settings: Settings, *, keep_machines: bool = False) -> AsyncIterator[LiveServer]:
+    """Run the real app with uvicorn on a free loopback port. Its machines are
+    terminated at the end unless ``keep_machines`` (a restart test)."""
     services = await Services.build(settings)
     await services.start()
     app = create_app(services=services)
@@ -113,7 +126,23 @@ async def serve(settings: Settings) -> AsyncIterator[LiveServer]:
     finally:
         server.should_exit = True
         await task
+        if not keep_machines:
+            await _terminate_machines(services)
         await services.close()
+
+
+async def _terminate_machines(services: Services) -> None:
+    """Machine agents outlive the server by design; a test's must not outlive the test."""
+    from sqlalchemy import select
+
+    from deckhand.store.tables import machines
+
+    async with services.db.read() as conn:
+        rows = (await conn.execute(
+            select(machines).where(machines.c.status != "terminated"))).all()
+    for row in rows:
+        with contextlib.suppress(Exception):
+            await services.machines.terminate(row)
 
 
 def make_settings(tmp_path: Path, database_url: str, **overrides: object) -> Settings:

@@ -38,8 +38,11 @@ class Waiter:
         self._event.set()
 
     async def wait(self, timeout: float) -> bool:
+        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a
+        # cancellation of the waiting task, which would hang a shutdown.
         try:
-            await asyncio.wait_for(self._event.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._event.wait()
         except TimeoutError:
             return False
         finally:

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
+from deckhand.brains.resolve import BrainResolver
 from deckhand.engine.lifecycle import Lifecycle
 from deckhand.engine.notify import Notifier
 from deckhand.engine.runner import Runner
@@ -42,6 +43,7 @@ class Worker:
         lease_seconds: float,
         poll_seconds: float,
         worker_id: str | None = None,
+        brains: BrainResolver | None = None,
     ) -> None:
         self.db = db
         self.notifier = notifier
@@ -50,7 +52,7 @@ class Worker:
         self.lease = timedelta(seconds=lease_seconds)
         self.poll = poll_seconds
         self.id = worker_id or new_worker_id()
-        self.runner = Runner(db, lifecycle, connect_machine, self.id)
+        self.runner = Runner(db, lifecycle, connect_machine, self.id, brains=brains)
         self._running: dict[str, asyncio.Task[None]] = {}
         self._cancelling: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
@@ -146,8 +148,12 @@ class Worker:
                                                                  utcnow() + self.lease)
                         last_renew = loop.time()
                         for lost in set(ids) - held:
-                            log.warning("run %s: lease lost; stopping", lost)
-                            self._running[lost].cancel()
+                            # A run that ended during the renewal is not held
+                            # either, and has left (or is leaving) _running.
+                            task = self._running.get(lost)
+                            if task is not None and not task.done():
+                                log.warning("run %s: lease lost; stopping", lost)
+                                task.cancel()
                     async with self.db.read() as conn:
                         cancelled = await runs_store.cancel_requested_among(conn, ids)
                 except Exception:

@@ -30,6 +30,16 @@ async def append(
     if not items:
         return []
     first = await runs_store.next_seqs(conn, run_id, len(items))
+    return await write(conn, run_id, first, items)
+
+
+async def write(
+    conn: AsyncConnection, run_id: str, first: int, items: list[tuple[str, dict[str, Any]]]
+) -> list[Event]:
+    """Insert events numbered from ``first`` (reserved by the caller, see
+    :func:`deckhand.store.runs.advance`)."""
+    if not items:
+        return []
     now = utcnow()
     out = [Event(first + i, t, d) for i, (t, d) in enumerate(items)]
     await conn.execute(

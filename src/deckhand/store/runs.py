@@ -130,6 +130,19 @@ async def cancel_requested_among(conn: AsyncConnection, run_ids: list[str]) -> s
     return {str(r) for r in rows.scalars()}
 
 
+async def advance(conn: AsyncConnection, run_id: str, *, owner: str | None, seqs: int,
+                  **values: Any) -> RunRow | None:
+    """Reserve ``seqs`` event numbers and apply ``values`` in one statement
+    (with ``owner``, only while that worker holds the lease). Returns the
+    updated row, whose ``last_seq`` is the last number reserved; None when no
+    row matched."""
+    q = update(runs).where(runs.c.id == run_id)
+    if owner is not None:
+        q = q.where(runs.c.claimed_by == owner)
+    q = q.values(last_seq=runs.c.last_seq + seqs, **values).returning(*runs.c)
+    return (await conn.execute(q)).first()
+
+
 async def next_seqs(conn: AsyncConnection, run_id: str, count: int) -> int:
     """Reserve ``count`` event sequence numbers; returns the first."""
     last = (
