@@ -195,15 +195,10 @@ async def test_empty_task() -> None:
     assert "cannot do this task: the task has no instructions" in (decision.outcome.message or "")
 
 
-async def test_screen_instructions_need_a_screen() -> None:
+async def test_screen_instructions_act_on_the_screen() -> None:
     decision = await OfflineBrain().decide(context('run `a` then click "Sign in"'))
-    assert decision.actions == ()
-    assert decision.outcome is not None
-    assert decision.outcome.error_code == "OFFLINE_BRAIN_UNSUPPORTED"
-    assert (decision.outcome.message or "").startswith(
-        'The offline brain cannot do `click "Sign in"`: it needs a screen, '
-        "and this machine kind has no screen yet"
-    )
+    assert decision.outcome is None
+    assert decision.actions[0].kind == "terminal"
 
 
 async def test_finish_with_must_be_last() -> None:

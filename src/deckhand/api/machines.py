@@ -1,31 +1,42 @@
-"""Machines (the contract's ``machines`` tag): provision, list, get, delete.
-The machines issue extends this with lifecycle, actions, files and more."""
+"""Machines (the contract's ``machines`` tag): provision, list, get, delete,
+TTL, start / stop / restart, snapshot, health, pricing and the active
+billing. What is done *on* a machine (screenshot, actions, terminal,
+browser, files, connection, live view) is in :mod:`deckhand.api.machine_ops`.
+
+Additive: ``agent_url`` / ``agent_token`` on ``POST /v1/machines`` register
+a machine agent started by hand on another host; ``metadata.kind``
+(``terminal`` | ``browser``) chooses the kind of a machine without a desktop;
+``metadata.network: "off"`` cuts its network; ``metadata.snapshot_id`` picks
+the snapshot ``restore_from_snapshot`` restores (default: the latest).
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import Depends, Path, Query, Request
+from fastapi import Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from deckhand.api import machine_live, machine_ops
 from deckhand.api.deps import principal, services
+from deckhand.api.machine_views import (
+    MachineIdParam,
+    connection_redacted,
+    machine_view,
+    owned,
+)
 from deckhand.api.routing import endpoint, router
 from deckhand.auth import Principal
 from deckhand.errors import ValidationFailed
+from deckhand.machines import billing
 from deckhand.services import Services
 from deckhand.store import machines as store
-from deckhand.store.machines import MachineRow
-from deckhand.store.types import iso
+from deckhand.store.types import iso, utcnow
 
 r = router(tags=["machines"])
 
-MACHINE_ID_PATTERN = (
-    r"^(?:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-    r"|mch_test_[0-9a-f]{8,32})$"
-)
-MachineIdParam = Annotated[str, Path(pattern=MACHINE_ID_PATTERN)]
-RUNNING_CREDITS_PER_HOUR = {"linux": 5, "windows": 9}
-STOPPED_CREDITS_PER_HOUR = 1
+Svc = Annotated[Services, Depends(services)]
+Caller = Annotated[Principal, Depends(principal)]
 
 
 class ProvisionRequest(BaseModel):
@@ -40,6 +51,12 @@ class ProvisionRequest(BaseModel):
     restore_from_snapshot: bool | None = False
     ttl_minutes: int | None = Field(default=None, ge=5, le=10080)
     metadata: dict[str, str] | None = None
+    # Deckhand: register a machine agent running elsewhere.
+    agent_url: str | None = Field(default=None, max_length=512, description=(
+        "Deckhand: the URL of a machine agent started by hand on another host "
+        "(`deckhand machine-agent --listen HOST:PORT`); registers it as this machine."))
+    agent_token: str | None = Field(default=None, max_length=512, description=(
+        "Deckhand: that agent's bearer token."))
 
     @field_validator("metadata")
     @classmethod
@@ -54,45 +71,57 @@ class ProvisionRequest(BaseModel):
         return v
 
 
-def machine_view(m: MachineRow, *, test: bool) -> dict[str, object]:
-    rate = RUNNING_CREDITS_PER_HOUR.get(m.os_type, 5) if not test else 0
-    return {
-        "id": m.id,
-        "display_name": m.display_name,
-        "status": m.status,
-        "os_type": m.os_type,
-        "desktop_enabled": m.desktop_enabled,
-        "cpu_cores": m.cpu_cores,
-        "memory_gb": m.memory_gb,
-        "storage_gb": m.storage_gb,
-        "public_ip": None,
-        "is_test": test,
-        "created_at": iso(m.created_at),
-        "started_at": iso(m.started_at),
-        "auto_destroy_at": iso(m.auto_destroy_at),
-        "ttl_minutes": m.ttl_minutes,
-        "metadata": m.metadata or {},
-        "billing": {
-            "billed_to": "api_wallet",
-            "running_credits_per_hour": rate,
-            "stopped_credits_per_hour": STOPPED_CREDITS_PER_HOUR if not test else 0,
-            "accrued_cents": 0,
-            "projected_daily_cents": rate * 24,
-            "since": iso(m.started_at),
-            "total_credits_billed": 0,
-            "suspended_for_billing": False,
-            "auto_destroy_at": iso(m.auto_destroy_at),
-            "ttl_minutes": m.ttl_minutes,
-        },
-    }
+class UpdateMachineRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ttl_minutes: int = Field(ge=0, le=10080, description=(
+        "0 clears auto-destroy; otherwise the value must be between 5 and 10080."))
+
+    @field_validator("ttl_minutes")
+    @classmethod
+    def _zero_or_range(cls, v: int) -> int:
+        if v != 0 and v < 5:
+            raise ValueError("0 clears auto-destroy; otherwise use 5..10080 minutes")
+        return v
 
 
-REDACTED_CONNECTION = {"public_ip": None, "ssh_port": None, "ssh_username": None,
-                       "vnc_port": None, "websocket_port": None, "has_ssh_key": False,
-                       "has_vnc_password": False}
+# Fixed paths first: /v1/machines/{machine_id} would otherwise take them.
+# (GET /v1/machines/health is served with the other health checks, api/account.py.)
 
-Svc = Annotated[Services, Depends(services)]
-Caller = Annotated[Principal, Depends(principal)]
+
+@endpoint(r, "GET", "/v1/machines/pricing", operation_id="getMachinePricing",
+          scopes=("machines:read",))
+async def machine_pricing(request: Request, svc: Svc) -> dict[str, object]:
+    card = billing.pricing_card()
+    card["one_time"] = {"snapshot_credits": svc.settings.machine_snapshot_credits}
+    card["limits"] = {"machines_per_account": svc.settings.machine_limit_per_account}
+    return {"pricing": card, "request_id": request.state.request_id}
+
+
+@endpoint(r, "GET", "/v1/billing/active", operation_id="getActiveBilling",
+          scopes=("machines:read",))
+async def active_billing(request: Request, svc: Svc, caller: Caller) -> dict[str, object]:
+    if caller.is_test:
+        return {"active": [], "current_run_rate_cents_per_hour": 0,
+                "request_id": request.state.request_id}
+    async with svc.db.read() as conn:
+        rows = await store.billable(conn, caller.account_id, caller.mode)
+    now = utcnow()
+    active = []
+    for m in rows:
+        active.append({
+            "machine_id": m.id, "display_name": m.display_name, "status": m.status,
+            "os_type": m.os_type, "rate_cents_per_hour": billing.rate(m),
+            "running_credits_per_hour": billing.running_rate(m.os_type, test=False),
+            "stopped_credits_per_hour": billing.stopped_rate(test=False),
+            "accrued_cents": billing.accrued_millicredits(m, now) // 1000,
+            "since": iso(m.billing_since), "total_credits_billed": m.credits_billed,
+            "suspended_for_billing": m.suspended_for_billing,
+            "auto_destroy_at": iso(m.auto_destroy_at), "ttl_minutes": m.ttl_minutes,
+        })
+    return {"active": active,
+            "current_run_rate_cents_per_hour": sum(a["rate_cents_per_hour"] for a in active),
+            "request_id": request.state.request_id}
 
 
 @endpoint(r, "POST", "/v1/machines", operation_id="provisionMachine",
@@ -101,10 +130,13 @@ async def provision_machine(body: ProvisionRequest, request: Request, svc: Svc,
                             caller: Caller) -> dict[str, object]:
     if body.os_type != "linux":
         raise ValidationFailed("os_type: only linux machines can run on this Deckhand server.")
+    if bool(body.agent_url) != bool(body.agent_token):
+        raise ValidationFailed("agent_url and agent_token go together (registering a "
+                               "remote machine agent).")
     row = await svc.machines.provision(account_id=caller.account_id, mode=caller.mode,
                                        request=body)
     return {"machine": machine_view(row, test=caller.is_test),
-            "connection": REDACTED_CONNECTION, "request_id": request.state.request_id}
+            "connection": connection_redacted(row), "request_id": request.state.request_id}
 
 
 @endpoint(r, "GET", "/v1/machines", operation_id="listMachines", scopes=("machines:read",))
@@ -120,8 +152,7 @@ async def list_machines(request: Request, svc: Svc, caller: Caller,
           scopes=("machines:read",))
 async def get_machine(machine_id: MachineIdParam, request: Request, svc: Svc,
                       caller: Caller) -> dict[str, object]:
-    async with svc.db.read() as conn:
-        row = await store.get_owned(conn, machine_id, caller.account_id, caller.mode)
+    row = await owned(svc, machine_id, caller)
     return {"machine": machine_view(row, test=caller.is_test),
             "request_id": request.state.request_id}
 
@@ -130,9 +161,63 @@ async def get_machine(machine_id: MachineIdParam, request: Request, svc: Svc,
           scopes=("machines:write",))
 async def terminate_machine(machine_id: MachineIdParam, request: Request, svc: Svc,
                             caller: Caller) -> dict[str, object]:
-    async with svc.db.read() as conn:
-        row = await store.get_owned(conn, machine_id, caller.account_id, caller.mode)
-    row = await svc.machines.terminate(row)
-    return {"machine_id": row.id, "status": row.status,
-            "message": "Machine terminated: its processes are stopped and its workspace removed.",
+    row = await svc.machines.terminate(await owned(svc, machine_id, caller))
+    return _lifecycle(request, row, "Machine terminated: its processes are stopped and its "
+                      "workspace removed.")
+
+
+@endpoint(r, "PATCH", "/v1/machines/{machine_id}", operation_id="updateMachine",
+          scopes=("machines:write",))
+async def update_machine(machine_id: MachineIdParam, body: UpdateMachineRequest,
+                         request: Request, svc: Svc, caller: Caller) -> dict[str, object]:
+    row = await svc.machines.update_ttl(await owned(svc, machine_id, caller), body.ttl_minutes)
+    return {"machine_id": row.id, "ttl_minutes": row.ttl_minutes,
+            "auto_destroy_at": iso(row.auto_destroy_at), "request_id": request.state.request_id}
+
+
+@endpoint(r, "POST", "/v1/machines/{machine_id}/start", operation_id="startMachine",
+          scopes=("machines:write",))
+async def start_machine(machine_id: MachineIdParam, request: Request, svc: Svc,
+                        caller: Caller) -> dict[str, object]:
+    row = await svc.machines.start_machine(await owned(svc, machine_id, caller))
+    return _lifecycle(request, row, "Machine started.")
+
+
+@endpoint(r, "POST", "/v1/machines/{machine_id}/stop", operation_id="stopMachine",
+          scopes=("machines:write",))
+async def stop_machine(machine_id: MachineIdParam, request: Request, svc: Svc,
+                       caller: Caller) -> dict[str, object]:
+    row = await svc.machines.stop_machine(await owned(svc, machine_id, caller))
+    return _lifecycle(request, row, "Machine stopped: its processes are gone, its workspace "
+                      "and browser profile are kept (billed at the stopped rate).")
+
+
+@endpoint(r, "POST", "/v1/machines/{machine_id}/restart", operation_id="restartMachine",
+          scopes=("machines:write",))
+async def restart_machine(machine_id: MachineIdParam, request: Request, svc: Svc,
+                          caller: Caller) -> dict[str, object]:
+    row = await svc.machines.restart_machine(await owned(svc, machine_id, caller))
+    return _lifecycle(request, row, "Machine restarted.")
+
+
+@endpoint(r, "POST", "/v1/machines/{machine_id}/snapshot", operation_id="snapshotMachine",
+          scopes=("snapshots:write",), idempotent=True)
+async def snapshot_machine(machine_id: MachineIdParam, request: Request, svc: Svc,
+                           caller: Caller) -> Any:
+    from fastapi.responses import JSONResponse
+
+    snap = await svc.machines.snapshot(await owned(svc, machine_id, caller))
+    return JSONResponse({
+        "machine_id": snap["machine_id"], "snapshot_id": snap["id"], "name": snap["name"],
+        "created_at": iso(snap["created_at"]), "credits_charged": snap["credits_charged"],
+        "size_bytes": snap["size_bytes"], "request_id": request.state.request_id,
+    }, headers={"X-Credits-Charged": str(snap["credits_charged"])})
+
+
+def _lifecycle(request: Request, row: Any, message: str) -> dict[str, object]:
+    return {"machine_id": row.id, "status": row.status, "message": message,
             "request_id": request.state.request_id}
+
+
+r.include_router(machine_ops.r)
+r.include_router(machine_live.r)

@@ -9,9 +9,8 @@ recorded steps after a crash continues exactly where it stopped:
    or a plan it cannot carry out, ends the run at the first decision with
    ``OFFLINE_BRAIN_UNSUPPORTED``: the message quotes the clause, gives the
    reason, lists the instructions it knows and says how to configure a model.
-   Plans it cannot carry out: a screen instruction (this machine kind has no
-   screen yet), ``finish with`` anywhere but last, an output or exit-code
-   check with no ``run`` before it.
+   Plans it cannot carry out: ``finish with`` anywhere but last, an output
+   or exit-code check with no ``run`` before it.
 2. Clause *k* (from 0) is done at step *k*: *k* = the number of recorded
    steps. Every step belongs to exactly one clause; the ``ask a human`` step,
    once recorded (with the human's note after a resume), is its clause done.
@@ -19,7 +18,13 @@ recorded steps after a crash continues exactly where it stopped:
    returned. An action that did not succeed (``ok`` false) of a ``run``,
    ``write`` or ``wait`` ends the run with ``MACHINE_ERROR``; for ``verify
    PATH contains "TEXT"`` (whose step reads the file) a missing or unreadable
-   file, or one without TEXT, ends it with ``VERIFICATION_FAILED``. A check
+   file, or one without TEXT, ends it with ``VERIFICATION_FAILED``. Screen
+   instructions (open, click, type, press, scroll) act on the machine's screen
+   (labels grounded by the machine: the page's DOM in a browser, text
+   recognition on a desktop); an action that fails ends the run with
+   ``MACHINE_ERROR``, and ``verify the screen shows "TEXT"`` (whose step reads
+   the screen's text) ends it with ``VERIFICATION_FAILED`` when TEXT is not
+   there. A check
    that passes costs no step: the same decision goes on with clause *k*, and
    its text starts with what was checked.
 4. ``verify the output matches/contains …`` and ``verify the exit code is N``
@@ -42,20 +47,38 @@ from __future__ import annotations
 
 import re
 
-from deckhand.agent.actions import ActionResult, ReadFile, RunCommand, Wait, WriteFile
+from deckhand.agent.actions import (
+    ActionResult,
+    ClickText,
+    KeyPress,
+    OpenUrl,
+    ReadFile,
+    RunCommand,
+    Screenshot,
+    Wait,
+    WriteFile,
+)
+from deckhand.agent.actions import Scroll as ScrollAction
+from deckhand.agent.actions import TypeText as TypeAction
 from deckhand.brains.base import AgentContext, Decision, Outcome, StepRecord
 from deckhand.brains.offline_parse import (
     FORMS,
     SCREEN_CLAUSES,
     AskHuman,
     Clause,
+    Click,
     FinishWith,
+    Open,
     ParseError,
+    Press,
     Run,
+    Scroll,
+    TypeText,
     VerifyExitCode,
     VerifyFileContains,
     VerifyOutputContains,
     VerifyOutputMatches,
+    VerifyScreenShows,
     WaitSeconds,
     WriteText,
     format_number,
@@ -123,8 +146,6 @@ def next_decision(
 def _plan_problem(clauses: tuple[Clause, ...]) -> Decision | None:
     seen_run = False
     for index, clause in enumerate(clauses):
-        if isinstance(clause, SCREEN_CLAUSES):
-            return _screen_unsupported(clause)
         if isinstance(clause, FinishWith) and index != len(clauses) - 1:
             return unsupported(
                 _written(clause), "`finish with` ends the run, so it must be the last instruction"
@@ -137,16 +158,6 @@ def _plan_problem(clauses: tuple[Clause, ...]) -> Decision | None:
             )
         seen_run = seen_run or isinstance(clause, Run)
     return None
-
-
-def _screen_unsupported(clause: Clause) -> Decision:
-    # The one place screen instructions are handled; the machines work that
-    # gives machines a screen replaces this with real steps.
-    return unsupported(
-        _written(clause),
-        "it needs a screen, and this machine kind has no screen yet "
-        "(the offline brain can run commands, check their output, and read and write files)",
-    )
 
 
 def unsupported(clause: str, reason: str) -> Decision:
@@ -224,7 +235,79 @@ def _clause_decision(
             answer = _summary(clauses, context)
             return Decision(text=text, outcome=Outcome(success=True, answer=answer))
         return Decision(text=text)
-    return _screen_unsupported(clause)
+    return _screen_decision(clause, note)
+
+
+# --------------------------------------------------------------------------- the screen
+# Screen clauses act on whatever screen the machine has (a desktop, the
+# browser's page, the rendered terminal); labels are grounded by the machine
+# (the page's DOM in a browser, text recognition on a desktop screenshot).
+# A failed action or a text that is not shown ends the run at the look-back.
+
+
+def _screen_decision(clause: Clause, note: str | None) -> Decision:
+    if isinstance(clause, Open):
+        return Decision(actions=(OpenUrl(url=clause.url),),
+                        text=_join(note, f"Opening {clause.url}"))
+    if isinstance(clause, Click):
+        return Decision(actions=(ClickText(label=clause.label),),
+                        text=_join(note, f"Clicking {quote(clause.label)}"))
+    if isinstance(clause, TypeText):
+        typing = TypeAction(text=clause.text)
+        if clause.into is None:
+            return Decision(actions=(typing,), text=_join(note, f"Typing {quote(clause.text)}"))
+        return Decision(actions=(ClickText(label=clause.into), typing),
+                        text=_join(note, f"Typing {quote(clause.text)} into "
+                                         f"{quote(clause.into)}"))
+    if isinstance(clause, Press):
+        return Decision(actions=(KeyPress(keys=clause.key),),
+                        text=_join(note, f"Pressing {clause.key}"))
+    if isinstance(clause, Scroll):
+        return Decision(actions=(ScrollAction(direction=clause.direction),),
+                        text=_join(note, f"Scrolling {clause.direction}"))
+    assert isinstance(clause, VerifyScreenShows)
+    return Decision(actions=(Screenshot(),),
+                    text=_join(note, f"Looking at the screen for {quote(clause.text)}"))
+
+
+def _screen_text(result: ActionResult) -> str:
+    text = result.data.get("text")
+    return text if isinstance(text, str) else ""
+
+
+def _shows(screen: str, wanted: str, *, loose: bool) -> bool:
+    """Whether ``wanted`` is on the screen: case and spacing ignored; with
+    text recognition (``loose``) punctuation between words is ignored too."""
+    def norm(t: str) -> str:
+        t = " ".join(t.lower().split())
+        return re.sub(r"[^\w@.]+", "", t) if loose else t
+    return bool(norm(wanted)) and norm(wanted) in norm(screen)
+
+
+def _look_back_screen(clause: Clause, step: StepRecord) -> Decision | str | None:
+    results = step.results
+    for index, _action in enumerate(step.decision.actions):
+        result = results[index] if index < len(results) else None
+        if result is None or not result.ok:
+            why = result.error if result is not None and result.error else "no result recorded"
+            return Decision(
+                text=f"{_said(clause)} failed on the machine.",
+                outcome=Outcome(success=False, error_code=ErrorCode.MACHINE_ERROR.value,
+                                message=f"{_said(clause)} failed on the machine: {why}"),
+            )
+    if isinstance(clause, VerifyScreenShows):
+        result = results[-1]
+        screen = _screen_text(result)
+        how = result.data.get("text_source")
+        if not _shows(screen, clause.text, loose=how == "ocr"):
+            where = {"ocr": "text recognition on the screenshot", "dom": "the page's text",
+                     "terminal": "the terminal"}.get(str(how), "the screen")
+            return _verification_failed(
+                f"the screen does not show {quote(clause.text)} (read from {where}: "
+                f"{_tail(' '.join(screen.split())) or '(no text)'})."
+            )
+        return f"Checked: the screen shows {quote(clause.text)}."
+    return None
 
 
 def _check_output(
@@ -278,6 +361,8 @@ def _look_back(clause: Clause, step: StepRecord) -> Decision | str | None:
     run (a Decision), a passing file check gives a note, anything else None."""
     actions = step.decision.actions
     results = step.results
+    if isinstance(clause, SCREEN_CLAUSES):
+        return _look_back_screen(clause, step)
     if isinstance(clause, VerifyFileContains):
         result = results[0] if results else None
         if result is None or not result.ok:
@@ -325,7 +410,10 @@ def _summary(clauses: tuple[Clause, ...], context: AgentContext) -> str:
     for number, singular, plural in (
         (count(Run), "ran 1 command", "ran {n} commands"),
         (count(WriteText), "wrote 1 file", "wrote {n} files"),
-        (count(_OUTPUT_CHECKS + (VerifyFileContains,)), "1 check passed", "{n} checks passed"),
+        (count(_OUTPUT_CHECKS + (VerifyFileContains, VerifyScreenShows)), "1 check passed",
+         "{n} checks passed"),
+        (count(SCREEN_CLAUSES) - count(VerifyScreenShows), "did 1 thing on the screen",
+         "did {n} things on the screen"),
         (count(WaitSeconds), "waited once", "waited {n} times"),
         (count(AskHuman), "asked a human once", "asked a human {n} times"),
     ):

@@ -2,7 +2,14 @@
 
 Layout under ``data_dir/machines/<machine_id>/`` (directory mode 0700):
 ``workspace/`` (the machine's disk, 0700), ``token`` (0600), ``agent.json``
-(the ready file: pid, port, url) and ``agent.log``.
+(the ready file: pid, port, url), ``agent.log`` and, for the desktop and the
+browser, ``Xauthority`` and ``browser-profile/``. A machine that came from the
+warm pool keeps its spare's directory (``pool-<hex>``) and
+``machines/<machine_id>`` is a symlink to it.
+
+Kinds: ``terminal`` (shells and files; a headless browser on first use),
+``browser`` (the browser is launched before the agent reports ready) and
+``desktop`` (Xvfb, openbox, xterm, a headful browser on first use).
 
 Each agent runs in its own session (``start_new_session``), so it outlives the
 process that spawned it; :meth:`LocalMachineProvider.attach` finds it again
@@ -35,6 +42,8 @@ READY_FILE = "agent.json"
 TOKEN_FILE = "token"
 LOG_FILE = "agent.log"
 _MACHINE_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+KINDS = ("terminal", "browser", "desktop")
+POOL_PREFIX = "pool-"
 
 
 @dataclass(frozen=True)
@@ -75,13 +84,50 @@ class LocalMachineProvider:
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def create(self, machine_id: str, *, network: bool = True) -> AgentHandle:
+    async def create(self, machine_id: str, *, network: bool = True,
+                     kind: str = "terminal") -> AgentHandle:
         """Start the machine's agent and return once it listens. If the
         machine's agent is already running and healthy, return it instead."""
         existing = await self.attach(machine_id)
         if existing is not None:
             return existing
-        mdir = self.machine_dir(machine_id)
+        return await self._spawn(machine_id, self.machine_dir(machine_id), network=network,
+                                 kind=kind)
+
+    async def spawn_spare(self, kind: str) -> AgentHandle:
+        """An unclaimed agent of ``kind`` for the warm pool (its handle's
+        machine_id is the spare's directory name)."""
+        name = POOL_PREFIX + secrets.token_hex(8)
+        return await self._spawn(None, self.data_dir / "machines" / name, network=True,
+                                 kind=kind)
+
+    def adopt(self, spare: AgentHandle, machine_id: str) -> None:
+        """Make the claimed spare's directory the machine's (a symlink)."""
+        link = self.machine_dir(machine_id)
+        target = self.data_dir / "machines" / spare.machine_id
+        if link.is_symlink() or link.exists():
+            raise MachineError(f"machine directory {link} already exists")
+        os.symlink(target.name, link)
+
+    def spare_dirs(self) -> list[Path]:
+        """Pool directories no machine has adopted (leftovers of a previous run)."""
+        root = self.data_dir / "machines"
+        if not root.is_dir():
+            return []
+        adopted = {os.readlink(p) for p in root.iterdir() if p.is_symlink()}
+        return [p for p in root.iterdir() if p.name.startswith(POOL_PREFIX)
+                and not p.is_symlink() and p.name not in adopted]
+
+    async def destroy_dir(self, mdir: Path) -> None:
+        await self._stop_agent(mdir, None)
+        if mdir.exists():
+            await asyncio.to_thread(_rmtree, mdir)
+
+    async def _spawn(self, machine_id: str | None, mdir: Path, *, network: bool,
+                     kind: str) -> AgentHandle:
+        if kind not in KINDS:
+            raise ValidationFailed(f"machine kind {kind!r}: one of {', '.join(KINDS)}")
+        mdir = mdir.resolve() if mdir.is_symlink() else mdir
         mdir.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         mdir.mkdir(exist_ok=True, mode=0o700)
         os.chmod(mdir, 0o700)
@@ -94,15 +140,21 @@ class LocalMachineProvider:
         with contextlib.suppress(FileNotFoundError):
             ready.unlink()
 
-        argv = [
-            self.python, "-m", "deckhand.machines.agent",
-            "--machine-id", machine_id,
+        argv = [self.python, "-m", "deckhand.machines.agent"]
+        if machine_id is not None:
+            argv += ["--machine-id", machine_id]
+        argv += [
             "--workspace", str(workspace),
+            "--state-dir", str(mdir),
             "--token-file", str(mdir / TOKEN_FILE),
             "--listen", "127.0.0.1:0",
             "--ready-file", str(ready),
             "--network" if network else "--no-network",
         ]
+        if kind == "desktop":
+            argv.append("--desktop")
+        elif kind == "browser":
+            argv.append("--browser")
         if self.sandbox is not None:
             argv.append("--sandbox" if self.sandbox else "--no-sandbox")
         env = {k: v for k, v in os.environ.items() if k != "DECKHAND_AGENT_TOKEN"}
@@ -117,9 +169,22 @@ class LocalMachineProvider:
                 start_new_session=True,
                 close_fds=True,
             )
-        self._children[machine_id] = proc
-        info = await self._wait_ready(proc, ready, mdir / LOG_FILE)
-        return AgentHandle(machine_id=machine_id, url=info["url"], token=token, pid=proc.pid)
+        self._children[str(mdir)] = proc
+        try:
+            info = await self._wait_ready(proc, ready, mdir / LOG_FILE)
+        except asyncio.CancelledError:
+            # nobody will know this agent: do not leave it (or its browser) behind
+            self._children.pop(str(mdir), None)
+            targets = _session_members(proc.pid) | _with_start_time(descendant_pids(proc.pid)) \
+                | _with_start_time([proc.pid])
+            _kill_group(proc.pid, signal.SIGKILL)
+            for pid, _ in targets:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+            _reap(proc)
+            raise
+        return AgentHandle(machine_id=machine_id or mdir.name, url=str(info["url"]),
+                           token=token, pid=proc.pid)
 
     async def attach(self, machine_id: str) -> AgentHandle | None:
         """The handle of the machine's running agent (after a restart of this
@@ -131,7 +196,7 @@ class LocalMachineProvider:
             pid, url = int(info["pid"]), str(info["url"])
         except (OSError, ValueError, KeyError, TypeError):
             return None
-        if not _alive(pid) or not _is_agent(pid, machine_id):
+        if not _alive(pid) or not _is_agent(pid, mdir):
             return None
         handle = AgentHandle(machine_id=machine_id, url=url, token=token, pid=pid)
         async with self.client(handle) as machine:
@@ -142,12 +207,28 @@ class LocalMachineProvider:
     async def destroy(self, machine_id: str) -> None:
         """Stop the machine's agent and every process it started, then delete
         the machine's directory (workspace included)."""
-        mdir = self.machine_dir(machine_id)
+        link = self.machine_dir(machine_id)
+        mdir = link.resolve() if link.is_symlink() else link
+        await self._stop_agent(mdir, machine_id)
+        if mdir.exists():
+            await asyncio.to_thread(_rmtree, mdir)
+        if link.is_symlink():
+            link.unlink()
+
+    async def stop(self, machine_id: str) -> None:
+        """Stop the machine's agent and its processes; keep its directory
+        (workspace, browser profile) for a later :meth:`create`."""
+        link = self.machine_dir(machine_id)
+        await self._stop_agent(link.resolve() if link.is_symlink() else link, machine_id)
+        with contextlib.suppress(FileNotFoundError):
+            (link / READY_FILE).unlink()
+
+    async def _stop_agent(self, mdir: Path, machine_id: str | None) -> None:
         pid = _read_pid(mdir / READY_FILE)
-        child = self._children.pop(machine_id, None)
+        child = self._children.pop(str(mdir), None)
         if pid is None and child is not None:
             pid = child.pid
-        if pid is not None and _alive(pid) and not _is_agent(pid, machine_id):
+        if pid is not None and _alive(pid) and not _is_agent(pid, mdir):
             pid = None  # a stale ready file: that pid now belongs to another process
         if pid is not None:
             # Everything to stop, taken before the agent exits (its tree is
@@ -159,15 +240,13 @@ class LocalMachineProvider:
             token = _read_text(mdir / TOKEN_FILE)
             info = _read_json(mdir / READY_FILE)
             if _alive(pid) and token and info and "url" in info:
-                handle = AgentHandle(machine_id, str(info["url"]), token, pid)
+                handle = AgentHandle(machine_id or mdir.name, str(info["url"]), token, pid)
                 async with self.client(handle) as machine:
                     with contextlib.suppress(MachineError, httpx.HTTPError):
                         await asyncio.wait_for(machine.shutdown(), timeout=2.0)
             await _terminate(pid, targets, child)
         elif child is not None:
             _reap(child)
-        if mdir.exists():
-            await asyncio.to_thread(_rmtree, mdir)
 
     def client(self, handle: AgentHandle, http: httpx.AsyncClient | None = None) -> RemoteMachine:
         return RemoteMachine(handle.machine_id, handle.url, handle.token, http=http)
@@ -253,8 +332,9 @@ def _alive(pid: int) -> bool:
     return fields is not None and fields[0] not in ("Z", "X")
 
 
-def _is_agent(pid: int, machine_id: str) -> bool:
-    """Whether ``pid`` runs the machine agent of ``machine_id``."""
+def _is_agent(pid: int, mdir: Path) -> bool:
+    """Whether ``pid`` runs the machine agent of the machine directory ``mdir``
+    (its ``--workspace`` is that directory's workspace)."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             args = f.read().decode(errors="replace").split("\0")
@@ -262,7 +342,9 @@ def _is_agent(pid: int, machine_id: str) -> bool:
         return False
     if "deckhand.machines.agent" not in args and "machine-agent" not in args:
         return False
-    return any(a == "--machine-id" and b == machine_id for a, b in zip(args, args[1:]))
+    real = mdir.resolve() if mdir.is_symlink() else mdir
+    workspaces = {str(mdir / "workspace"), str(real / "workspace")}
+    return any(a == "--workspace" and b in workspaces for a, b in zip(args, args[1:]))
 
 
 def _identity(pid: int) -> tuple[int, str] | None:

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from deckhand.agent.actions import Action, ActionResult, RunCommand, Wait
 from deckhand.errors import MachineError
+from deckhand.machines.base import Observation
 
 logger = logging.getLogger(__name__)
 
@@ -22,6 +23,7 @@ FILES_TIMEOUT_S = 120.0
 # The interrupt after a cancellation is a backup (closing the request already
 # stops the action): a cancel must not wait long on an unresponsive agent.
 INTERRUPT_TIMEOUT_S = 0.5
+SCREENSHOT_TIMEOUT_S = 30.0
 
 
 class RemoteMachine:
@@ -69,6 +71,88 @@ class RemoteMachine:
             await self._interrupt_quietly(session_id, action_id)
             raise
         return self._result(response)
+
+    async def observe(self) -> Observation | None:
+        """The machine's screen now: the desktop, the browser's page, or the
+        terminal rendered to an image."""
+        try:
+            frame = await self.screenshot()
+        except MachineError as exc:
+            logger.info("machine %s: no screen to observe: %s", self.machine_id, exc.message)
+            return None
+        return Observation(screenshot_jpeg=frame[0], width=frame[1], height=frame[2])
+
+    async def screenshot(self) -> tuple[bytes, int, int, str]:
+        """(JPEG, width, height, source) of the screen now."""
+        try:
+            response = await self._http.get(
+                self._url("/screenshot"), headers=self._headers,
+                timeout=httpx.Timeout(SCREENSHOT_TIMEOUT_S, connect=CONNECT_TIMEOUT_S))
+        except httpx.HTTPError as exc:
+            raise MachineError(f"machine {self.machine_id}: screenshot failed: {exc!r}") from exc
+        if response.status_code != 200:
+            raise MachineError(f"machine {self.machine_id}: screenshot failed: "
+                               f"{_error_text(response)}")
+        h = response.headers
+        return (response.content, int(h.get("x-width", 0)), int(h.get("x-height", 0)),
+                h.get("x-source", ""))
+
+    async def command(self, command: str, parameters: dict[str, Any],
+                      timeout_ms: int | None = None) -> dict[str, Any]:
+        """One of the contract's ActionRequest commands →
+        ``{"ok", "result", "error", "duration_ms", "screenshot"}``."""
+        body = {"command": command, "parameters": parameters, "timeout_ms": timeout_ms}
+        read = (timeout_ms or 120_000) / 1000 + READ_MARGIN_S
+        response = await self._post("/command", body, read_timeout=read)
+        if response.status_code != 200:
+            raise MachineError(f"machine {self.machine_id}: {command} failed: "
+                               f"{_error_text(response)}")
+        return response.json()  # type: ignore[no-any-return]
+
+    async def info(self) -> dict[str, Any]:
+        try:
+            response = await self._http.get(self._url("/info"), headers=self._headers,
+                                            timeout=httpx.Timeout(5.0, connect=CONNECT_TIMEOUT_S))
+        except httpx.HTTPError as exc:
+            raise MachineError(f"machine agent at {self.base_url} is unreachable: {exc!r}"
+                               ) from exc
+        if response.status_code == 401:
+            raise MachineError(f"the machine agent at {self.base_url} refused the token")
+        if response.status_code != 200:
+            raise MachineError(f"machine agent at {self.base_url}: HTTP {response.status_code}")
+        return response.json()  # type: ignore[no-any-return]
+
+    async def claim(self, machine_id: str, *, network: bool | None = None) -> dict[str, Any]:
+        """Give an unclaimed agent its machine id."""
+        response = await self._post("/claim", {"machine_id": machine_id, "network": network},
+                                    read_timeout=10.0)
+        if response.status_code != 200:
+            raise MachineError(f"the machine agent at {self.base_url} refused the claim: "
+                               f"{_error_text(response)}")
+        self.machine_id = machine_id
+        return response.json()  # type: ignore[no-any-return]
+
+    async def release(self) -> None:
+        """Make the agent forget its machine (workspace emptied)."""
+        response = await self._post("/release", {}, read_timeout=30.0)
+        if response.status_code != 200:
+            raise MachineError(f"machine {self.machine_id}: release failed: "
+                               f"{_error_text(response)}")
+
+    async def start_vnc(self) -> dict[str, Any]:
+        """Start the desktop's x11vnc → ``{port, password, width, height}``."""
+        response = await self._post("/live/vnc", {}, read_timeout=20.0)
+        if response.status_code != 200:
+            raise MachineError(f"machine {self.machine_id}: live view unavailable: "
+                               f"{_error_text(response)}")
+        return response.json()  # type: ignore[no-any-return]
+
+    def ws_url(self, path: str) -> str:
+        return "ws" + self.base_url[len("http"):] + path
+
+    @property
+    def auth_headers(self) -> dict[str, str]:
+        return dict(self._headers)
 
     async def health(self) -> bool:
         try:
@@ -166,6 +250,16 @@ class RemoteMachine:
             )
         except (httpx.HTTPError, RuntimeError) as exc:  # RuntimeError: client closed
             logger.warning("machine %s: interrupt after cancel failed: %r", self.machine_id, exc)
+
+
+def _error_text(response: httpx.Response) -> str:
+    try:
+        data = response.json()
+    except ValueError:
+        return f"HTTP {response.status_code}: {response.text[:300]}"
+    if isinstance(data, dict):
+        return str(data.get("error") or data)[:500]
+    return str(data)[:500]
 
 
 def _read_timeout(action: Action) -> float:

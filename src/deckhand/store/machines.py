@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import Row, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from deckhand.errors import NotFound
-from deckhand.store.tables import machines
+from deckhand.errors import InsufficientCredits, NotFound
+from deckhand.store.tables import accounts, ledger_entries, machine_snapshots, machines
+from deckhand.store.types import utcnow
 
 MachineRow = Row[Any]
 GONE = frozenset({"terminated", "deleting"})
@@ -57,3 +58,119 @@ async def live_local(conn: AsyncConnection) -> list[MachineRow]:
         select(machines).where(machines.c.provider == "local",
                                machines.c.status.in_(("creating", "running")))
     )).all())
+
+
+ACTIVE = ("creating", "provisioning", "starting", "running", "stopping", "restarting")
+
+
+async def count_active(conn: AsyncConnection, account_id: str, mode: str) -> int:
+    """Machines of the account that hold (or are getting) processes."""
+    return int((await conn.execute(
+        select(func.count()).select_from(machines).where(
+            machines.c.account_id == account_id, machines.c.mode == mode,
+            machines.c.status.in_(ACTIVE))
+    )).scalar() or 0)
+
+
+async def lock_account(conn: AsyncConnection, account_id: str) -> None:
+    """Serialise machine creation per account (PostgreSQL row lock; SQLite
+    write transactions are serial already)."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(select(accounts.c.id).where(accounts.c.id == account_id)
+                           .with_for_update())
+
+
+async def local_to_restore(conn: AsyncConnection) -> list[MachineRow]:
+    """Local machines that should have a running agent (after a restart)."""
+    return list((await conn.execute(
+        select(machines).where(machines.c.provider == "local",
+                               machines.c.status.in_(ACTIVE))
+    )).all())
+
+
+async def due_for_sweep(conn: AsyncConnection) -> list[MachineRow]:
+    """Every machine that is not gone (the sweeper looks at TTLs, idleness
+    and metering)."""
+    return list((await conn.execute(
+        select(machines).where(machines.c.status.not_in(GONE | {"error"}))
+    )).all())
+
+
+async def billable(conn: AsyncConnection, account_id: str, mode: str) -> list[MachineRow]:
+    return list((await conn.execute(
+        select(machines).where(
+            machines.c.account_id == account_id, machines.c.mode == mode,
+            machines.c.status.in_(("running", "starting", "stopping", "restarting",
+                                   "stopped", "suspended")))
+        .order_by(machines.c.created_at)
+    )).all())
+
+
+async def debit_runtime(conn: AsyncConnection, row: MachineRow, *, credits: int,
+                        carry: int, since: Any, kind: str = "machine_runtime") -> tuple[int, bool]:
+    """Charge ``credits`` of runtime (at most what the wallet holds), record
+    the ledger entry (the machine's segment number makes it exactly-once) and
+    move the machine's metering segment to ``since``. Returns (charged,
+    wallet ran dry)."""
+    left = (await conn.execute(select(accounts.c.credits)
+                               .where(accounts.c.id == row.account_id))).scalar()
+    charged = credits if left is None else max(0, min(credits, int(left)))
+    after = None
+    if left is not None and charged:
+        await conn.execute(update(accounts).where(accounts.c.id == row.account_id)
+                           .values(credits=accounts.c.credits - charged))
+        after = int(left) - charged
+    segment = row.billing_segments + 1
+    if charged:
+        await conn.execute(ledger_entries.insert().values(
+            account_id=row.account_id, mode=row.mode, run_id=row.id, step=segment, kind=kind,
+            credits=charged, balance_after=after, created_at=utcnow(),
+        ))
+    await conn.execute(update(machines).where(machines.c.id == row.id).values(
+        billing_since=since, billing_carry=carry, billing_segments=segment,
+        credits_billed=machines.c.credits_billed + charged,
+    ))
+    return charged, left is not None and charged < credits
+
+
+async def charge_fee(conn: AsyncConnection, *, account_id: str, mode: str, machine_id: str,
+                     credits: int, kind: str, number: int) -> int:
+    """A one-time charge (a snapshot): at most what the wallet holds."""
+    left = (await conn.execute(select(accounts.c.credits)
+                               .where(accounts.c.id == account_id))).scalar()
+    if left is not None and left < credits:
+        raise InsufficientCredits(f"A snapshot costs {credits} credits; {left} left.")
+    after = None
+    if left is not None:
+        await conn.execute(update(accounts).where(accounts.c.id == account_id)
+                           .values(credits=accounts.c.credits - credits))
+        after = int(left) - credits
+    if credits:
+        await conn.execute(ledger_entries.insert().values(
+            account_id=account_id, mode=mode, run_id=machine_id, step=number, kind=kind,
+            credits=credits, balance_after=after, created_at=utcnow()))
+    return credits
+
+
+# --------------------------------------------------------------------------- snapshots
+
+
+async def insert_snapshot(conn: AsyncConnection, values: dict[str, Any]) -> None:
+    await conn.execute(machine_snapshots.insert().values(**values))
+
+
+async def count_snapshots(conn: AsyncConnection, machine_id: str) -> int:
+    return int((await conn.execute(select(func.count()).select_from(machine_snapshots)
+                                   .where(machine_snapshots.c.machine_id == machine_id))
+                ).scalar() or 0)
+
+
+async def find_snapshot(conn: AsyncConnection, account_id: str, mode: str,
+                        snapshot_id: str | None) -> Row[Any] | None:
+    """The named snapshot of the account, or its most recent one."""
+    q = select(machine_snapshots).where(machine_snapshots.c.account_id == account_id,
+                                        machine_snapshots.c.mode == mode)
+    if snapshot_id:
+        q = q.where(machine_snapshots.c.id == snapshot_id)
+    q = q.order_by(machine_snapshots.c.created_at.desc()).limit(1)
+    return (await conn.execute(q)).first()

@@ -12,8 +12,6 @@ import os
 import stat
 import sys
 
-from deckhand.machines.agent.server import run_agent
-
 TOKEN_ENV = "DECKHAND_AGENT_TOKEN"
 
 
@@ -34,8 +32,10 @@ def read_token(token_file: str | None) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m deckhand.machines.agent",
                                      description="Serve one machine over HTTP.")
-    parser.add_argument("--machine-id", required=True)
+    parser.add_argument("--machine-id", help="the machine's id (omitted: wait to be claimed)")
     parser.add_argument("--workspace", required=True)
+    parser.add_argument("--state-dir", help="Xauthority, browser profile (default: the "
+                                            "workspace's parent directory)")
     parser.add_argument("--token-file", help=f"file holding the bearer token (else ${TOKEN_ENV})")
     parser.add_argument("--listen", default="127.0.0.1:0", help="HOST:PORT; port 0 picks one")
     parser.add_argument("--ready-file", help="where to write {pid, port, url} once listening")
@@ -43,8 +43,15 @@ def main(argv: list[str] | None = None) -> None:
                         help="run shells under bubblewrap (default: when bwrap is installed)")
     parser.add_argument("--network", action=argparse.BooleanOptionalAction, default=True,
                         help="give sandboxed shells the network (default: yes)")
+    parser.add_argument("--desktop", action="store_true",
+                        help="run a desktop (Xvfb, openbox, xterm) for this machine")
+    parser.add_argument("--browser", action="store_true",
+                        help="launch the browser before reporting ready")
     args = parser.parse_args(argv)
     token = read_token(args.token_file)
+    # Imported after the arguments are read: `--help` stays fast.
+    from deckhand.machines.agent.server import run_agent
+
     run_agent(
         machine_id=args.machine_id,
         workspace=args.workspace,
@@ -53,6 +60,9 @@ def main(argv: list[str] | None = None) -> None:
         ready_file=args.ready_file,
         sandbox=args.sandbox,
         network=args.network,
+        state_dir=args.state_dir,
+        desktop=args.desktop,
+        browser=args.browser,
     )
 
 

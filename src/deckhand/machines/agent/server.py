@@ -3,9 +3,17 @@
 Endpoints (every request needs ``Authorization: Bearer <token>``):
 
 - ``GET /health`` → ``{"status": "ok", "machine_id": …, "kinds": [...]}``
+- ``GET /info`` → what the agent runs (desktop, browser, screen, vnc, pid)
+- ``POST /claim`` ``{"machine_id", "network"}`` / ``POST /release`` — the
+  identity of an agent started without one (warm pool, remote host)
 - ``POST /act`` ``{"action": <Action>, "action_id": optional}`` → ActionResult
+- ``POST /command`` ``{"command", "parameters", "timeout_ms"}`` → the
+  contract's ActionRequest commands (:mod:`.commands`)
+- ``GET /screenshot`` → JPEG (``X-Width``, ``X-Height``, ``X-Source``)
 - ``POST /files/{op}`` ``{"parameters": {...}}`` → ActionResult
 - ``POST /terminal/interrupt`` ``{"session_id": …, "action_id": optional}``
+- ``POST /live/vnc`` → starts x11vnc, ``{port, password}``; WebSockets
+  ``/live/vnc`` (RFB bridge) and ``/live/screencast`` (frames + input)
 - ``POST /shutdown`` — closes every session and stops the process.
 
 If the client disconnects while ``/act`` runs (the worker cancelled the call),
@@ -24,11 +32,13 @@ import hmac
 import json
 import logging
 import os
+import shutil
 import socket
 import tempfile
 import time
 from collections.abc import Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +49,28 @@ from starlette.background import BackgroundTask
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from deckhand.agent.actions import Action, ActionResult, ReadFile, RunCommand, Wait, WriteFile
+from deckhand.agent.actions import (
+    SCREEN_ACTIONS,
+    Action,
+    ActionResult,
+    ReadFile,
+    RunCommand,
+    Wait,
+    WriteFile,
+)
+from deckhand.machines.agent import live
+from deckhand.machines.agent.browser import Browser, BrowserError
+from deckhand.machines.agent.commands import run_command
+from deckhand.machines.agent.desktop import Desktop, DesktopError
 from deckhand.machines.agent.files import FileAccessError, WorkspaceFiles
+from deckhand.machines.agent.ocr import OcrError
+from deckhand.machines.agent.screen import Screen, ScreenError
 from deckhand.machines.agent.terminal import TerminalError, TerminalSessions
+from deckhand.machines.agent.windows import WindowError
+from deckhand.machines.agent.xinput import InputError
 
 logger = logging.getLogger(__name__)
 
@@ -59,21 +85,113 @@ _action_adapter: TypeAdapter[Action] = TypeAdapter(Action)
 
 
 class MachineAgent:
-    """What the agent serves: one machine's terminal sessions and files."""
+    """What the agent serves: one machine's terminal sessions, files, browser
+    and (with ``desktop``) desktop.
+
+    An agent started without a machine id is *unclaimed*: a spare of the warm
+    pool, or an agent started by hand on another host. ``claim`` gives it its
+    identity (the server does it when the machine is provisioned or
+    registered); until then it runs no shell.
+    """
 
     def __init__(
         self,
-        machine_id: str,
+        machine_id: str | None,
         workspace: Path | str,
         *,
         sandbox: bool | None = None,
         network: bool = True,
+        state_dir: Path | str | None = None,
+        desktop: bool = False,
+        browser: bool = False,
     ) -> None:
         self.machine_id = machine_id
         self.workspace = Path(os.path.realpath(workspace))
+        self.state_dir = Path(state_dir) if state_dir else self.workspace.parent
+        self.sandbox = sandbox
+        self.network = network
+        self.prelaunch_browser = browser
         self.terminals = TerminalSessions(self.workspace, sandbox=sandbox, network=network)
         self.files = WorkspaceFiles(self.workspace)
+        self.desktop = (Desktop(self.state_dir, self.workspace, sandbox=self.terminals.sandbox,
+                                network=network) if desktop else None)
+        self.browser = self._new_browser()
+        self.screen = Screen(self.terminals, self.browser, self.desktop)
         self._running: dict[str, asyncio.Task[ActionResult]] = {}
+        self._prewarm: asyncio.Task[None] | None = None
+
+    def _new_browser(self) -> Browser:
+        return Browser(self.state_dir / "browser-profile", self.workspace / "Downloads",
+                       network=self.network,
+                       display_env=self.desktop.env if self.desktop is not None else None)
+
+    @property
+    def kinds(self) -> list[str]:
+        kinds = list(KINDS)
+        if self.desktop is not None:
+            kinds += ["desktop", "browser"]
+        elif self.prelaunch_browser:
+            kinds.append("browser")
+        return kinds
+
+    async def start(self) -> None:
+        """Bring up the desktop (and the browser of a browser machine) before
+        the agent reports ready; start the default shell once claimed."""
+        if self.desktop is not None:
+            await self.desktop.start()
+            self.browser.display_env = self.desktop.env
+        if self.prelaunch_browser:
+            await self.browser.start()
+        if self.machine_id is not None:
+            self._start_prewarm()
+
+    def _start_prewarm(self) -> None:
+        self._prewarm = asyncio.create_task(self.terminals.start())
+        self._prewarm.add_done_callback(_log_prewarm_failure)
+
+    def claim(self, machine_id: str, network: bool | None = None) -> None:
+        """Take the identity ``machine_id`` (idempotent for the same id)."""
+        if self.machine_id is not None:
+            if self.machine_id != machine_id:
+                raise ClaimRefused(f"this agent already serves machine {self.machine_id}")
+            return
+        if network is not None and network != self.network:
+            if self.browser.running:
+                raise ClaimRefused("the browser of this agent already runs with network="
+                                   f"{self.network}")
+            self.network = network
+            self.terminals.network = network
+            self.browser.network = network
+            if self.desktop is not None:
+                self.desktop.network = network
+        self.machine_id = machine_id
+        self._start_prewarm()
+
+    async def release(self) -> None:
+        """Forget the machine: stop its shells and browser, empty its
+        workspace and profile. The agent can then be claimed again."""
+        for task in list(self._running.values()):
+            task.cancel()
+        await self.terminals.close_all()
+        await self.browser.close()
+        await asyncio.to_thread(_empty_dir, self.workspace)
+        await asyncio.to_thread(shutil.rmtree, self.state_dir / "browser-profile", True)
+        self.browser = self._new_browser()
+        self.screen.browser = self.browser
+        self.terminals.transcripts.clear()
+        self.machine_id = None
+
+    def info(self) -> dict[str, Any]:
+        screen: dict[str, Any] = {"source": self.screen.source}
+        if self.desktop is not None:
+            screen.update(width=self.desktop.width, height=self.desktop.height,
+                          display=self.desktop.display)
+        return {"machine_id": self.machine_id, "kinds": self.kinds, "claimed":
+                self.machine_id is not None, "desktop": self.desktop is not None,
+                "browser_running": self.browser.running, "network": self.network,
+                "sandbox": self.terminals.sandbox, "pid": os.getpid(), "screen": screen,
+                "vnc": ({"port": self.desktop.vnc.port} if self.desktop is not None
+                        and self.desktop.vnc is not None else None)}
 
     async def act(self, action: Action, *, action_id: str | None = None) -> ActionResult:
         """Perform ``action``; the one place where failures become results."""
@@ -107,9 +225,14 @@ class MachineAgent:
         return result.model_copy(update={"duration_ms": _ms_since(started)})
 
     async def close(self) -> None:
+        if self._prewarm is not None:
+            self._prewarm.cancel()
         for task in list(self._running.values()):
             task.cancel()
         await self.terminals.close_all()
+        await self.browser.close()
+        if self.desktop is not None:
+            await self.desktop.close()
 
     # ------------------------------------------------------------------ actions
 
@@ -119,7 +242,8 @@ class MachineAgent:
             result = await self._perform(action)
         except asyncio.CancelledError:
             raise
-        except (TerminalError, FileAccessError) as exc:
+        except (TerminalError, FileAccessError, ScreenError, BrowserError, DesktopError,
+                OcrError, InputError, WindowError) as exc:
             return ActionResult(ok=False, error=str(exc), duration_ms=_ms_since(started))
         except Exception as exc:  # the error boundary: report, never a traceback
             logger.exception("action %s failed", action.kind)
@@ -166,6 +290,8 @@ class MachineAgent:
         if isinstance(action, Wait):
             await asyncio.sleep(action.seconds)
             return ActionResult(ok=True)
+        if action.kind in SCREEN_ACTIONS:
+            return await self.screen.act(action)
         raise TerminalError(f"unsupported action kind {getattr(action, 'kind', '?')!r}")
 
     # ------------------------------------------------------------------ files
@@ -220,6 +346,19 @@ class _BadParameters(Exception):
     pass
 
 
+class ClaimRefused(Exception):
+    pass
+
+
+def _empty_dir(path: Path) -> None:
+    for child in path.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                child.unlink()
+
+
 def _param(p: dict[str, Any], name: str) -> str:
     value = p.get(name)
     if not isinstance(value, str):
@@ -259,6 +398,11 @@ class _BearerAuth:
         self.expected = f"Bearer {token}".encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            got = dict(scope["headers"]).get(b"authorization", b"")
+            if not hmac.compare_digest(got, self.expected):
+                await send({"type": "websocket.close", "code": 4401})
+                return
         if scope["type"] == "http":
             got = b""
             for name, value in scope["headers"]:
@@ -297,34 +441,77 @@ def _error(status: int, message: str) -> JSONResponse:
                         status_code=status)
 
 
+@dataclass(frozen=True)
+class AgentOptions:
+    """How an agent serves its machine (the flags of ``deckhand machine-agent``)."""
+
+    sandbox: bool | None = None
+    network: bool = True
+    state_dir: str | None = None
+    desktop: bool = False
+    browser: bool = False
+
+
 def create_agent_app(
-    machine_id: str,
+    machine_id: str | None,
     workspace: Path | str,
     token: str,
     *,
     sandbox: bool | None = None,
     network: bool = True,
     on_shutdown: Callable[[], None] | None = None,
+    options: AgentOptions | None = None,
 ) -> Starlette:
     """The agent's ASGI app (its :class:`MachineAgent` is ``app.state.agent``).
     ``on_shutdown`` is called after ``POST /shutdown``
     has answered (``serve`` passes a function that stops the server)."""
     if not token:
         raise ValueError("the agent needs a non-empty token")
-    agent = MachineAgent(machine_id, workspace, sandbox=sandbox, network=network)
+    opts = options or AgentOptions(sandbox=sandbox, network=network)
+    agent = MachineAgent(machine_id, workspace, sandbox=opts.sandbox, network=opts.network,
+                         state_dir=opts.state_dir, desktop=opts.desktop, browser=opts.browser)
 
     @asynccontextmanager
     async def lifespan(app: Starlette):  # type: ignore[no-untyped-def]
-        prewarm = asyncio.create_task(agent.terminals.start())
-        prewarm.add_done_callback(_log_prewarm_failure)
+        try:
+            await agent.start()
+        except BaseException:
+            await agent.close()
+            raise
         try:
             yield
         finally:
-            prewarm.cancel()
             await agent.close()
 
     async def health(request: Request) -> Response:
-        return JSONResponse({"status": "ok", "machine_id": machine_id, "kinds": list(KINDS)})
+        return JSONResponse({"status": "ok", "machine_id": agent.machine_id,
+                             "kinds": agent.kinds})
+
+    async def info(request: Request) -> Response:
+        return JSONResponse(agent.info())
+
+    async def claim(request: Request) -> Response:
+        body = await _json_body(request) or {}
+        mid = body.get("machine_id")
+        network = body.get("network")
+        if not isinstance(mid, str) or not mid or not isinstance(network, (bool, type(None))):
+            return _error(422, 'send {"machine_id": "…", "network": true|false}')
+        try:
+            agent.claim(mid, network)
+        except ClaimRefused as exc:
+            return JSONResponse({"error": str(exc)}, status_code=409)
+        return JSONResponse(agent.info())
+
+    async def release(request: Request) -> Response:
+        await agent.release()
+        return JSONResponse(agent.info())
+
+    def claimed(handler):  # type: ignore[no-untyped-def]
+        async def guarded(request: Request) -> Response:
+            if agent.machine_id is None:
+                return _error(409, "this agent serves no machine yet (POST /claim first)")
+            return await handler(request)  # type: ignore[no-any-return]
+        return guarded
 
     async def act(request: Request) -> Response:
         body = await _json_body(request)
@@ -351,6 +538,26 @@ def create_agent_app(
             return Response(status_code=499)
         return JSONResponse(work.result().model_dump(mode="json"))
 
+    async def command(request: Request) -> Response:
+        body = await _json_body(request)
+        if body is None or not isinstance(body.get("command"), str):
+            return _error(400, 'send {"command": "…", "parameters": {...}}')
+        params = body.get("parameters") or {}
+        timeout_ms = body.get("timeout_ms")
+        if not isinstance(params, dict) or not isinstance(timeout_ms, (int, type(None))):
+            return _error(422, "parameters must be an object and timeout_ms an integer")
+        result = await run_command(agent, body["command"], params, timeout_ms)
+        return JSONResponse(result.as_dict())
+
+    async def screenshot(request: Request) -> Response:
+        try:
+            frame = await agent.screen.capture()
+        except (BrowserError, DesktopError, ScreenError) as exc:
+            return _error(409, str(exc))
+        return Response(frame.jpeg, media_type="image/jpeg", headers={
+            "X-Width": str(frame.width), "X-Height": str(frame.height),
+            "X-Source": frame.source})
+
     async def files(request: Request) -> Response:
         op = request.path_params["op"]
         body = await _json_body(request)
@@ -373,6 +580,16 @@ def create_agent_app(
         done = await agent.interrupt(session_id, action_id)
         return JSONResponse({"interrupted": done})
 
+    async def vnc(request: Request) -> Response:
+        if agent.desktop is None:
+            return _error(409, "this machine has no desktop")
+        try:
+            v = await agent.desktop.start_vnc()
+        except DesktopError as exc:
+            return _error(502, str(exc))
+        return JSONResponse({"port": v.port, "password": v.password,
+                             "width": agent.desktop.width, "height": agent.desktop.height})
+
     async def shutdown(request: Request) -> Response:
         await agent.close()
         return JSONResponse(
@@ -384,9 +601,17 @@ def create_agent_app(
         middleware=[Middleware(_BearerAuth, token=token)],
         routes=[
             Route("/health", health, methods=["GET"]),
-            Route("/act", act, methods=["POST"]),
-            Route("/files/{op}", files, methods=["POST"]),
+            Route("/info", info, methods=["GET"]),
+            Route("/claim", claim, methods=["POST"]),
+            Route("/release", release, methods=["POST"]),
+            Route("/act", claimed(act), methods=["POST"]),
+            Route("/command", claimed(command), methods=["POST"]),
+            Route("/screenshot", claimed(screenshot), methods=["GET"]),
+            Route("/files/{op}", claimed(files), methods=["POST"]),
             Route("/terminal/interrupt", interrupt, methods=["POST"]),
+            Route("/live/vnc", claimed(vnc), methods=["POST"]),
+            WebSocketRoute("/live/vnc", live.vnc_bridge(agent)),
+            WebSocketRoute("/live/screencast", live.screencast(agent)),
             Route("/shutdown", shutdown, methods=["POST"]),
         ],
         lifespan=lifespan,
@@ -451,10 +676,11 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 async def serve(
-    machine_id: str,
+    machine_id: str | None,
     workspace: Path | str,
     token: str,
     *,
+    options: AgentOptions | None = None,
     host: str = "127.0.0.1",
     port: int = 0,
     ready_file: Path | str | None = None,
@@ -474,6 +700,7 @@ async def serve(
         "port": bound_port,
         "url": f"http://{url_host}:{bound_port}",
         "machine_id": machine_id,
+        "agent_id": machine_id,
     }
     server: _AgentServer | None = None
 
@@ -482,7 +709,7 @@ async def serve(
             server.should_exit = True
 
     app = create_agent_app(machine_id, workspace, token, sandbox=sandbox, network=network,
-                           on_shutdown=stop)
+                           on_shutdown=stop, options=options)
 
     def on_started() -> None:
         if ready_file is not None:
@@ -508,16 +735,21 @@ async def serve(
 
 
 def run_agent(
-    machine_id: str,
+    machine_id: str | None,
     workspace: str,
     token: str,
     listen: str,
     ready_file: str | None,
     sandbox: bool | None,
     network: bool,
+    *,
+    state_dir: str | None = None,
+    desktop: bool = False,
+    browser: bool = False,
 ) -> None:
     """Entry point of ``deckhand machine-agent``: serve one machine until shut
-    down. ``listen`` is ``HOST:PORT`` (port 0 picks a free one)."""
+    down. ``listen`` is ``HOST:PORT`` (port 0 picks a free one). Without a
+    ``machine_id`` the agent waits to be claimed (``POST /claim``)."""
     host, port = parse_listen(listen)
     ws = Path(workspace)
     if not ws.is_dir():
@@ -525,7 +757,9 @@ def run_agent(
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    options = AgentOptions(sandbox=sandbox, network=network, state_dir=state_dir,
+                           desktop=desktop, browser=browser)
     asyncio.run(
         serve(machine_id, ws, token, host=host, port=port, ready_file=ready_file,
-              sandbox=sandbox, network=network)
+              sandbox=sandbox, network=network, options=options)
     )

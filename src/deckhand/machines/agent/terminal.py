@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_SESSION = "default"
 OUTPUT_LIMIT = 100_000
+TRANSCRIPT_LIMIT = 20_000
 MAX_SESSIONS = 32
 SESSION_ID_MAX = 128
 
@@ -193,6 +194,20 @@ def bwrap_argv(workspace: Path, *, network: bool) -> list[str]:
     return argv
 
 
+def interactive_shell_argv(workspace: Path, *, sandbox: bool, network: bool) -> list[str]:
+    """A login-less bash for a terminal emulator (xterm) on the desktop, in the
+    same sandbox as the sessions but keeping its controlling terminal (the
+    terminal is the emulator's own pty, so --new-session is not needed)."""
+    argv = ["bash", "--noprofile", "--norc", "-i"]
+    if not sandbox:
+        return argv
+    return [a for a in bwrap_argv(workspace, network=network) if a != "--new-session"] + argv
+
+
+def shell_env(workspace: Path, *, sandboxed: bool) -> dict[str, str]:
+    return _shell_env(workspace, sandboxed=sandboxed)
+
+
 def _shell_env(workspace: Path, *, sandboxed: bool) -> dict[str, str]:
     env = {k: os.environ[k] for k in PASSTHROUGH_ENV if k in os.environ}
     if sandboxed:
@@ -297,6 +312,11 @@ class TerminalSessions:
         self.output_limit = output_limit
         self._sessions: dict[str, _Session] = {}
         self._create_lock = asyncio.Lock()
+        # What each session showed (commands and their output), for the
+        # rendered terminal screen and terminal_read; bounded.
+        self.transcripts: dict[str, str] = {}
+        self.last_session = DEFAULT_SESSION
+        self.version = 0
         if not sandbox and not network:
             logger.warning("network=False has no effect without the bubblewrap sandbox")
 
@@ -332,8 +352,27 @@ class TerminalSessions:
                 if session.closed or session.proc.returncode is not None:
                     await self._drop(session)
                     continue
-                return await self._run_locked(session, command, cwd, timeout_ms, started)
+                self._note(sid, f"$ {command}\n")
+                result = await self._run_locked(session, command, cwd, timeout_ms, started)
+                self._note(sid, result.output if result.output.endswith("\n") or not
+                           result.output else result.output + "\n")
+                return result
         raise TerminalError("the shell keeps exiting; could not run the command")
+
+    def transcript(self, session_id: str | None = None) -> str:
+        return self.transcripts.get(session_id or self.last_session, "")
+
+    def clear_transcript(self, session_id: str | None = None) -> None:
+        self.transcripts.pop(session_id or self.last_session, None)
+        self.version += 1
+
+    def _note(self, sid: str, text: str) -> None:
+        kept = self.transcripts.get(sid, "") + text
+        if len(kept) > TRANSCRIPT_LIMIT:
+            kept = kept[-TRANSCRIPT_LIMIT:]
+        self.transcripts[sid] = kept
+        self.last_session = sid
+        self.version += 1
 
     async def interrupt(self, session_id: str | None = None) -> bool:
         """Kill the processes of the command running in the session. The

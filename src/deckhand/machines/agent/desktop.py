@@ -1,0 +1,280 @@
+"""The desktop of a machine: Xvfb (1280x800), openbox, an xterm whose shell
+runs in the machine's sandbox, screenshots with mss over XShm encoded to
+JPEG from the raw buffer, input through XTEST (:mod:`.xinput`), windows
+through EWMH (:mod:`.windows`) and, on demand, x11vnc on loopback for the
+live view.
+
+The X server picks a free display itself (``-displayfd``) and only accepts
+clients holding the machine's cookie (``-auth``), so other machines on the
+host cannot reach this one's screen even through abstract sockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import logging
+import os
+import secrets
+import select
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+
+from deckhand.machines.agent.terminal import interactive_shell_argv, shell_env
+from deckhand.machines.agent.windows import Windows
+from deckhand.machines.agent.xinput import XInput
+
+logger = logging.getLogger(__name__)
+
+WIDTH, HEIGHT = 1280, 800
+JPEG_QUALITY = 75
+XVFB_TIMEOUT_S = 5.0
+WM_SETTLE_S = 0.5  # launching an app the instant openbox is up can stall ~5 s
+VNC_TIMEOUT_S = 10.0
+
+
+class DesktopError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Frame:
+    jpeg: bytes
+    width: int
+    height: int
+    source: str  # desktop | browser | terminal
+
+
+@dataclass(frozen=True)
+class VncInfo:
+    port: int
+    password: str
+
+
+def write_xauthority(path: Path, cookie: bytes) -> None:
+    """An Xauthority file with the cookie for any display of this host: a
+    FamilyWild entry (libxcb/libX11 clients) and a FamilyLocal one for the
+    host name (python-xlib ignores wildcards)."""
+
+    def field(b: bytes) -> bytes:
+        return struct.pack(">H", len(b)) + b
+
+    name = b"MIT-MAGIC-COOKIE-1"
+    data = struct.pack(">H", 0xFFFF) + field(b"") + field(b"") + field(name) + field(cookie)
+    data += struct.pack(">H", 256) + field(socket.gethostname().encode()) + field(b"") \
+        + field(name) + field(cookie)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+
+
+def encode_jpeg(raw: bytes | bytearray | memoryview, width: int, height: int,
+                quality: int = JPEG_QUALITY) -> bytes:
+    """JPEG from a raw BGRX buffer, without a Python-level conversion."""
+    img = Image.frombuffer("RGB", (width, height), raw, "raw", "BGRX", 0, 1)
+    out = io.BytesIO()
+    img.save(out, "JPEG", quality=quality)
+    return out.getvalue()
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Desktop:
+    """One X desktop; ``start`` brings it up, ``close`` stops every process."""
+
+    def __init__(self, state_dir: Path, workspace: Path, *, sandbox: bool, network: bool,
+                 width: int = WIDTH, height: int = HEIGHT) -> None:
+        self.state_dir = state_dir
+        self.workspace = workspace
+        self.sandbox = sandbox
+        self.network = network
+        self.width = width
+        self.height = height
+        self.display = ""
+        self.xauthority = state_dir / "Xauthority"
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._mss: object | None = None
+        self.input: XInput | None = None
+        self.windows: Windows | None = None
+        self.vnc: VncInfo | None = None
+        self._vnc_lock = asyncio.Lock()
+        self._apps: asyncio.Task[None] | None = None
+        self.started_at = 0.0
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"DISPLAY": self.display, "XAUTHORITY": str(self.xauthority)}
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        for binary in ("Xvfb", "openbox"):
+            if shutil.which(binary) is None:
+                raise DesktopError(f"{binary} is not installed (scripts/install-system-deps)")
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        write_xauthority(self.xauthority, secrets.token_bytes(16))
+        read_fd, write_fd = os.pipe()
+        try:
+            self._procs["xvfb"] = subprocess.Popen(
+                ["Xvfb", "-displayfd", str(write_fd), "-screen", "0",
+                 f"{self.width}x{self.height}x24", "-nolisten", "tcp",
+                 "-auth", str(self.xauthority), "-dpi", "96"],
+                pass_fds=(write_fd,), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        finally:
+            os.close(write_fd)
+        try:
+            number = await asyncio.to_thread(_read_display, read_fd, XVFB_TIMEOUT_S)
+        finally:
+            os.close(read_fd)
+        if number is None:
+            await self.close()
+            raise DesktopError("Xvfb did not start")
+        self.display = f":{number}"
+        # libxcb (mss) and python-xlib read the cookie from the environment;
+        # one desktop per agent process, so the process's own environment.
+        os.environ.update(self.env)
+        env = {**os.environ, **self.env}
+        self._procs["openbox"] = subprocess.Popen(
+            ["openbox", "--sm-disable"], env=env, stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        import mss  # a ~30 ms import: only desktops pay it
+
+        self._mss = mss.MSS(display=self.display)
+        self.input = XInput(self.display)
+        self.windows = Windows(self.display)
+        self.started_at = time.monotonic()
+        self._apps = asyncio.create_task(self._start_apps())
+
+    async def _start_apps(self) -> None:
+        await asyncio.sleep(WM_SETTLE_S)
+        self.open_terminal()
+
+    def open_terminal(self) -> None:
+        """Open an xterm running a shell in the machine's sandbox."""
+        env = {**shell_env(self.workspace, sandboxed=self.sandbox), **self.env,
+               "TERM": "xterm"}
+        argv = ["xterm", "-fa", "DejaVu Sans Mono", "-fs", "12", "-geometry", "100x30+40+40",
+                "-title", "Terminal", "-e",
+                *interactive_shell_argv(self.workspace, sandbox=self.sandbox,
+                                        network=self.network)]
+        name = f"xterm-{secrets.token_hex(3)}"
+        self._procs[name] = subprocess.Popen(
+            argv, env=env, cwd=self.workspace, stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+
+    async def close(self) -> None:
+        if self._apps is not None:
+            self._apps.cancel()
+        for closer in (self.input, self.windows):
+            if closer is not None:
+                with contextlib.suppress(Exception):
+                    closer.close()
+        if self._mss is not None:
+            with contextlib.suppress(Exception):
+                self._mss.close()  # type: ignore[attr-defined]
+        procs = list(self._procs.values())
+        self._procs.clear()
+        for p in reversed(procs):
+            if p.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    p.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 2.0
+        for p in procs:
+            while p.poll() is None and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            if p.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    p.kill()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    p.wait(timeout=1.0)
+
+    # ------------------------------------------------------------------ screen
+
+    def grab(self) -> tuple[bytes, int, int]:
+        """The screen as a raw BGRX buffer (XShm; ~0.4 ms)."""
+        if self._mss is None:
+            raise DesktopError("the desktop is not running")
+        shot = self._mss.grab({"left": 0, "top": 0, "width": self.width,  # type: ignore[attr-defined]
+                               "height": self.height})
+        return shot.raw, shot.width, shot.height
+
+    def capture(self, quality: int = JPEG_QUALITY) -> Frame:
+        raw, w, h = self.grab()
+        return Frame(encode_jpeg(raw, w, h, quality), w, h, "desktop")
+
+    def image(self) -> Image.Image:
+        raw, w, h = self.grab()
+        return Image.frombuffer("RGB", (w, h), bytes(raw), "raw", "BGRX", 0, 1)
+
+    # ------------------------------------------------------------------ live view
+
+    async def start_vnc(self) -> VncInfo:
+        """x11vnc on loopback with a password (started on first use; ~1.5 s)."""
+        async with self._vnc_lock:
+            proc = self._procs.get("x11vnc")
+            if self.vnc is not None and proc is not None and proc.poll() is None:
+                return self.vnc
+            if shutil.which("x11vnc") is None:
+                raise DesktopError("x11vnc is not installed (scripts/install-system-deps)")
+            password = secrets.token_urlsafe(6)[:8]  # VNC passwords use 8 characters
+            pw_file = self.state_dir / "vncpasswd"
+            fd = os.open(pw_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(password + "\n")
+            port = _free_port()
+            proc = subprocess.Popen(
+                ["x11vnc", "-display", self.display, "-auth", str(self.xauthority),
+                 "-localhost", "-rfbport", str(port), "-passwdfile", f"rm:{pw_file}",
+                 "-forever", "-shared", "-noxdamage", "-quiet", "-norc"],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL, env={**os.environ, **self.env},
+            )
+            self._procs["x11vnc"] = proc
+            deadline = time.monotonic() + VNC_TIMEOUT_S
+            while time.monotonic() < deadline:
+                if proc.poll() is not None:
+                    raise DesktopError(f"x11vnc exited with code {proc.returncode}")
+                with contextlib.suppress(OSError):
+                    _, writer = await asyncio.open_connection("127.0.0.1", port)
+                    writer.close()
+                    self.vnc = VncInfo(port=port, password=password)
+                    return self.vnc
+                await asyncio.sleep(0.05)
+            raise DesktopError("x11vnc did not start listening")
+
+
+def _read_display(fd: int, timeout: float) -> int | None:
+    data = b""
+    deadline = time.monotonic() + timeout
+    while not data.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        ready, _, _ = select.select([fd], [], [], left)
+        if not ready:
+            return None
+        chunk = os.read(fd, 32)
+        if not chunk:
+            return None
+        data += chunk
+    try:
+        return int(data.strip())
+    except ValueError:
+        return None

@@ -1,0 +1,202 @@
+"""The agent's screen, whatever the machine: the desktop when it has one,
+else the browser's viewport when a page is open, else the terminal rendered
+to an image. Screen actions (click, type, keys, scroll, open a URL, click a
+label) go to the same place, and labels are grounded on what is there: text
+recognition on the desktop, the page's DOM in a headless browser."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from deckhand.agent.actions import (
+    ActionResult,
+    Click,
+    ClickText,
+    Drag,
+    KeyPress,
+    MoveMouse,
+    OpenUrl,
+    Screenshot,
+    Scroll,
+    TypeText,
+)
+from deckhand.machines.agent import ocr
+from deckhand.machines.agent.browser import Browser
+from deckhand.machines.agent.desktop import Desktop, Frame
+from deckhand.machines.agent.terminal import TerminalSessions
+from deckhand.machines.agent.termscreen import TerminalScreen, screen_lines
+from deckhand.machines.agent.xinput import split_combo
+
+SCREEN_TEXT_LIMIT = 20_000
+GROUNDING_RETRIES = (0.3, 0.7, 0.0)
+DESKTOP_SETTLE_S = 0.4
+
+
+class ScreenError(Exception):
+    pass
+
+
+NO_SCREEN = ("this machine has no desktop and no page is open, so there is nothing to "
+             "{what}: open a URL first (open_url / browser_open), or provision the machine "
+             "with desktop_enabled: true")
+
+
+class Screen:
+    def __init__(self, terminals: TerminalSessions, browser: Browser,
+                 desktop: Desktop | None = None) -> None:
+        self.terminals = terminals
+        self.browser = browser
+        self.desktop = desktop
+        self._term = TerminalScreen()
+        self._last_input = 0.0
+
+    @property
+    def source(self) -> str:
+        if self.desktop is not None:
+            return "desktop"
+        if self.browser.running and self.browser.has_page():
+            return "browser"
+        return "terminal"
+
+    async def capture(self) -> Frame:
+        source = self.source
+        if source == "desktop":
+            assert self.desktop is not None
+            return self.desktop.capture()
+        if source == "browser":
+            return await self.browser.screenshot()
+        return self._term.render(self.terminals.transcript(), self.terminals.version)
+
+    async def text(self) -> tuple[str, str]:
+        """The text on the screen now, and where it was read from (``ocr``,
+        ``dom`` or ``terminal``)."""
+        source = self.source
+        if source == "desktop":
+            assert self.desktop is not None
+            found = await ocr.words(self.desktop.image())
+            text = ocr.text_of(found)
+            inverted = await ocr.words(self.desktop.image(), invert=True)
+            return text + "\n" + ocr.text_of(inverted), "ocr"
+        if source == "browser":
+            return (await self.browser.visible_text())[:SCREEN_TEXT_LIMIT], "dom"
+        lines = screen_lines(self.terminals.transcript())
+        return "\n".join(lines), "terminal"
+
+    # ------------------------------------------------------------------ actions
+
+    async def act(self, action: Any) -> ActionResult:
+        if isinstance(action, OpenUrl):
+            info = await self.browser.goto(action.url)
+            return ActionResult(ok=True, output=f"opened {info['url']}", data=info)
+        if isinstance(action, Screenshot):
+            await self._settle()
+            frame = await self.capture()
+            text, how = await self.text()
+            return ActionResult(ok=True, data={"width": frame.width, "height": frame.height,
+                                               "source": frame.source, "text": text,
+                                               "text_source": how})
+        if isinstance(action, ClickText):
+            return await self._click_text(action.label)
+        if self.desktop is not None:
+            return self._desktop_input(action)
+        if self.source != "browser":
+            raise ScreenError(NO_SCREEN.format(what=_verb(action)))
+        return await self._browser_input(action)
+
+    def _desktop_input(self, action: Any) -> ActionResult:
+        assert self.desktop is not None and self.desktop.input is not None
+        x = self.desktop.input
+        self._last_input = time.monotonic()
+        if isinstance(action, Click):
+            _inside(action.x, action.y, self.desktop.width, self.desktop.height)
+            x.click(action.x, action.y, action.button, action.count)
+        elif isinstance(action, MoveMouse):
+            x.move(action.x, action.y)
+        elif isinstance(action, Drag):
+            x.drag(action.x, action.y, action.to_x, action.to_y)
+        elif isinstance(action, TypeText):
+            x.type_text(action.text)
+        elif isinstance(action, KeyPress):
+            x.key_combo(action.keys)
+        elif isinstance(action, Scroll):
+            x.scroll(action.direction, action.amount, action.x, action.y)
+        else:
+            raise ScreenError(f"unsupported screen action {getattr(action, 'kind', '?')!r}")
+        return ActionResult(ok=True)
+
+    async def _browser_input(self, action: Any) -> ActionResult:
+        b = self.browser
+        page = await b.page()
+        if isinstance(action, Click):
+            await b.click_at(action.x, action.y, action.button, action.count)
+        elif isinstance(action, MoveMouse):
+            await page.mouse.move(action.x, action.y)
+        elif isinstance(action, Drag):
+            await page.mouse.move(action.x, action.y)
+            await page.mouse.down()
+            await page.mouse.move(action.to_x, action.to_y, steps=10)
+            await page.mouse.up()
+        elif isinstance(action, TypeText):
+            await b.insert_text(action.text)
+        elif isinstance(action, KeyPress):
+            await b.press(split_combo(action.keys))
+        elif isinstance(action, Scroll):
+            data = await b.scroll(action.direction, action.amount, action.x, action.y)
+            return ActionResult(ok=True, data=data)
+        else:
+            raise ScreenError(f"unsupported screen action {getattr(action, 'kind', '?')!r}")
+        return ActionResult(ok=True)
+
+    async def _click_text(self, label: str) -> ActionResult:
+        source = self.source
+        if source == "desktop":
+            assert self.desktop is not None and self.desktop.input is not None
+            # The screen may still be drawing what the last action caused.
+            await self._settle()
+            for pause in GROUNDING_RETRIES:
+                match, found = await ocr.locate(self.desktop.image(), label)
+                if match is not None:
+                    break
+                await asyncio.sleep(pause)
+            if match is None:
+                seen = ocr.text_of(found)[:400] or "(no text recognised)"
+                return ActionResult(ok=False, error=f"{label!r} is not on the screen "
+                                    f"(text recognition read: {seen})",
+                                    data={"grounding": "ocr"})
+            self.desktop.input.click(match.x, match.y)
+            self._last_input = time.monotonic()
+            return ActionResult(ok=True, output=f"clicked {match.text!r}", data={
+                "x": match.x, "y": match.y, "grounding": "ocr", "text": match.text})
+        if source == "browser":
+            found_el = await self.browser.find_label(label)
+            if found_el is None:
+                return ActionResult(ok=False, error=f"nothing on the page reads {label!r}",
+                                    data={"grounding": "dom"})
+            page = await self.browser.page()
+            await page.mouse.click(found_el["x"], found_el["y"])
+            return ActionResult(ok=True, output=f"clicked {found_el['tag']} {label!r}",
+                                data={**found_el, "grounding": "dom"})
+        raise ScreenError(NO_SCREEN.format(what=f"click {label!r} on"))
+
+
+    async def _settle(self) -> None:
+        """On a desktop, let the applications draw what the last input
+        caused before the screen is read (software rendering under Xvfb)."""
+        if self.desktop is None:
+            return
+        wait = self._last_input + DESKTOP_SETTLE_S - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+
+def _verb(action: Any) -> str:
+    return {"click": "click on", "move": "move the mouse over", "drag": "drag on",
+            "type": "type into", "key": "send keys to", "scroll": "scroll"}.get(
+        getattr(action, "kind", ""), "act on")
+
+
+def _inside(x: int, y: int, w: int, h: int) -> None:
+    if not (0 <= x < w and 0 <= y < h):
+        raise ScreenError(f"({x}, {y}) is outside the {w}x{h} screen")

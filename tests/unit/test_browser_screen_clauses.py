@@ -1,0 +1,92 @@
+"""The offline brain's screen instructions: the actions it decides, and how
+it reads back what the machine answered (pure; no machine)."""
+
+from __future__ import annotations
+
+from deckhand.agent.actions import (
+    ActionResult,
+    ClickText,
+    KeyPress,
+    OpenUrl,
+    Screenshot,
+    Scroll,
+    TypeText,
+)
+from deckhand.brains.base import AgentContext, StepRecord
+from deckhand.brains.offline import next_decision
+from deckhand.machines.agent.browser import BrowserError, check_url
+
+TASK = ('open http://127.0.0.1:8000/signin.html, click "Sign in", type "a@b.c" into "Email", '
+        'press enter, scroll down, verify the screen shows "Welcome"')
+
+
+def ctx(steps: list[StepRecord]) -> AgentContext:
+    return AgentContext(run_id="r", task=TASK, steps=tuple(steps))
+
+
+def ok(**data: object) -> ActionResult:
+    return ActionResult(ok=True, data=dict(data))
+
+
+def test_each_clause_is_one_step_with_grounded_actions() -> None:
+    steps: list[StepRecord] = []
+    expected = [
+        (OpenUrl(url="http://127.0.0.1:8000/signin.html"),),
+        (ClickText(label="Sign in"),),
+        (ClickText(label="Email"), TypeText(text="a@b.c")),
+        (KeyPress(keys="enter"),),
+        (Scroll(direction="down"),),
+        (Screenshot(),),
+    ]
+    for number, actions in enumerate(expected, start=1):
+        d = next_decision(ctx(steps))
+        assert d.outcome is None, d
+        assert d.actions == actions
+        results = [ok() for _ in actions]
+        if isinstance(actions[0], Screenshot):
+            results = [ok(text="Acme portal\nWelcome a@b.c", text_source="dom")]
+        steps.append(StepRecord(number=number, decision=d, results=tuple(results)))
+    end = next_decision(ctx(steps))
+    assert end.outcome is not None and end.outcome.success
+    assert 'Checked: the screen shows "Welcome".' in (end.text or "")
+    assert "did 5 things on the screen" in (end.outcome.answer or "")
+
+
+def test_a_label_that_is_not_there_fails_the_run_with_the_machines_reason() -> None:
+    d1 = next_decision(ctx([]))
+    s1 = StepRecord(number=1, decision=d1, results=(ok(),))
+    d2 = next_decision(ctx([s1]))
+    s2 = StepRecord(number=2, decision=d2, results=(
+        ActionResult(ok=False, error="'Sign in' is not on the screen (text recognition read: x)"),))
+    end = next_decision(ctx([s1, s2]))
+    assert end.outcome is not None and not end.outcome.success
+    assert end.outcome.error_code == "MACHINE_ERROR"
+    assert "is not on the screen" in (end.outcome.message or "")
+
+
+def test_verify_the_screen_reads_ocr_loosely_and_fails_clearly() -> None:
+    task = 'verify the screen shows "Welcome, a@b.c"'
+    d = next_decision(AgentContext(run_id="r", task=task))
+    assert d.actions == (Screenshot(),)
+
+    def after(text: str, source: str):  # type: ignore[no-untyped-def]
+        step = StepRecord(number=1, decision=d,
+                          results=(ok(text=text, text_source=source),))
+        return next_decision(AgentContext(run_id="r", task=task, steps=(step,)))
+
+    assert after("| Welcome  a@b.c |", "ocr").outcome.success  # type: ignore[union-attr]
+    failed = after("Welcome a@b.c", "dom").outcome  # punctuation matters in the DOM
+    assert failed is not None and failed.error_code == "VERIFICATION_FAILED"
+    assert "read from the page's text" in (failed.message or "")
+
+
+def test_only_web_urls_are_opened() -> None:
+    assert check_url("example.test/x") == "http://example.test/x"
+    assert check_url("https://a.test") == "https://a.test"
+    for bad in ("file:///etc/passwd", "chrome://settings", "javascript:alert(1)"):
+        try:
+            check_url(bad)
+        except BrowserError as exc:
+            assert "not allowed" in str(exc)
+        else:
+            raise AssertionError(bad)
