@@ -37,6 +37,13 @@ class ErrorCode(str, Enum):
     AWAITING_HUMAN_TIMEOUT = "AWAITING_HUMAN_TIMEOUT"
     BRAIN_ERROR = "BRAIN_ERROR"
     LLM_PROVIDER_UNSUPPORTED = "LLM_PROVIDER_UNSUPPORTED"
+    LLM_AUTH_FAILED = "LLM_AUTH_FAILED"
+    LLM_PROVIDER_RATE_LIMITED = "LLM_PROVIDER_RATE_LIMITED"
+    LLM_UPSTREAM_ERROR = "LLM_UPSTREAM_ERROR"
+    LLM_KEY_NOT_CONFIGURED = "LLM_KEY_NOT_CONFIGURED"
+    LLM_KEY_NOT_FOUND = "LLM_KEY_NOT_FOUND"
+    SESSION_NOT_FOUND = "SESSION_NOT_FOUND"
+    INVALID_SCREENSHOT = "INVALID_SCREENSHOT"
     INTERNAL_ERROR = "INTERNAL_ERROR"
     DB_UNAVAILABLE = "DB_UNAVAILABLE"
     SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
@@ -110,6 +117,35 @@ _SPEC: dict[ErrorCode, tuple[int, str, bool, str | None]] = {
     ErrorCode.LLM_PROVIDER_UNSUPPORTED: (
         422, "validation_error", False,
         "Omit `llm` and the X-LLM-* headers to use the server's default brain.",
+    ),
+    ErrorCode.LLM_AUTH_FAILED: (
+        422, "auth_error", False,
+        ("Check the model provider's API key (X-LLM-Api-Key, PUT /v1/llm/keys/{provider}, "
+         "or the server's ANTHROPIC_API_KEY / OPENAI_API_KEY) and that it may use the model."),
+    ),
+    ErrorCode.LLM_PROVIDER_RATE_LIMITED: (
+        429, "rate_limit_error", True,
+        "The model provider rate-limited the key; wait and retry, or raise its limits.",
+    ),
+    ErrorCode.LLM_UPSTREAM_ERROR: (
+        502, "server_error", True,
+        "The model provider failed or refused the request; the message quotes its answer.",
+    ),
+    ErrorCode.LLM_KEY_NOT_CONFIGURED: (
+        422, "validation_error", False,
+        ("Send X-LLM-Api-Key with X-LLM-Provider, or store a key with "
+         "PUT /v1/llm/keys/{provider} (live keys)."),
+    ),
+    ErrorCode.LLM_KEY_NOT_FOUND: (
+        404, "not_found_error", False,
+        "No key is stored for this provider; PUT /v1/llm/keys/{provider} stores one.",
+    ),
+    ErrorCode.SESSION_NOT_FOUND: (
+        404, "not_found_error", False,
+        "Sessions expire after 2 hours without use; create a new one with POST /v1/sessions.",
+    ),
+    ErrorCode.INVALID_SCREENSHOT: (
+        422, "validation_error", False, "Send the screenshot as base64 of a PNG or JPEG image.",
     ),
     ErrorCode.INTERNAL_ERROR: (
         500, "server_error", True,
@@ -191,3 +227,9 @@ class MachineError(DeckhandError):
 
 class BrainError(DeckhandError):
     code = ErrorCode.BRAIN_ERROR
+
+
+class LlmError(DeckhandError):
+    """A model provider failed: bad key, rate limit, outage, refusal."""
+
+    code = ErrorCode.LLM_UPSTREAM_ERROR

@@ -1,6 +1,6 @@
-"""One agent step: observe → decide → act. Recording is the runner's job; the
-loop hands it the decision before acting (so progress shows live) and the
-results after."""
+"""One agent step: observe → decide → act (→ verify). Recording is the
+runner's job; the loop hands it the decision before acting (so progress shows
+live) and the results after."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from deckhand.agent.actions import ActionResult
-from deckhand.brains.base import AgentContext, Brain, Decision
+from deckhand.agent.recovery import with_recovery_hint
+from deckhand.agent.verifier import Verdict, apply_verdict, needs_verification, verify
+from deckhand.brains.base import AgentContext, Brain, Decision, StepRecord
 from deckhand.errors import MachineError
-from deckhand.machines.base import Machine
+from deckhand.machines.base import Machine, Observation
 from deckhand.store.types import utcnow
 
 
@@ -23,6 +25,17 @@ class StepOutcome:
     started_at: datetime
     finished_at: datetime
     duration_ms: int
+    observation: Observation | None = None  # the screen the brain saw
+    hint: str | None = None  # the harness's note to the brain (v5 recovery)
+    verdict: Verdict | None = None  # v4/v5: the independent check of a "done"
+
+
+async def observe(machine: Machine) -> Observation | None:
+    """The machine's screen now, or None when it has none (or cannot say)."""
+    look = getattr(machine, "observe", None)
+    if look is None:
+        return None
+    return await look()  # type: ignore[no-any-return]
 
 
 async def run_step(
@@ -32,6 +45,9 @@ async def run_step(
     on_decided: Callable[[Decision], Awaitable[None]],
 ) -> StepOutcome:
     started_at, t0 = utcnow(), time.perf_counter()
+    observation = await observe(machine)
+    given_hint = context.hint
+    context = with_recovery_hint(context.model_copy(update={"observation": observation}))
     decision = await brain.decide(context)
     await on_decided(decision)
     results: list[ActionResult] = []
@@ -42,7 +58,19 @@ async def run_step(
             # The machine failing is a result the brain sees, not a crash of the run.
             results.append(ActionResult(ok=False, error=exc.message))
             break
+    verdict = None
+    if (decision.outcome is not None and decision.outcome.success
+            and needs_verification(context.cua_version)):
+        final = await observe(machine) if decision.actions else observation
+        done = StepRecord(number=len(context.steps) + 1, decision=decision,
+                          results=tuple(results), observation=observation)
+        checked = context.model_copy(update={"steps": (*context.steps, done),
+                                             "observation": final})
+        verdict = await verify(brain, checked, decision.outcome.answer or decision.text or "",
+                               final)
+        decision = apply_verdict(decision, verdict)
     return StepOutcome(
         decision=decision, results=tuple(results), started_at=started_at, finished_at=utcnow(),
-        duration_ms=int((time.perf_counter() - t0) * 1000),
+        duration_ms=int((time.perf_counter() - t0) * 1000), observation=observation,
+        hint=context.hint if context.hint != given_hint else None, verdict=verdict,
     )

@@ -3,7 +3,7 @@ what it does next."""
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -47,6 +47,9 @@ class Decision(BaseModel):
     ask_human: str | None = None
     outcome: Outcome | None = None
     usage: TokenUsage = Field(default_factory=TokenUsage)
+    # What a model brain needs to continue the conversation (its tool call ids,
+    # the model's raw output), stored with the step; JSON only.
+    provider_data: dict[str, Any] | None = None
 
 
 class StepRecord(BaseModel):
@@ -58,6 +61,8 @@ class StepRecord(BaseModel):
     decision: Decision
     results: tuple[ActionResult, ...] = ()
     human_note: str | None = None
+    # The screen the brain saw before this step (kept in memory for recent steps only).
+    observation: Observation | None = None
 
 
 class AgentContext(BaseModel):
@@ -75,6 +80,10 @@ class AgentContext(BaseModel):
     max_steps: int = 50
     steps: tuple[StepRecord, ...] = ()
     observation: Observation | None = None  # the screen now, when the machine has one
+    hint: str | None = None  # a note from the harness, e.g. "re-plan: that changed nothing"
+    terminal: bool = True  # the machine has a terminal and files (False for /v1/predict)
+    allowed_actions: tuple[str, ...] | None = None  # contract action types allowed (None: all)
+    max_actions: int | None = None  # at most this many actions in one decision
 
 
 class Brain(Protocol):

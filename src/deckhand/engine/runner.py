@@ -14,9 +14,11 @@ from datetime import datetime
 from typing import Any
 
 from deckhand.agent.actions import ActionResult
+from deckhand.agent.context import remember
 from deckhand.agent.loop import StepOutcome, run_step
 from deckhand.brains.base import AgentContext, Decision, StepRecord
 from deckhand.brains.registry import build_brain
+from deckhand.brains.resolve import BrainResolver, close_brain
 from deckhand.engine.lifecycle import LeaseLost, Lifecycle
 from deckhand.errors import DeckhandError, ErrorCode, MachineError
 from deckhand.machines.base import Machine
@@ -53,11 +55,13 @@ class Runner:
         lifecycle: Lifecycle,
         connect_machine: Callable[[str], Any],
         worker_id: str,
+        brains: BrainResolver | None = None,
     ) -> None:
         self.db = db
         self.lifecycle = lifecycle
         self.connect_machine = connect_machine
         self.worker_id = worker_id
+        self.brains = brains  # None: only the offline and scripted brains
 
     async def drive(self, run_id: str, cancel_requested: Callable[[], bool]) -> None:
         """Drive the run until it ends, awaits a human, or this task is
@@ -95,17 +99,22 @@ class Runner:
             if run.status != "running":
                 run = await self.lifecycle.start(conn, run, self.worker_id)
             records = await steps_store.for_run(conn, run_id)
+            wallet = await ledger_store.balance(conn, run.account_id)
         steps = [_step_record(r) for r in records]
         deadline = _loop_deadline(run.deadline_at)
         try:
             async with asyncio.timeout_at(deadline):
                 machine = await self.connect_machine(run.machine_id)
-                brain = build_brain(run.brain, run.task)
-                while True:
-                    run = await self._check_limits(run_id, len(steps))
-                    outcome = await self._step(run, brain, machine, steps)
-                    steps.append(StepRecord(number=len(steps) + 1, decision=outcome.decision,
-                                            results=outcome.results))
+                brain = await self._brain(run)
+                try:
+                    while True:
+                        await self._check_limits(run, wallet, len(steps))
+                        run, wallet, outcome = await self._step(run, brain, machine, steps)
+                        remember(steps, StepRecord(
+                            number=len(steps) + 1, decision=outcome.decision,
+                            results=outcome.results, observation=outcome.observation))
+                finally:
+                    await close_brain(brain)
         except TimeoutError:
             await self._end(run_id, "timed_out", error=_error(
                 ErrorCode.DEADLINE_EXCEEDED,
@@ -115,11 +124,16 @@ class Runner:
         except DeckhandError as exc:
             await self._end(run_id, "failed", error=_error(exc.code, exc.message))
 
-    async def _check_limits(self, run_id: str, done: int) -> RunRow:
+    async def _brain(self, run: RunRow) -> Any:
+        if self.brains is None:
+            return build_brain(run.brain, run.task)
         async with self.db.read() as conn:
-            run = await runs_store.get(conn, run_id)
-            assert run is not None
-            wallet = await ledger_store.balance(conn, run.account_id)
+            return await self.brains.for_run(conn, run)
+
+    async def _check_limits(self, run: RunRow, wallet: int | None, done: int) -> None:
+        """Before a step: ``run`` and ``wallet`` as the last transaction (the
+        previous step's, or the start's) left them — no extra read."""
+        run_id = run.id
         if run.claimed_by != self.worker_id:
             raise LeaseLost(run_id)
         if done >= run.max_steps:
@@ -133,10 +147,12 @@ class Runner:
                 ErrorCode.INSUFFICIENT_CREDITS,
                 f"The wallet ran dry: a step costs {cost} credits, {wallet} left."))
             raise _Finished
-        return run
 
     async def _step(self, run: RunRow, brain: Any, machine: Machine,
-                    steps: list[StepRecord]) -> StepOutcome:
+                    steps: list[StepRecord]) -> tuple[RunRow, int | None, StepOutcome]:
+        """Do and record one step: (the run row, the wallet, the outcome)
+        after it; raises _Finished if the step ended the run or handed it to
+        a human."""
         number = len(steps) + 1
         context = AgentContext(
             run_id=run.id, task=run.task, instructions=run.instructions,
@@ -150,12 +166,13 @@ class Runner:
                                                    owner=self.worker_id)
 
         outcome = await run_step(brain, machine, context, on_decided)
-        if await self._record(run, number, outcome):
-            raise _Finished
-        return outcome
+        run, wallet = await self._record(run, number, outcome)
+        return run, wallet, outcome
 
-    async def _record(self, run: RunRow, number: int, outcome: StepOutcome) -> bool:
-        """Record the step; True when it ended the run or handed it to a human."""
+    async def _record(self, run: RunRow, number: int,
+                      outcome: StepOutcome) -> tuple[RunRow, int | None]:
+        """Record the step: (the run row, the wallet) after it; raises
+        _Finished when it ended the run or handed it to a human."""
         d = outcome.decision
         async with self.db.write() as conn:
             charged, balance = await ledger_store.debit_step(
@@ -168,7 +185,7 @@ class Runner:
                 input_tokens=d.usage.input_tokens, output_tokens=d.usage.output_tokens,
                 credits=charged, started_at=outcome.started_at, finished_at=outcome.finished_at,
             )
-            events = _result_events(number, outcome)
+            events = _result_events(number, outcome) + _harness_events(number, outcome)
             events.append(("billing", {"step": number, "credits": charged,
                                        "credits_charged": run.credits_charged + charged,
                                        "balance": balance}))
@@ -180,13 +197,14 @@ class Runner:
                 input_tokens=run.input_tokens + d.usage.input_tokens,
                 output_tokens=run.output_tokens + d.usage.output_tokens,
             )
+            ended = d.ask_human is not None or d.outcome is not None
             if d.ask_human is not None:
                 await self._ask_human(conn, fresh, d.ask_human)
-                return True
-            if d.outcome is not None:
+            elif d.outcome is not None:
                 await self._conclude(conn, fresh, d, outcome.results)
-                return True
-        return False
+        if ended:  # raised only once the transaction has committed
+            raise _Finished
+        return fresh, balance
 
     async def _ask_human(self, conn: Any, run: RunRow, reason: str) -> None:
         if run.on_awaiting_human == "fail":
@@ -257,6 +275,17 @@ def _decided_events(number: int, d: Decision) -> list[tuple[str, dict[str, Any]]
     for i, action in enumerate(d.actions):
         events.append(("tool_call", {"step": number, "index": i,
                                      "action": action.model_dump(mode="json")}))
+    return events
+
+
+def _harness_events(number: int, o: StepOutcome) -> list[tuple[str, dict[str, Any]]]:
+    """What the harness did around the brain: v5 recovery, v4/v5 verification."""
+    events: list[tuple[str, dict[str, Any]]] = []
+    if o.hint:
+        events.append(("recovery", {"step": number, "message": o.hint}))
+    if o.verdict is not None:
+        events.append(("verification", {"step": number, "passed": o.verdict.passed,
+                                         "reason": o.verdict.reason, "by": o.verdict.by}))
     return events
 
 

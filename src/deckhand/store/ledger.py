@@ -35,3 +35,24 @@ async def debit_step(
         credits=charged, balance_after=after, created_at=utcnow(),
     ))
     return charged, after
+
+
+async def debit_call(
+    conn: AsyncConnection, *, account_id: str, mode: str, kind: str, credits: int
+) -> tuple[int, int | None]:
+    """Charge one inference call (``kind``: its billing code), at most what the
+    wallet holds. Returns (charged, balance after)."""
+    left = await balance(conn, account_id)
+    charged = credits if left is None else max(0, min(credits, left))
+    after = None
+    if left is not None:
+        await conn.execute(
+            update(accounts).where(accounts.c.id == account_id)
+            .values(credits=accounts.c.credits - charged)
+        )
+        after = left - charged
+    await conn.execute(ledger_entries.insert().values(
+        account_id=account_id, mode=mode, run_id=None, step=None, kind=kind,
+        credits=charged, balance_after=after, created_at=utcnow(),
+    ))
+    return charged, after

@@ -1,0 +1,403 @@
+"""The Anthropic brain: the Messages API (beta) with Claude's computer-use
+tool, the bash and text-editor tools mapped onto the machine's terminal and
+files, and a ``request_human`` tool.
+
+Tools (pinned to the ``anthropic`` SDK this project depends on):
+
+- ``computer_20251124`` with the beta header ``computer-use-2025-11-24``;
+  its display is the screenshot as the model sees it (fit into 1280×800),
+  and coordinates are scaled back to the machine's real resolution;
+- ``bash_20250124`` → :class:`RunCommand` in the machine's terminal session;
+- ``text_editor_20250728`` (``str_replace_based_edit_tool``): ``view`` →
+  :class:`ReadFile`, ``create`` → :class:`WriteFile`, ``str_replace`` and
+  ``insert`` → a small Python edit run in the terminal;
+- ``request_human`` (a client tool) → the run asks for a human.
+
+The conversation is rebuilt from the recorded steps on every call (the raw
+assistant content and the tool-use ids ride in ``Decision.provider_data``),
+so a run continues after a crash like any other.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import shlex
+from typing import Any
+
+from deckhand.agent.actions import (
+    Action,
+    Click,
+    Drag,
+    KeyPress,
+    MoveMouse,
+    ReadFile,
+    RunCommand,
+    Screenshot,
+    Scroll,
+    TypeText,
+    Wait,
+    WriteFile,
+)
+from deckhand.agent.context import (
+    REQUEST_HUMAN_DESCRIPTION,
+    ModelScreen,
+    Plan,
+    call_result_text,
+    call_results,
+    history,
+    model_screen,
+    step_line,
+    system_prompt,
+    task_text,
+)
+from deckhand.agent.verifier import (
+    REPORT_VERDICT,
+    REPORT_VERDICT_DESCRIPTION,
+    REPORT_VERDICT_SCHEMA,
+    VERIFIER_SYSTEM_PROMPT,
+    Verdict,
+    verdict_from_arguments,
+    verifier_prompt,
+)
+from deckhand.brains.base import AgentContext, Decision, Outcome, TokenUsage
+from deckhand.brains.resolve import GROUND_TOOL, GROUND_TOOL_SCHEMA, Grounded, provider_error
+from deckhand.machines.base import Observation
+
+DEFAULT_BASE_URL = "https://api.anthropic.com"
+COMPUTER_TOOL = "computer_20251124"
+COMPUTER_BETA = "computer-use-2025-11-24"
+BASH_TOOL = "bash_20250124"
+EDITOR_TOOL = "text_editor_20250728"
+EDITOR_NAME = "str_replace_based_edit_tool"
+MAX_TOKENS = 4096
+EDIT_TIMEOUT_MS = 30_000
+
+_REQUEST_HUMAN_TOOL = {
+    "name": "request_human",
+    "description": REQUEST_HUMAN_DESCRIPTION,
+    "input_schema": {
+        "type": "object",
+        "properties": {"question": {"type": "string", "description": "what you need"}},
+        "required": ["question"],
+    },
+}
+_CLICKS = {"left_click": ("left", 1), "right_click": ("right", 1), "middle_click": ("middle", 1),
+           "double_click": ("left", 2), "triple_click": ("left", 3)}
+
+
+class AnthropicBrain:
+    name = "anthropic"
+
+    def __init__(self, *, api_key: str, model: str, base_url: str | None = None,
+                 timeout: float = 120.0, max_retries: int = 2,
+                 grounding_model: str | None = None) -> None:
+        from anthropic import AsyncAnthropic
+
+        self.model = model
+        self.grounding_model = grounding_model or model
+        self._key = api_key
+        self.client = AsyncAnthropic(api_key=api_key, base_url=base_url or DEFAULT_BASE_URL,
+                                     timeout=timeout, max_retries=max_retries)
+
+    async def aclose(self) -> None:
+        await self.client.close()
+
+    # ------------------------------------------------------------------ decide
+
+    async def decide(self, context: AgentContext) -> Decision:
+        screen = model_screen(context.observation) if context.observation else None
+        tools: list[dict[str, Any]] = []
+        if screen is not None:
+            tools.append({"type": COMPUTER_TOOL, "name": "computer",
+                          "display_width_px": screen.width, "display_height_px": screen.height})
+        if context.terminal:
+            tools += [{"type": BASH_TOOL, "name": "bash"},
+                      {"type": EDITOR_TOOL, "name": EDITOR_NAME}]
+        tools.append(_REQUEST_HUMAN_TOOL)
+        response = await self._create(
+            model=self.model, max_tokens=MAX_TOKENS, system=system_prompt(context),
+            messages=messages_for(context), tools=tools,
+            tool_choice={"type": "auto",
+                         "disable_parallel_tool_use": context.cua_version == "v1"},
+        )
+        return decision_from(response, context, screen)
+
+    async def _create(self, **request: Any) -> Any:
+        import anthropic
+
+        try:
+            return await self.client.beta.messages.create(betas=[COMPUTER_BETA], **request)
+        except anthropic.APIError as exc:  # the SDK's errors become LLM_* codes here only
+            raise provider_error(exc, "anthropic", self._key) from None
+
+    # ------------------------------------------------------------------ verify and ground
+
+    async def verify(self, context: AgentContext, answer: str,
+                     screen: Observation | None) -> Verdict:
+        content: list[dict[str, Any]] = [
+            {"type": "text", "text": verifier_prompt(context, answer, screen is not None)}]
+        if screen is not None:
+            content.append(_image(model_screen(screen)))
+        response = await self._create(
+            model=self.model, max_tokens=1024, system=VERIFIER_SYSTEM_PROMPT,
+            messages=[{"role": "user", "content": content}],
+            tools=[{"name": REPORT_VERDICT, "description": REPORT_VERDICT_DESCRIPTION,
+                    "input_schema": REPORT_VERDICT_SCHEMA}],
+            tool_choice={"type": "tool", "name": REPORT_VERDICT},
+        )
+        usage = _usage(response)
+        for block in response.content:
+            if block.type == "tool_use" and block.name == REPORT_VERDICT:
+                return verdict_from_arguments(block.input, f"anthropic {self.model}", usage)
+        text = "".join(b.text for b in response.content if b.type == "text")
+        return verdict_from_arguments(text, f"anthropic {self.model}", usage)
+
+    async def ground(self, observation: Observation, element: str) -> Grounded:
+        screen = model_screen(observation)
+        response = await self._create(
+            model=self.grounding_model, max_tokens=512,
+            messages=[{"role": "user", "content": [
+                {"type": "text", "text": _ground_prompt(element, screen)}, _image(screen)]}],
+            tools=[{"name": GROUND_TOOL, "description": "Report where the element is.",
+                    "input_schema": GROUND_TOOL_SCHEMA}],
+            tool_choice={"type": "tool", "name": GROUND_TOOL},
+        )
+        usage = _usage(response)
+        for block in response.content:
+            if block.type == "tool_use" and block.name == GROUND_TOOL:
+                return Grounded.from_arguments(block.input, screen, usage)
+        return Grounded(found=False, usage=usage)
+
+
+def _ground_prompt(element: str, screen: ModelScreen) -> str:
+    return (f"Find this element in the screenshot ({screen.width}×{screen.height} pixels): "
+            f"{element}\nCall {GROUND_TOOL} with the pixel coordinates of its centre, or "
+            "with found=false if it is not there.")
+
+
+# --------------------------------------------------------------------------- the conversation
+
+
+def _image(screen: ModelScreen) -> dict[str, Any]:
+    return {"type": "image",
+            "source": {"type": "base64", "media_type": screen.media_type, "data": screen.b64}}
+
+
+def messages_for(context: AgentContext) -> list[dict[str, Any]]:
+    """The Messages API conversation for ``context``."""
+    h = history(context)
+    intro = task_text(context)
+    if h.summary:
+        intro += f"\n\nEarlier steps (summarized):\n{h.summary}"
+    first: list[dict[str, Any]] = [{"type": "text", "text": intro}]
+    if not h.turns and h.screen is not None:
+        first += [{"type": "text", "text": "The screen now:"}, _image(model_screen(h.screen))]
+    messages: list[dict[str, Any]] = [{"role": "user", "content": first}]
+    for turn in h.turns:
+        data = turn.step.decision.provider_data or {}
+        content = data.get("content")
+        after = model_screen(turn.screen_after) if turn.screen_after is not None else None
+        if not content:  # a step this brain did not make: tell it as text
+            messages.append({"role": "assistant",
+                             "content": [{"type": "text", "text": step_line(turn.step)}]})
+            user: list[dict[str, Any]] = [{"type": "text", "text": "Continue."}]
+            if after is not None:
+                user.append(_image(after))
+            messages.append({"role": "user", "content": user})
+            continue
+        messages.append({"role": "assistant", "content": content})
+        calls = [c for c in data.get("calls", []) if isinstance(c, dict)]
+        screen_call = max((i for i, c in enumerate(calls) if c.get("name") == "computer"),
+                          default=None)
+        user = []
+        for i, call in enumerate(calls):
+            text, failed = _tool_result_text(call, turn.step)
+            block: dict[str, Any] = {"type": "tool_result", "tool_use_id": call["id"],
+                                     "content": [{"type": "text", "text": text}]}
+            if failed:
+                block["is_error"] = True
+            if i == screen_call and after is not None:
+                block["content"].append(_image(after))
+            user.append(block)
+        if screen_call is None and after is not None and turn is h.turns[-1]:
+            user += [{"type": "text", "text": "The screen now:"}, _image(after)]
+        if turn.step.human_note and not any(c.get("human") for c in calls):
+            user.append({"type": "text", "text": f"Note from a human: {turn.step.human_note}"})
+        messages.append({"role": "user", "content": user})
+    if context.hint:
+        messages[-1]["content"].append({"type": "text", "text": f"Note: {context.hint}"})
+    return messages
+
+
+def _tool_result_text(call: dict[str, Any], step: Any) -> tuple[str, bool]:
+    text, failed = call_result_text(call, step)
+    view = call.get("view")
+    if not failed and isinstance(view, dict):
+        results = call_results(call, step)
+        if results and results[0] is not None:
+            content = results[0].output or str(results[0].data.get("content") or "")
+            return _numbered(content, view.get("range")), False
+    return text, failed
+
+
+def _numbered(content: str, view_range: Any) -> str:
+    lines = content.split("\n")
+    start, end = 1, len(lines)
+    if isinstance(view_range, list) and len(view_range) == 2:
+        start = max(1, int(view_range[0]))
+        end = len(lines) if int(view_range[1]) == -1 else min(len(lines), int(view_range[1]))
+    return "\n".join(f"{n:6}\t{lines[n - 1]}" for n in range(start, end + 1))
+
+
+# --------------------------------------------------------------------------- the answer
+
+
+def _usage(response: Any) -> TokenUsage:
+    u = getattr(response, "usage", None)
+    if u is None:
+        return TokenUsage()
+    extra = (getattr(u, "cache_creation_input_tokens", 0) or 0) + \
+        (getattr(u, "cache_read_input_tokens", 0) or 0)
+    return TokenUsage(input_tokens=(u.input_tokens or 0) + extra,
+                      output_tokens=u.output_tokens or 0)
+
+
+def decision_from(response: Any, context: AgentContext, screen: ModelScreen | None) -> Decision:
+    content: list[dict[str, Any]] = []
+    texts: list[str] = []
+    thinking: list[str] = []
+    plan = Plan(context)
+    for block in response.content:
+        if block.type == "text":
+            texts.append(block.text)
+            content.append({"type": "text", "text": block.text})
+        elif block.type == "thinking":
+            thinking.append(block.thinking)
+            content.append({"type": "thinking", "thinking": block.thinking,
+                            "signature": block.signature})
+        elif block.type == "tool_use":
+            tool_input = dict(block.input) if isinstance(block.input, dict) else {}
+            content.append({"type": "tool_use", "id": block.id, "name": block.name,
+                            "input": tool_input})
+            call: dict[str, Any] = {"id": block.id, "name": block.name}
+            if block.name == "request_human":
+                plan.human(call, str(tool_input.get("question") or "The agent needs a human."))
+            elif block.name == "computer":
+                plan.add(call, computer_actions(tool_input, screen))
+            elif block.name == "bash":
+                plan.add(call, bash_actions(tool_input))
+            elif block.name == EDITOR_NAME:
+                if tool_input.get("command") == "view":
+                    call["view"] = {"range": tool_input.get("view_range")}
+                plan.add(call, editor_actions(tool_input))
+            else:
+                plan.add(call, f"Unknown tool {block.name!r}.")
+    text = "\n".join(t for t in texts if t.strip()) or None
+    usage = _usage(response)
+    reasoning = "\n".join(thinking) or None
+    if not plan.calls:
+        if getattr(response, "stop_reason", None) == "refusal":
+            return Decision(text=text, reasoning=reasoning, usage=usage, outcome=Outcome(
+                success=False, error_code="AGENT_FAILED",
+                message=f"The model refused to continue: {text or 'no reason given'}"))
+        return Decision(text=text, reasoning=reasoning, usage=usage,
+                        outcome=Outcome(success=True, answer=text or "Done."))
+    return Decision(actions=tuple(plan.actions), text=text, reasoning=reasoning,
+                    ask_human=plan.ask_human, usage=usage,
+                    provider_data={"content": content, "calls": plan.calls})
+
+
+def computer_actions(tool_input: dict[str, Any], screen: ModelScreen | None) -> list[Action] | str:
+    """The ``computer`` tool's input → actions (coordinates scaled to the real screen)."""
+    if screen is None:
+        return "This machine has no screen."
+    action = tool_input.get("action")
+
+    def point(name: str = "coordinate") -> tuple[int, int] | None:
+        value = tool_input.get(name)
+        if isinstance(value, (list, tuple)) and len(value) == 2:
+            return screen.to_real(value[0], value[1])
+        return None
+
+    try:
+        if action in _CLICKS:
+            at = point()
+            if at is None:
+                return f"{action} needs a coordinate."
+            button, count = _CLICKS[action]
+            return [Click(x=at[0], y=at[1], button=button, count=count)]  # type: ignore[arg-type]
+        if action == "mouse_move":
+            at = point()
+            return [MoveMouse(x=at[0], y=at[1])] if at else "mouse_move needs a coordinate."
+        if action == "left_click_drag":
+            start, end = point("start_coordinate"), point()
+            if start is None or end is None:
+                return "left_click_drag needs start_coordinate and coordinate."
+            return [Drag(x=start[0], y=start[1], to_x=end[0], to_y=end[1])]
+        if action == "type":
+            return [TypeText(text=str(tool_input.get("text") or ""))]
+        if action == "key":
+            return [KeyPress(keys=str(tool_input.get("text") or ""))]
+        if action == "scroll":
+            at = point()
+            amount = int(tool_input.get("scroll_amount") or 3)
+            return [Scroll(direction=tool_input.get("scroll_direction") or "down",
+                           amount=min(max(amount, 1), 50),
+                           x=at[0] if at else None, y=at[1] if at else None)]
+        if action == "wait":
+            return [Wait(seconds=min(float(tool_input.get("duration") or 1), 60.0))]
+        if action == "screenshot":
+            return [Screenshot()]
+    except (TypeError, ValueError) as exc:
+        return f"Invalid {action} input: {exc}"
+    return f"The computer action {action!r} is not supported here."
+
+
+def bash_actions(tool_input: dict[str, Any]) -> list[Action] | str:
+    if tool_input.get("restart"):
+        return [RunCommand(command="cd ~", timeout_ms=EDIT_TIMEOUT_MS)]
+    command = tool_input.get("command")
+    if not isinstance(command, str) or not command.strip():
+        return "bash needs a command."
+    return [RunCommand(command=command)]
+
+
+_STR_REPLACE = """
+p = a["path"]; s = open(p).read(); n = s.count(a["old"])
+if n != 1:
+    print(("No" if n == 0 else str(n)) + " occurrences of old_str in " + p
+          + "; it must appear exactly once."); raise SystemExit(1)
+open(p, "w").write(s.replace(a["old"], a["new"], 1)); print("Edited " + p)
+"""
+_INSERT = """
+p = a["path"]; lines = open(p).read().splitlines(keepends=True); at = a["line"]
+if not 0 <= at <= len(lines):
+    print("insert_line must be between 0 and " + str(len(lines))); raise SystemExit(1)
+text = a["text"] if a["text"].endswith("\\n") else a["text"] + "\\n"
+lines.insert(at, text); open(p, "w").write("".join(lines)); print("Edited " + p)
+"""
+
+
+def _python_edit(script: str, **args: Any) -> RunCommand:
+    payload = base64.b64encode(json.dumps(args).encode()).decode()
+    code = f"import base64, json\na = json.loads(base64.b64decode('{payload}'))\n{script}"
+    return RunCommand(command=f"python3 -c {shlex.quote(code)}", timeout_ms=EDIT_TIMEOUT_MS)
+
+
+def editor_actions(tool_input: dict[str, Any]) -> list[Action] | str:
+    command, path = tool_input.get("command"), tool_input.get("path")
+    if not isinstance(path, str) or not path:
+        return "The editor needs a path."
+    if command == "view":
+        return [ReadFile(path=path)]
+    if command == "create":
+        return [WriteFile(path=path, content=str(tool_input.get("file_text") or ""))]
+    if command == "str_replace":
+        return [_python_edit(_STR_REPLACE, path=path, old=str(tool_input.get("old_str") or ""),
+                             new=str(tool_input.get("new_str") or ""))]
+    if command == "insert":
+        text = tool_input.get("insert_text", tool_input.get("new_str"))
+        return [_python_edit(_INSERT, path=path, line=int(tool_input.get("insert_line") or 0),
+                             text=str(text or ""))]
+    return f"The editor command {command!r} is not supported."

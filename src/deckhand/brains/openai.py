@@ -1,0 +1,413 @@
+"""The OpenAI brain: the Responses API with the computer-use tool, plus
+function tools for the machine's terminal and files and ``request_human``.
+
+- Tool: ``computer_use_preview`` (display = the screenshot as the model sees
+  it, fit into 1280×800; environment ``linux``) for ``computer-use-*``
+  models, the GA ``computer`` tool for other models.
+- The model answers ``computer_call`` items (``action`` or batched
+  ``actions``); coordinates are scaled to the machine's real resolution. The
+  next request carries a ``computer_call_output`` with the new screenshot.
+- ``pending_safety_checks`` hold the call: the run goes to ``awaiting_human``
+  with the checks' messages as the reason. Resuming the run acknowledges
+  them: the held action is performed (no model call) and the next
+  ``computer_call_output`` carries ``acknowledged_safety_checks``.
+
+The input is rebuilt from the recorded steps on every call (the model's
+output items ride in ``Decision.provider_data``); nothing depends on state
+kept at OpenAI, so a run continues after a crash.
+
+Verification and grounding need a general model: ``grounding_model`` if
+given, else the main model, else ``gpt-4o`` when the main model is a
+computer-use model.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from deckhand.agent.actions import (
+    Action,
+    Click,
+    Drag,
+    KeyPress,
+    MoveMouse,
+    Screenshot,
+    Scroll,
+    TypeText,
+    Wait,
+)
+from deckhand.agent.context import (
+    ModelScreen,
+    Plan,
+    call_result_text,
+    history,
+    model_screen,
+    step_line,
+    system_prompt,
+    task_text,
+    xdotool_keys,
+)
+from deckhand.agent.verifier import (
+    REPORT_VERDICT,
+    REPORT_VERDICT_DESCRIPTION,
+    REPORT_VERDICT_SCHEMA,
+    VERIFIER_SYSTEM_PROMPT,
+    Verdict,
+    verdict_from_arguments,
+    verdict_from_text,
+    verifier_prompt,
+)
+from deckhand.brains.base import AgentContext, Decision, Outcome, TokenUsage
+from deckhand.brains.openai_compat import function_actions, function_specs, parse_arguments
+from deckhand.brains.resolve import GROUND_TOOL, GROUND_TOOL_SCHEMA, Grounded, provider_error
+from deckhand.machines.base import Observation
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+PREVIEW_TOOL = "computer_use_preview"
+GA_TOOL = "computer"
+AUX_MODEL = "gpt-4o"
+ENVIRONMENT = "linux"
+_BUTTONS = {"left": "left", "right": "right", "wheel": "middle", "middle": "middle"}
+
+
+class OpenAIBrain:
+    name = "openai"
+
+    def __init__(self, *, api_key: str, model: str, base_url: str | None = None,
+                 timeout: float = 120.0, max_retries: int = 2,
+                 grounding_model: str | None = None) -> None:
+        from openai import AsyncOpenAI
+
+        self.model = model
+        self.aux_model = grounding_model or (AUX_MODEL if model.startswith("computer-use")
+                                             else model)
+        self._key = api_key
+        self.client = AsyncOpenAI(api_key=api_key, base_url=base_url or DEFAULT_BASE_URL,
+                                  timeout=timeout, max_retries=max_retries)
+
+    async def aclose(self) -> None:
+        await self.client.close()
+
+    async def _create(self, **request: Any) -> Any:
+        import openai
+
+        try:
+            return await self.client.responses.create(**request)
+        except openai.APIError as exc:  # the SDK's errors become LLM_* codes here only
+            raise provider_error(exc, "openai", self._key) from None
+
+    # ------------------------------------------------------------------ decide
+
+    async def decide(self, context: AgentContext) -> Decision:
+        held = _held_call(context)
+        if held is not None:
+            return acknowledged(held, context)
+        screen = model_screen(context.observation) if context.observation else None
+        tools: list[dict[str, Any]] = []
+        if screen is not None:
+            if self.model.startswith("computer-use"):
+                tools.append({"type": PREVIEW_TOOL, "display_width": screen.width,
+                              "display_height": screen.height, "environment": ENVIRONMENT})
+            else:
+                tools.append({"type": GA_TOOL})
+        tools += [{"type": "function", "name": n, "description": d, "parameters": p,
+                   "strict": False}
+                  for n, d, p in function_specs(context, screen=False)]
+        request: dict[str, Any] = {"model": self.model, "instructions": system_prompt(context),
+                                   "input": input_for(context), "tools": tools,
+                                   "truncation": "auto"}
+        if context.cua_version == "v1":
+            request["parallel_tool_calls"] = False
+        response = await self._create(**request)
+        return decision_from(response, context, screen)
+
+    # ------------------------------------------------------------------ verify and ground
+
+    async def _forced(self, content: list[dict[str, Any]], name: str, description: str,
+                      schema: dict[str, Any], instructions: str | None = None
+                      ) -> tuple[Any, TokenUsage, str]:
+        request: dict[str, Any] = {
+            "model": self.aux_model, "input": [{"role": "user", "content": content}],
+            "tools": [{"type": "function", "name": name, "description": description,
+                       "parameters": schema, "strict": False}],
+            "tool_choice": {"type": "function", "name": name},
+        }
+        if instructions:
+            request["instructions"] = instructions
+        response = await self._create(**request)
+        usage = _usage(response)
+        for item in response.output or []:
+            if item.type == "function_call" and item.name == name:
+                return parse_arguments(item.arguments), usage, ""
+        return None, usage, _output_text(response)
+
+    async def verify(self, context: AgentContext, answer: str,
+                     screen: Observation | None) -> Verdict:
+        content: list[dict[str, Any]] = [
+            {"type": "input_text", "text": verifier_prompt(context, answer, screen is not None)}]
+        if screen is not None:
+            content.append(_image(model_screen(screen)))
+        args, usage, text = await self._forced(content, REPORT_VERDICT,
+                                               REPORT_VERDICT_DESCRIPTION,
+                                               REPORT_VERDICT_SCHEMA, VERIFIER_SYSTEM_PROMPT)
+        by = f"openai {self.aux_model}"
+        return verdict_from_arguments(args, by, usage) if isinstance(args, dict) \
+            else verdict_from_text(text, by, usage)
+
+    async def ground(self, observation: Observation, element: str) -> Grounded:
+        screen = model_screen(observation)
+        args, usage, _ = await self._forced(
+            [{"type": "input_text", "text": (
+                f"Find this element in the screenshot ({screen.width}×{screen.height} pixels): "
+                f"{element}\nCall {GROUND_TOOL} with the pixel coordinates of its centre, or "
+                "with found=false if it is not there.")}, _image(screen)],
+            GROUND_TOOL, "Report where the element is.", GROUND_TOOL_SCHEMA)
+        return Grounded.from_arguments(args, screen, usage) if isinstance(args, dict) \
+            else Grounded(found=False, usage=usage)
+
+
+# --------------------------------------------------------------------------- safety checks
+
+
+def _held_call(context: AgentContext) -> dict[str, Any] | None:
+    """The computer call held by pending safety checks at the last step. A run
+    that decides again after such a step was resumed by a human: that is the
+    acknowledgement."""
+    if not context.steps:
+        return None
+    data = context.steps[-1].decision.provider_data or {}
+    held = data.get("pending")
+    return held if isinstance(held, dict) else None
+
+
+def acknowledged(held: dict[str, Any], context: AgentContext) -> Decision:
+    """Perform the held call now that a human acknowledged its safety checks."""
+    from pydantic import TypeAdapter
+
+    last = context.steps[-1]
+    actions = TypeAdapter(list[Action]).validate_python(held.get("actions") or [])
+    calls = []
+    for call in (last.decision.provider_data or {}).get("calls", []):
+        entry = {k: v for k, v in call.items() if k not in ("error", "held")}
+        if call.get("call_id") == held["call_id"]:
+            entry["actions"] = [0, len(actions)]
+        else:
+            entry["error"] = "Not performed: the step was held for a safety check."
+        calls.append(entry)
+    checks = held.get("checks") or []
+    said = "; ".join(str(c.get("message") or c.get("code") or c.get("id")) for c in checks)
+    note = f" Their note: {last.human_note}" if last.human_note else ""
+    return Decision(
+        actions=tuple(actions),
+        text=f"A human acknowledged the safety check ({said}); performing the held action."
+             + note,
+        provider_data={"output": (last.decision.provider_data or {}).get("output", []),
+                       "calls": calls, "acknowledged": checks},
+    )
+
+
+# --------------------------------------------------------------------------- the input
+
+
+def _image(screen: ModelScreen) -> dict[str, Any]:
+    return {"type": "input_image", "image_url": screen.data_url, "detail": "high"}
+
+
+def _user(*parts: dict[str, Any]) -> dict[str, Any]:
+    return {"role": "user", "content": list(parts)}
+
+
+def _text(text: str) -> dict[str, Any]:
+    return {"type": "input_text", "text": text}
+
+
+def input_for(context: AgentContext) -> list[dict[str, Any]]:
+    """The Responses API input for ``context``."""
+    h = history(context)
+    intro = task_text(context)
+    if h.summary:
+        intro += f"\n\nEarlier steps (summarized):\n{h.summary}"
+    first = [_text(intro)]
+    if not h.turns and h.screen is not None:
+        first += [_text("The screen now:"), _image(model_screen(h.screen))]
+    items: list[dict[str, Any]] = [_user(*first)]
+    turns = list(h.turns)
+    for i, turn in enumerate(turns):
+        data = turn.step.decision.provider_data or {}
+        if "output" not in data:
+            items += [{"role": "assistant", "content": step_line(turn.step)},
+                      _user(_text("Continue."))]
+            continue
+        acked = i + 1 < len(turns) and "acknowledged" in (
+            turns[i + 1].step.decision.provider_data or {})
+        if "pending" in data and acked:
+            continue  # the acknowledging step carries these items
+        items += [dict(item) for item in data["output"]]
+        notes: list[str] = []
+        screen_shown = False
+        for call in data.get("calls", []):
+            text, failed = call_result_text(call, turn.step)
+            if call.get("type") == "computer":
+                output: dict[str, Any] = {
+                    "type": "computer_call_output", "call_id": call["call_id"],
+                    "output": {"type": "computer_screenshot",
+                               "image_url": (model_screen(turn.screen_after).data_url
+                                             if turn.screen_after is not None
+                                             else placeholder_screen())}}
+                if data.get("acknowledged"):
+                    output["acknowledged_safety_checks"] = data["acknowledged"]
+                items.append(output)
+                screen_shown = screen_shown or turn.screen_after is not None
+                if failed:
+                    notes.append(f"The computer action did not work: {text}")
+            else:
+                items.append({"type": "function_call_output", "call_id": call["call_id"],
+                              "output": text})
+        if turn.step.human_note and not any(c.get("human") for c in data.get("calls", [])):
+            notes.append(f"Note from a human: {turn.step.human_note}")
+        if turn is turns[-1] and not screen_shown and h.screen is not None:
+            items.append(_user(_text("The screen now:"), _image(model_screen(h.screen))))
+        if notes:
+            items.append(_user(_text("\n".join(notes))))
+    if context.hint:
+        items.append(_user(_text(f"Note: {context.hint}")))
+    return items
+
+
+_PLACEHOLDER: str | None = None
+
+
+def placeholder_screen() -> str:
+    """A tiny grey image for a past screen that is no longer kept (compaction)."""
+    global _PLACEHOLDER
+    if _PLACEHOLDER is None:
+        import base64
+
+        from PIL import Image
+
+        out = io.BytesIO()
+        Image.new("RGB", (16, 10), (128, 128, 128)).save(out, format="JPEG")
+        _PLACEHOLDER = "data:image/jpeg;base64," + base64.b64encode(out.getvalue()).decode()
+    return _PLACEHOLDER
+
+
+# --------------------------------------------------------------------------- the answer
+
+
+def _usage(response: Any) -> TokenUsage:
+    u = getattr(response, "usage", None)
+    if u is None:
+        return TokenUsage()
+    return TokenUsage(input_tokens=getattr(u, "input_tokens", 0) or 0,
+                      output_tokens=getattr(u, "output_tokens", 0) or 0)
+
+
+def _output_text(response: Any) -> str:
+    parts = []
+    for item in response.output or []:
+        if item.type == "message":
+            for c in item.content or []:
+                if getattr(c, "type", None) == "output_text":
+                    parts.append(c.text)
+    return "\n".join(parts)
+
+
+def decision_from(response: Any, context: AgentContext, screen: ModelScreen | None) -> Decision:
+    usage = _usage(response)
+    plan = Plan(context)
+    output: list[dict[str, Any]] = []
+    reasoning: list[str] = []
+    pending: dict[str, Any] | None = None
+    for item in response.output or []:
+        output.append(item.model_dump(mode="json", exclude_none=True))
+        if item.type == "reasoning":
+            reasoning += [s.text for s in (getattr(item, "summary", None) or [])
+                          if getattr(s, "text", None)]
+        elif item.type == "computer_call":
+            call = {"call_id": item.call_id, "type": "computer"}
+            raw = list(item.actions) if getattr(item, "actions", None) else [item.action]
+            produced = computer_actions([a for a in raw if a is not None], screen)
+            checks = [c.model_dump(mode="json", exclude_none=True)
+                      for c in (item.pending_safety_checks or [])]
+            if checks and not isinstance(produced, str):
+                pending = {"call_id": item.call_id, "checks": checks,
+                           "actions": [a.model_dump(mode="json") for a in produced]}
+                plan.add({**call, "held": True}, "Held for a safety check.")
+            else:
+                plan.add(call, produced)
+        elif item.type == "function_call":
+            call = {"call_id": item.call_id, "type": "function", "name": item.name}
+            args = parse_arguments(item.arguments)
+            if isinstance(args, str):
+                plan.add(call, args)
+            elif item.name == "request_human":
+                plan.human(call, str(args.get("question") or "The agent needs a human."))
+            else:
+                plan.add(call, function_actions(item.name, args, screen))
+    text = _output_text(response).strip() or None
+    thought = "\n".join(reasoning) or None
+    if pending is not None:
+        said = "; ".join(str(c.get("message") or c.get("code") or "a safety check")
+                         for c in pending["checks"])
+        return Decision(text=text, reasoning=thought, usage=usage,
+                        ask_human=f"Safety check: {said}",
+                        provider_data={"output": output, "calls": plan.calls,
+                                       "pending": pending})
+    if not plan.calls:
+        return Decision(text=text, reasoning=thought, usage=usage,
+                        outcome=Outcome(success=True, answer=text or "Done."))
+    return Decision(actions=tuple(plan.actions), text=text, reasoning=thought,
+                    ask_human=plan.ask_human, usage=usage,
+                    provider_data={"output": output, "calls": plan.calls})
+
+
+def computer_actions(raw: list[Any], screen: ModelScreen | None) -> list[Action] | str:
+    """``computer_call`` action(s) → actions (coordinates scaled to the real screen)."""
+    if screen is None:
+        return "This machine has no screen."
+    out: list[Action] = []
+    for a in raw:
+        kind = getattr(a, "type", None)
+        try:
+            if kind in ("click", "double_click"):
+                button = _BUTTONS.get(getattr(a, "button", None) or "left")
+                if button is None:
+                    return f"The {a.button} mouse button is not supported."
+                x, y = screen.to_real(a.x, a.y)
+                out.append(Click(x=x, y=y, button=button,  # type: ignore[arg-type]
+                                 count=2 if kind == "double_click" else 1))
+            elif kind == "move":
+                x, y = screen.to_real(a.x, a.y)
+                out.append(MoveMouse(x=x, y=y))
+            elif kind == "drag":
+                path = a.path or []
+                if len(path) < 2:
+                    return "A drag needs at least two points."
+                (x, y), (tx, ty) = (screen.to_real(path[0].x, path[0].y),
+                                    screen.to_real(path[-1].x, path[-1].y))
+                out.append(Drag(x=x, y=y, to_x=tx, to_y=ty))
+            elif kind == "keypress":
+                out.append(KeyPress(keys=xdotool_keys(a.keys)))
+            elif kind == "type":
+                out.append(TypeText(text=a.text))
+            elif kind == "scroll":
+                x, y = screen.to_real(a.x, a.y)
+                dx, dy = a.scroll_x or 0, a.scroll_y or 0
+                if abs(dy) >= abs(dx):
+                    direction = "down" if dy >= 0 else "up"
+                    amount = abs(dy)
+                else:
+                    direction = "right" if dx > 0 else "left"
+                    amount = abs(dx)
+                clicks = min(max(round(amount / 100), 1), 50)
+                out.append(Scroll(direction=direction, amount=clicks, x=x, y=y))
+            elif kind == "wait":
+                out.append(Wait(seconds=2))
+            elif kind == "screenshot":
+                out.append(Screenshot())
+            else:
+                return f"The computer action {kind!r} is not supported."
+        except (AttributeError, TypeError, ValueError) as exc:
+            return f"Invalid {kind} action: {exc}"
+    return out

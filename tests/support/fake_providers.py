@@ -1,0 +1,406 @@
+"""A fake model provider on loopback that speaks the real wire protocols —
+Anthropic's Messages API, OpenAI's Responses API and Chat Completions — so the
+official SDKs (which use their own HTTP stack) can be driven through
+``base_url`` with scripted replies.
+
+    async with fake_provider() as fake:
+        fake.reply(anthropic_message(tool_use("computer", {"action": "left_click",
+                                                           "coordinate": [640, 400]})))
+        brain = AnthropicBrain(api_key=fake.api_key, model="m", base_url=fake.anthropic_url)
+
+- ``reply(payload)`` queues the next answer (built with the helpers below);
+- ``fail(status, times)`` answers errors first (429, 529, 500…);
+- verification calls (a ``report_verdict`` tool is offered) take their answer
+  from ``verdicts`` (default: pass); grounding calls (a ``point`` tool) from
+  ``points``;
+- a wrong key gets the provider's 401;
+- every request is kept in ``requests`` (path, headers without the key, body).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from deckhand import ids
+from deckhand.agent.actions import Action, ActionResult, Click
+from deckhand.engine.worker import Worker
+from deckhand.machines.base import Observation
+from deckhand.store import accounts as accounts_store
+from deckhand.store import machines as machines_store
+from deckhand.store.types import utcnow
+from tests.conftest import LiveServer, make_settings, serve
+
+DEFAULT_KEY = "sk-fake-provider-key-0123456789abcdef"
+_ids = itertools.count(1)
+
+
+def _id(prefix: str) -> str:
+    return f"{prefix}_{next(_ids):06d}"
+
+
+# --------------------------------------------------------------------------- Anthropic
+
+
+def text(t: str) -> dict[str, Any]:
+    return {"type": "text", "text": t}
+
+
+def tool_use(name: str, tool_input: dict[str, Any], id: str | None = None) -> dict[str, Any]:
+    return {"type": "tool_use", "id": id or _id("toolu"), "name": name, "input": tool_input}
+
+
+def anthropic_message(*blocks: dict[str, Any], usage: tuple[int, int] = (120, 30),
+                      stop_reason: str | None = None) -> dict[str, Any]:
+    return {"protocol": "anthropic", "content": list(blocks), "usage": usage,
+            "stop_reason": stop_reason}
+
+
+# --------------------------------------------------------------------------- OpenAI Responses
+
+
+def computer_call(action: dict[str, Any] | None = None, *, actions: list[dict[str, Any]] | None
+                  = None, pending: list[dict[str, Any]] = (),  # type: ignore[assignment]
+                  call_id: str | None = None) -> dict[str, Any]:
+    item: dict[str, Any] = {"type": "computer_call", "id": _id("cu"),
+                            "call_id": call_id or _id("call"), "status": "completed",
+                            "pending_safety_checks": list(pending)}
+    if action is not None:
+        item["action"] = action
+    if actions is not None:
+        item["actions"] = actions
+    return item
+
+
+def function_call(name: str, arguments: dict[str, Any], call_id: str | None = None
+                  ) -> dict[str, Any]:
+    return {"type": "function_call", "id": _id("fc"), "call_id": call_id or _id("call"),
+            "name": name, "arguments": json.dumps(arguments), "status": "completed"}
+
+
+def output_message(t: str) -> dict[str, Any]:
+    return {"type": "message", "id": _id("msg"), "role": "assistant", "status": "completed",
+            "content": [{"type": "output_text", "text": t, "annotations": []}]}
+
+
+def reasoning(summary: str) -> dict[str, Any]:
+    return {"type": "reasoning", "id": _id("rs"),
+            "summary": [{"type": "summary_text", "text": summary}]}
+
+
+def responses(*items: dict[str, Any], usage: tuple[int, int] = (150, 40)) -> dict[str, Any]:
+    return {"protocol": "responses", "output": list(items), "usage": usage}
+
+
+# --------------------------------------------------------------------------- Chat Completions
+
+
+def chat(content: str | None = None, calls: list[tuple[str, dict[str, Any]]] = (),  # type: ignore[assignment]
+         usage: tuple[int, int] = (90, 25)) -> dict[str, Any]:
+    return {"protocol": "chat", "content": content, "usage": usage,
+            "tool_calls": [{"id": _id("call"), "type": "function",
+                            "function": {"name": n, "arguments": json.dumps(a)}}
+                           for n, a in calls]}
+
+
+# --------------------------------------------------------------------------- the server
+
+
+@dataclass
+class Recorded:
+    path: str
+    query: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+
+@dataclass
+class FakeProvider:
+    api_key: str = DEFAULT_KEY
+    url: str = ""
+    replies: deque[dict[str, Any]] = field(default_factory=deque)
+    failures: deque[int] = field(default_factory=deque)
+    verdicts: deque[tuple[bool, str]] = field(default_factory=deque)
+    points: deque[tuple[int, int] | None] = field(default_factory=deque)
+    requests: list[Recorded] = field(default_factory=list)
+    models: list[str] = field(default_factory=lambda: ["fake-vision-1"])
+
+    @property
+    def anthropic_url(self) -> str:
+        return self.url
+
+    @property
+    def openai_url(self) -> str:
+        return self.url + "/v1"
+
+    def reply(self, *payloads: dict[str, Any]) -> None:
+        self.replies.extend(payloads)
+
+    def fail(self, status: int, times: int = 1) -> None:
+        self.failures.extend([status] * times)
+
+    def verdict(self, passed: bool, reason: str = "") -> None:
+        self.verdicts.append((passed, reason or ("looks done" if passed else "not done")))
+
+    def bodies(self, path_suffix: str = "") -> list[dict[str, Any]]:
+        return [r.body for r in self.requests if r.path.endswith(path_suffix)]
+
+    def agent_bodies(self) -> list[dict[str, Any]]:
+        """The requests of agent steps (not verification or grounding)."""
+        return [r.body for r in self.requests if r.path != "/v1/models"
+                and not ({"report_verdict", "point"} & _tool_names(r.body))]
+
+
+def _tool_names(body: dict[str, Any]) -> set[str]:
+    names = set()
+    for t in body.get("tools") or []:
+        names.add(t.get("name") or (t.get("function") or {}).get("name") or t.get("type"))
+    return names
+
+
+def _error(protocol: str, status: int, message: str) -> JSONResponse:
+    headers = {"retry-after-ms": "10"} if status in (429, 529) or status >= 500 else {}
+    if protocol == "anthropic":
+        kind = {401: "authentication_error", 429: "rate_limit_error",
+                529: "overloaded_error"}.get(status, "api_error")
+        return JSONResponse({"type": "error", "error": {"type": kind, "message": message}},
+                            status_code=status, headers=headers)
+    code = {401: "invalid_api_key", 429: "rate_limit_exceeded"}.get(status, "server_error")
+    return JSONResponse({"error": {"message": message, "type": "invalid_request_error",
+                                   "param": None, "code": code}},
+                        status_code=status, headers=headers)
+
+
+def _app(fake: FakeProvider) -> Starlette:
+    async def handle(request: Request, protocol: str) -> JSONResponse:
+        body = await request.json() if request.method == "POST" else {}
+        headers = {k: v for k, v in request.headers.items()
+                   if k not in ("x-api-key", "authorization")}
+        fake.requests.append(Recorded(request.url.path, request.url.query, headers, body))
+        # Anthropic takes x-api-key (this SDK sends the key as a Bearer token); OpenAI Bearer
+        given = request.headers.get("authorization", "").removeprefix("Bearer ")
+        if protocol == "anthropic" and "x-api-key" in request.headers:
+            given = request.headers["x-api-key"]
+        if given != fake.api_key:
+            message = ("invalid x-api-key" if protocol == "anthropic"
+                       else "Incorrect API key provided: sk-fak***************cdef.")
+            return _error(protocol, 401, message)
+        if fake.failures:
+            status = fake.failures.popleft()
+            return _error(protocol, status, {429: "Rate limited", 529: "Overloaded"}.get(
+                status, "Internal error"))
+        if protocol == "models":
+            return JSONResponse({"object": "list", "data": [
+                {"id": m, "object": "model", "created": 0, "owned_by": "fake"}
+                for m in fake.models]})
+        tools = _tool_names(body)
+        if "report_verdict" in tools:
+            passed, reason = fake.verdicts.popleft() if fake.verdicts else (True, "looks done")
+            return JSONResponse(_forced(protocol, body, "report_verdict",
+                                        {"passed": passed, "reason": reason}))
+        if "point" in tools:
+            at = fake.points.popleft() if fake.points else None
+            args = {"found": False} if at is None else {"found": True, "x": at[0], "y": at[1]}
+            return JSONResponse(_forced(protocol, body, "point", args))
+        if not fake.replies:
+            return _error(protocol, 500, "fake provider: no scripted reply left")
+        payload = fake.replies.popleft()
+        assert payload["protocol"] == protocol, (payload["protocol"], protocol)
+        return JSONResponse(_render(payload, body.get("model", "fake")))
+
+    async def messages(request: Request) -> JSONResponse:
+        return await handle(request, "anthropic")
+
+    async def responses_(request: Request) -> JSONResponse:
+        return await handle(request, "responses")
+
+    async def chat_(request: Request) -> JSONResponse:
+        return await handle(request, "chat")
+
+    async def models(request: Request) -> JSONResponse:
+        return await handle(request, "models")
+
+    return Starlette(routes=[
+        Route("/v1/messages", messages, methods=["POST"]),
+        Route("/v1/responses", responses_, methods=["POST"]),
+        Route("/v1/chat/completions", chat_, methods=["POST"]),
+        Route("/v1/models", models, methods=["GET"]),
+    ])
+
+
+def _forced(protocol: str, body: dict[str, Any], name: str, args: dict[str, Any]
+            ) -> dict[str, Any]:
+    model = body.get("model", "fake")
+    if protocol == "anthropic":
+        return _render(anthropic_message(tool_use(name, args), usage=(50, 10)), model)
+    if protocol == "responses":
+        return _render(responses(function_call(name, args), usage=(50, 10)), model)
+    return _render(chat(None, [(name, args)], usage=(50, 10)), model)
+
+
+def _render(payload: dict[str, Any], model: str) -> dict[str, Any]:
+    protocol = payload["protocol"]
+    i, o = payload["usage"]
+    if protocol == "anthropic":
+        content = payload["content"]
+        stop = payload["stop_reason"] or (
+            "tool_use" if any(b["type"] == "tool_use" for b in content) else "end_turn")
+        return {"id": _id("msg"), "type": "message", "role": "assistant", "model": model,
+                "content": content, "stop_reason": stop, "stop_sequence": None,
+                "usage": {"input_tokens": i, "output_tokens": o}}
+    if protocol == "responses":
+        return {"id": _id("resp"), "object": "response", "created_at": 1700000000,
+                "model": model, "status": "completed", "output": payload["output"],
+                "parallel_tool_calls": True, "tool_choice": "auto", "tools": [],
+                "usage": {"input_tokens": i, "output_tokens": o, "total_tokens": i + o,
+                          "input_tokens_details": {"cached_tokens": 0},
+                          "output_tokens_details": {"reasoning_tokens": 0}}}
+    message: dict[str, Any] = {"role": "assistant", "content": payload["content"]}
+    if payload["tool_calls"]:
+        message["tool_calls"] = payload["tool_calls"]
+    return {"id": _id("chatcmpl"), "object": "chat.completion", "created": 1700000000,
+            "model": model, "choices": [{"index": 0, "message": message,
+                                         "finish_reason": "tool_calls" if payload["tool_calls"]
+                                         else "stop"}],
+            "usage": {"prompt_tokens": i, "completion_tokens": o, "total_tokens": i + o}}
+
+
+@contextlib.asynccontextmanager
+async def fake_provider(api_key: str = DEFAULT_KEY) -> AsyncIterator[FakeProvider]:
+    fake = FakeProvider(api_key=api_key)
+    server = uvicorn.Server(uvicorn.Config(_app(fake), host="127.0.0.1", port=0,
+                                           log_level="warning", lifespan="off"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    fake.url = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    try:
+        yield fake
+    finally:
+        server.should_exit = True
+        await task
+
+
+# --------------------------------------------------------------------------- screens
+
+
+def screenshot(width: int, height: int, color: tuple[int, int, int] = (30, 90, 160),
+               fmt: str = "JPEG") -> bytes:
+    """An image of a known size, with a white box so screens can differ."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGB", (width, height), color)
+    ImageDraw.Draw(img).rectangle((width // 4, height // 4, width // 2, height // 2),
+                                  fill=(255, 255, 255))
+    out = io.BytesIO()
+    img.save(out, format=fmt, quality=80)
+    return out.getvalue()
+
+
+def observation(width: int, height: int, **kw: Any) -> Observation:
+    return Observation(screenshot_jpeg=screenshot(width, height, **kw), width=width,
+                       height=height)
+
+
+# --------------------------------------------------------------------------- servers and machines
+# (servers wired to the fake provider, and a fake machine with a screen)
+
+# every provider variable cleared, so the developer's environment never leaks in
+NO_PROVIDERS: dict[str, Any] = {
+    "anthropic_api_key": None, "anthropic_base_url": None, "openai_api_key": None,
+    "openai_base_url": None, "openai_compat_base_url": None, "openai_compat_api_key": None,
+    "openai_compat_model": None, "llm_max_retries": 0, "llm_timeout_seconds": 20,
+}
+
+
+def provider_settings(provider: str, fake: FakeProvider) -> dict[str, Any]:
+    """Settings that make ``provider`` the server's managed brain, on ``fake``."""
+    if provider == "anthropic":
+        return {"brain": "anthropic", "anthropic_api_key": fake.api_key,
+                "anthropic_base_url": fake.anthropic_url}
+    if provider == "openai":
+        return {"brain": "openai", "openai_api_key": fake.api_key,
+                "openai_base_url": fake.openai_url}
+    return {"brain": "openai_compat", "openai_compat_base_url": fake.openai_url,
+            "openai_compat_api_key": fake.api_key, "openai_compat_model": "fake-vision-1"}
+
+
+@contextlib.asynccontextmanager
+async def llm_server(tmp_path: Path, database_url: str, **overrides: Any
+                     ) -> AsyncIterator[LiveServer]:
+    async with serve(make_settings(tmp_path, database_url,
+                                   **{**NO_PROVIDERS, **overrides})) as s:
+        yield s
+
+
+class ScreenMachine:
+    """A machine with a screen of a known size that records what it is asked
+    to do. A click changes the screen unless ``frozen``."""
+
+    def __init__(self, width: int, height: int, *, frozen: bool = False) -> None:
+        self.machine_id = "fake"
+        self.width, self.height = width, height
+        self.frozen = frozen
+        self.actions: list[Action] = []
+        self.screen: Observation = observation(width, height)
+
+    async def observe(self) -> Observation:
+        return self.screen
+
+    async def act(self, action: Action) -> ActionResult:
+        self.actions.append(action)
+        if isinstance(action, Click) and not self.frozen:
+            shade = (len(self.actions) * 37) % 255
+            self.screen = observation(self.width, self.height, color=(shade, 80, 200 - shade // 2))
+        return ActionResult(ok=True)
+
+    async def health(self) -> bool:
+        return True
+
+
+async def screen_machine_row(server: LiveServer, account: str = "acme") -> str:
+    """A machine row for runs that a :class:`ScreenMachine` serves."""
+    machine_id = ids.new_uuid()
+    async with server.services.db.write() as conn:
+        acct = await accounts_store.find_by_name(conn, account)
+        assert acct is not None
+        await machines_store.insert(conn, {
+            "id": machine_id, "account_id": acct.id, "mode": "live", "display_name": "screen",
+            "status": "running", "metadata": {}, "provider": "remote", "created_at": utcnow(),
+        })
+    return machine_id
+
+
+@contextlib.asynccontextmanager
+async def screen_worker(server: LiveServer, machine: ScreenMachine) -> AsyncIterator[Worker]:
+    """A worker (the server runs none) whose machines are all ``machine``."""
+    svc = server.services
+
+    async def connect(_machine_id: str) -> ScreenMachine:
+        return machine
+
+    worker = Worker(svc.db, svc.notifier, svc.lifecycle, connect, slots=1,
+                    lease_seconds=svc.settings.lease_seconds,
+                    poll_seconds=svc.settings.poll_interval_seconds, brains=svc.brains)
+    worker.start()
+    try:
+        yield worker
+    finally:
+        await asyncio.wait_for(worker.stop(), 10)
