@@ -20,10 +20,11 @@ class ApiError(Exception):
 
 
 class DeckhandClient:
-    def __init__(self, base_url: str, api_key: str, *, timeout: float = 60.0) -> None:
+    def __init__(self, base_url: str, api_key: str, *, timeout: float = 60.0,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"), headers={"X-API-Key": api_key},
-            timeout=httpx.Timeout(timeout, connect=5.0),
+            timeout=httpx.Timeout(timeout, connect=5.0), transport=transport,
         )
 
     async def __aenter__(self) -> DeckhandClient:
@@ -31,6 +32,10 @@ class DeckhandClient:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.http.aclose()
+
+    async def call(self, method: str, path: str, **kw: Any) -> Any:
+        """Any operation of the API: the decoded body, or :class:`ApiError`."""
+        return await self._call(method, path, **kw)
 
     async def _call(self, method: str, path: str, **kw: Any) -> Any:
         r = await self.http.request(method, path, **kw)

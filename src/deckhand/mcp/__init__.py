@@ -1,0 +1,1 @@
+"""Deckhand's MCP server (stdio and streamable HTTP)."""

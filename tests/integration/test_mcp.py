@@ -1,0 +1,112 @@
+"""The MCP server, driven by the official `mcp` client over stdio (a real
+subprocess) and over streamable HTTP (the server's /mcp)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx2
+import pytest
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
+
+from deckhand.scopes import OPERATOR_SCOPES
+from tests.conftest import LiveServer
+
+pytestmark = pytest.mark.asyncio
+
+TASK = "Run `echo mcp-$((6*7))` and verify the output contains \"mcp-42\""
+EXPECTED_TOOLS = {"capabilities", "start_run", "get_run", "list_runs", "cancel_run",
+                  "resume_run", "run_events", "provision_machine", "list_machines",
+                  "get_machine", "screenshot", "machine_action", "terminal", "delete_machine",
+                  "create_workflow", "start_workflow_run", "get_workflow_run", "approve",
+                  "usage", "pricing"}
+
+
+@asynccontextmanager
+async def stdio(server: LiveServer, key: str) -> AsyncIterator[Client]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DECKHAND_")}
+    env.update({"DECKHAND_URL": server.url, "DECKHAND_API_KEY": key})
+    params = StdioServerParameters(command=sys.executable, args=["-m", "deckhand.cli", "mcp"],
+                                   env=env)
+    async with Client(params, read_timeout_seconds=60) as client:
+        yield client
+
+
+@asynccontextmanager
+async def http(server: LiveServer, key: str) -> AsyncIterator[Client]:
+    async with create_mcp_http_client(headers={"X-API-Key": key}) as h:
+        async with Client(streamable_http_client(f"{server.url}/mcp", http_client=h),
+                          read_timeout_seconds=60) as client:
+            yield client
+
+
+def structured(result: Any) -> dict[str, Any]:
+    assert not result.is_error, result.content
+    if result.structured_content is not None:
+        return result.structured_content  # type: ignore[no-any-return]
+    return json.loads(result.content[0].text)  # type: ignore[no-any-return]
+
+
+def tool_error(result: Any) -> dict[str, Any]:
+    assert result.is_error
+    text = result.content[0].text
+    return json.loads(text[text.index("{"):])["error"]  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("transport", ["stdio", "http"])
+async def test_tools_run_and_errors(sqlite_server: LiveServer, transport: str) -> None:
+    connect = stdio if transport == "stdio" else http
+    key = await sqlite_server.key()
+    async with connect(sqlite_server, key) as client:
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+        assert EXPECTED_TOOLS <= set(tools)
+        assert "machine_id" in json.dumps(tools["start_run"].input_schema)
+
+        caps = structured(await client.call_tool("capabilities", {}))
+        assert caps["api"]["status"] == "ok"
+
+        machine = structured(await client.call_tool(
+            "provision_machine", {"machine": {"display_name": "mcp"}}))["machine"]
+        progress: list[float] = []
+
+        async def on_progress(p: float, total: float | None, message: str | None) -> None:
+            progress.append(p)
+
+        run = structured(await client.call_tool(
+            "start_run", {"run": {"machine_id": machine["id"], "task": TASK}, "wait": True},
+            progress_callback=on_progress))
+        assert run["status"] == "succeeded", run
+        assert progress and max(progress) >= 1
+
+        events = structured(await client.call_tool("run_events", {"run_id": run["id"]}))
+        assert events["data"][-1]["type"] == "done"
+        assert [e["seq"] for e in events["data"]] == list(range(1, len(events["data"]) + 1))
+
+        err = tool_error(await client.call_tool("get_machine", {"machine_id": "mch_test_00000000"}))
+        assert err["code"] == "NOT_FOUND"
+        err = tool_error(await client.call_tool(
+            "start_run", {"run": {"machine_id": "mch_test_00000000", "task": "x"}}))
+        assert err["code"] == "NOT_FOUND"
+        structured(await client.call_tool("delete_machine", {"machine_id": machine["id"]}))
+
+    reader = await sqlite_server.key(scopes=tuple(s for s in OPERATOR_SCOPES if s != "runs:write"))
+    async with connect(sqlite_server, reader) as client:
+        err = tool_error(await client.call_tool(
+            "start_run", {"run": {"machine_id": machine["id"], "task": TASK}}))
+        assert err["code"] == "INSUFFICIENT_SCOPE"
+
+
+async def test_http_endpoint_needs_a_key(sqlite_server: LiveServer) -> None:
+    async with httpx2.AsyncClient() as h:
+        r = await h.post(f"{sqlite_server.url}/mcp", json={"jsonrpc": "2.0", "id": 1,
+                                                           "method": "tools/list"})
+    assert r.status_code == 401
+    assert r.json()["error"]["code"] == "INVALID_API_KEY"
