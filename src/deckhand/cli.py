@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import sys
 from typing import Annotated, Optional
 
 import typer
@@ -19,6 +20,8 @@ accounts_app = typer.Typer(no_args_is_help=True, help="Accounts and their credit
 keys_app = typer.Typer(no_args_is_help=True, help="API keys.")
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(keys_app, name="keys")
+machines_app = typer.Typer(no_args_is_help=True, help="Machines: register remote agents.")
+app.add_typer(machines_app, name="machines")
 
 DEFAULT_ACCOUNT = "default"
 
@@ -69,6 +72,7 @@ def worker(
         await services.start(workers=False, api=False)
         w = services.new_worker(slots or settings.workers or 4)
         w.start()
+        services.start_workflow_worker()
         logging.getLogger("deckhand.worker").info("worker %s started", w.id)
         try:
             await asyncio.Event().wait()
@@ -119,12 +123,47 @@ def run(
     raise typer.Exit(0 if final["status"] == "succeeded" else 1)
 
 
+@app.command("mcp")
+def mcp_stdio(
+    server: Annotated[Optional[str], typer.Option(
+        envvar="DECKHAND_URL", help="Server URL; an embedded server when omitted.")] = None,
+    key: Annotated[Optional[str], typer.Option(
+        envvar="DECKHAND_API_KEY", help="API key for --server.")] = None,
+) -> None:
+    """Serve MCP over stdio (for Claude Desktop, Claude Code, Cursor, VS Code…)."""
+    from deckhand.cli_run import embedded_server
+    from deckhand.mcp.server import build_server, static_client
+
+    settings = _settings()
+    logging.basicConfig(level="WARNING", stream=sys.stderr)
+
+    async def go() -> None:
+        if server:
+            if not key:
+                raise typer.BadParameter("DECKHAND_API_KEY is needed with DECKHAND_URL")
+            await build_server(static_client(server, key)).run_stdio_async()
+            return
+        async with embedded_server(settings) as (url, raw):
+            await build_server(static_client(url, raw)).run_stdio_async()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(go())
+
+
 @app.command("machine-agent")
 def machine_agent(
     listen: Annotated[str, typer.Option(help="HOST:PORT to listen on.")] = "127.0.0.1:0",
-    machine_id: Annotated[str, typer.Option(help="The machine's id.")] = "remote",
+    machine_id: Annotated[Optional[str], typer.Option(
+        help="The machine's id; omitted, the agent waits to be registered "
+             "(deckhand machines register).")] = None,
     workspace: Annotated[str, typer.Option(help="The machine's workspace directory.")]
     = "./workspace",
+    state_dir: Annotated[Optional[str], typer.Option(
+        help="Where the browser profile and X cookie live (default: beside the workspace).")]
+    = None,
+    token: Annotated[Optional[str], typer.Option(
+        help="The bearer token (visible in `ps`: prefer --token-file or "
+             "$DECKHAND_AGENT_TOKEN).")] = None,
     token_file: Annotated[Optional[str], typer.Option(
         help="File holding the bearer token (else $DECKHAND_AGENT_TOKEN).")] = None,
     ready_file: Annotated[Optional[str], typer.Option(
@@ -132,13 +171,58 @@ def machine_agent(
     sandbox: Annotated[Optional[bool], typer.Option(
         "--sandbox/--no-sandbox", help="Run shells under bubblewrap.")] = None,
     network: Annotated[bool, typer.Option("--network/--no-network")] = True,
+    desktop: Annotated[bool, typer.Option(
+        "--desktop", help="Serve a desktop (Xvfb, openbox, xterm, headful browser).")] = False,
+    browser: Annotated[bool, typer.Option(
+        "--browser", help="Launch the browser before reporting ready.")] = False,
 ) -> None:
     """Serve one machine over HTTP (bearer token)."""
+    import os
+
     from deckhand.machines.agent.__main__ import read_token
     from deckhand.machines.agent.server import run_agent
 
-    run_agent(machine_id=machine_id, workspace=workspace, token=read_token(token_file),
-              listen=listen, ready_file=ready_file, sandbox=sandbox, network=network)
+    os.makedirs(workspace, mode=0o700, exist_ok=True)
+    run_agent(machine_id=machine_id, workspace=workspace,
+              token=token or read_token(token_file), listen=listen, ready_file=ready_file,
+              sandbox=sandbox, network=network, state_dir=state_dir, desktop=desktop,
+              browser=browser)
+
+
+@machines_app.command("register")
+def machines_register(
+    agent_url: Annotated[str, typer.Argument(help="The agent's URL, http://HOST:PORT.")],
+    name: Annotated[str, typer.Option("--name", help="The machine's display name.")],
+    agent_token: Annotated[Optional[str], typer.Option(
+        "--agent-token", envvar="DECKHAND_AGENT_TOKEN", help="The agent's bearer token.")]
+    = None,
+    server: Annotated[str, typer.Option(envvar="DECKHAND_URL", help="Server URL.")]
+    = "http://127.0.0.1:8080",
+    key: Annotated[Optional[str], typer.Option(envvar="DECKHAND_API_KEY",
+                                               help="API key (machines:write).")] = None,
+    ttl_minutes: Annotated[Optional[int], typer.Option(min=5, max=10080)] = None,
+) -> None:
+    """Register a machine agent started by hand on another host; prints the
+    new machine's id. Runs then use it like any local machine."""
+    import httpx
+
+    if not key or not agent_token:
+        raise typer.BadParameter("--key (DECKHAND_API_KEY) and --agent-token "
+                                 "(DECKHAND_AGENT_TOKEN) are required")
+    body: dict[str, object] = {"display_name": name, "agent_url": agent_url,
+                               "agent_token": agent_token}
+    if ttl_minutes:
+        body["ttl_minutes"] = ttl_minutes
+    r = httpx.post(server.rstrip("/") + "/v1/machines", json=body,
+                   headers={"X-API-Key": key}, timeout=60)
+    data = r.json()
+    if r.status_code != 200:
+        err = data.get("error", {})
+        typer.echo(f"error: {err.get('code')}: {err.get('message')}", err=True)
+        raise typer.Exit(2)
+    m = data["machine"]
+    typer.echo(f"machine {m['id']} ({m['display_name']}, {m['kind']}): {m['status']}")
+    typer.echo(m["id"])
 
 
 @app.command()

@@ -10,8 +10,13 @@ import os
 import secrets
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _env(name: str, provider_variable: str) -> AliasChoices:
+    """A setting read from DECKHAND_<NAME>, or else the provider's usual variable."""
+    return AliasChoices(f"DECKHAND_{name.upper()}", name, provider_variable)
 
 
 class Settings(BaseSettings):
@@ -28,6 +33,10 @@ class Settings(BaseSettings):
     lease_seconds: float = 15.0
     poll_interval_seconds: float = Field(default=1.0, gt=0, le=1.0)
     max_steps_ceiling: int = 1000
+    workflow_slots: int = Field(default=32, ge=1, description="workflow runs driven at once "
+                                "per worker process (they mostly wait)")
+    workflow_max_concurrent_tasks: int = Field(default=8, ge=1, description="task (child) "
+                                               "runs of workflows going at once, per account")
 
     # HTTP
     max_body_bytes: int = 52 * 1024 * 1024
@@ -41,6 +50,41 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = 10.0
 
     log_level: str = "info"
+
+    # Machines (docs/machines.md)
+    machine_limit_per_account: int = Field(default=10, ge=1, description="machines per "
+                                           "account and mode that are not stopped or gone")
+    machine_pool_terminal: int = Field(default=0, ge=0, description="warm spare agents")
+    machine_pool_browser: int = Field(default=0, ge=0)
+    machine_pool_desktop: int = Field(default=0, ge=0)
+    machine_sweep_seconds: float = Field(default=30.0, gt=0, description="TTL, idle and "
+                                         "metering sweep interval")
+    machine_idle_minutes: int = Field(default=0, ge=0, description="stop a machine nobody "
+                                      "used for this long (0: never)")
+    machine_provision_wait_seconds: float = Field(default=10.0, ge=0, description="how long "
+                                                  "POST /v1/machines waits for `running`")
+    machine_snapshot_credits: int = Field(default=1, ge=0)
+    public_url: str | None = None  # how clients reach this server (live-view links)
+
+    # Brains (docs/models.md). DECKHAND_BRAIN: managed (the first provider configured
+    # below, else offline) | offline | anthropic | openai | openai_compat | scripted.
+    brain: str = "managed"
+    anthropic_api_key: SecretStr | None = Field(default=None, validation_alias=_env(
+        "anthropic_api_key", "ANTHROPIC_API_KEY"))
+    anthropic_base_url: str | None = Field(default=None, validation_alias=_env(
+        "anthropic_base_url", "ANTHROPIC_BASE_URL"))
+    anthropic_model: str = "claude-sonnet-4-6"
+    openai_api_key: SecretStr | None = Field(default=None, validation_alias=_env(
+        "openai_api_key", "OPENAI_API_KEY"))
+    openai_base_url: str | None = Field(default=None, validation_alias=_env(
+        "openai_base_url", "OPENAI_BASE_URL"))
+    openai_model: str = "computer-use-preview"
+    # An OpenAI-compatible server (vLLM, Ollama, llama.cpp, LM Studio): Chat Completions.
+    openai_compat_base_url: str | None = None
+    openai_compat_api_key: SecretStr | None = None
+    openai_compat_model: str | None = None  # None: the server's first model
+    llm_timeout_seconds: float = Field(default=120.0, gt=0)
+    llm_max_retries: int = Field(default=2, ge=0, le=10)
 
     @field_validator("data_dir")
     @classmethod

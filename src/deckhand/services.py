@@ -6,11 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from deckhand.auth import Principal
+from deckhand.brains.resolve import BrainResolver
 from deckhand.config import Settings
 from deckhand.engine.lifecycle import Lifecycle
 from deckhand.engine.notify import Notifier
 from deckhand.engine.submit import RunSubmitter
 from deckhand.engine.worker import Worker
+from deckhand.engine.workflow_lifecycle import WorkflowLifecycle
+from deckhand.engine.workflow_worker import WorkflowWorker
 from deckhand.events.webhooks import WebhookDispatcher
 from deckhand.machines.local import LocalMachineProvider
 from deckhand.machines.service import MachineService
@@ -30,7 +33,10 @@ class Services:
     machines: MachineService
     webhooks: WebhookDispatcher
     submitter: RunSubmitter
+    workflows: WorkflowLifecycle
+    brains: BrainResolver
     workers: list[Worker] = field(default_factory=list)
+    workflow_workers: list[WorkflowWorker] = field(default_factory=list)
 
     @classmethod
     async def build(cls, settings: Settings, *, migrate: bool = True) -> Services:
@@ -41,27 +47,48 @@ class Services:
         secret = settings.secret()
         notifier = Notifier(db)
         lifecycle = Lifecycle(notifier)
+        brains = BrainResolver(settings, secret)
         return cls(
             settings=settings, db=db, secret=secret, usage=UsageMeter(db), notifier=notifier,
             lifecycle=lifecycle,
-            submitter=RunSubmitter(lifecycle, secret, settings.max_steps_ceiling),
-            machines=MachineService(db, secret, LocalMachineProvider(settings.data_dir)),
+            submitter=RunSubmitter(lifecycle, secret, settings.max_steps_ceiling, brains=brains),
+            machines=MachineService(db, secret, LocalMachineProvider(settings.data_dir),
+                                    settings),
             webhooks=WebhookDispatcher(db, secret, settings),
+            workflows=WorkflowLifecycle(notifier, lifecycle, secret),
+            brains=brains,
         )
 
     def new_worker(self, slots: int) -> Worker:
         return Worker(
             self.db, self.notifier, self.lifecycle, self.machines.connect, slots=slots,
             lease_seconds=self.settings.lease_seconds,
-            poll_seconds=self.settings.poll_interval_seconds,
+            poll_seconds=self.settings.poll_interval_seconds, brains=self.brains,
         )
 
+    def new_workflow_worker(self) -> WorkflowWorker:
+        return WorkflowWorker(
+            self.db, self.notifier, self.workflows, self.submitter,
+            slots=self.settings.workflow_slots, lease_seconds=self.settings.lease_seconds,
+            poll_seconds=self.settings.poll_interval_seconds,
+            child_limit=self.settings.workflow_max_concurrent_tasks,
+        )
+
+    def start_workflow_worker(self) -> None:
+        """Interpret workflow runs in this process (``serve`` and ``worker``)."""
+        worker = self.new_workflow_worker()
+        worker.start()
+        self.workflow_workers.append(worker)
+
     async def start(self, *, workers: bool = True, api: bool = True) -> None:
-        """Start the background parts: wake-ups, machines, webhooks, metering and,
-        with ``workers``, run workers (``settings.workers`` run slots)."""
+        """Start the background parts: wake-ups, webhooks and, with ``api``, the
+        machine supervisor (re-attach, warm pool, sweeper: it belongs with the
+        host that keeps the machines) and metering; with ``workers``, run workers
+        (``settings.workers`` run slots)."""
         self.notifier.on("webhooks", lambda _key: self.webhooks.wake())
         await self.notifier.start()
-        await self.machines.reattach()
+        if api:
+            await self.machines.start()
         self.webhooks.start()
         if api:
             self.usage.start()
@@ -69,8 +96,12 @@ class Services:
             worker = self.new_worker(self.settings.workers)
             worker.start()
             self.workers.append(worker)
+            self.start_workflow_worker()
 
     async def close(self) -> None:
+        for wf_worker in self.workflow_workers:
+            await wf_worker.stop()
+        self.workflow_workers.clear()
         for worker in self.workers:
             await worker.stop()
         self.workers.clear()

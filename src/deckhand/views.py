@@ -39,4 +39,57 @@ def run_view(run: Any, *, webhook_secret: str | None = None) -> dict[str, Any]:
         "awaiting_human_since": iso(run.awaiting_human_since),
         "finished_at": iso(run.finished_at),
         "request_id": run.request_id,
+        "workflow_run_id": run.workflow_run_id,
+    }
+
+
+def workflow_view(wf: Any, *, request_id: str | None = None) -> dict[str, Any]:
+    """A workflow as the contract's ``WorkflowResponse``."""
+    return {
+        "id": wf.id,
+        "object": "workflow",
+        "name": wf.name,
+        "slug": wf.slug,
+        "version": wf.version,
+        "dsl_version": (wf.definition or {}).get("version", "2026-06-01"),
+        "definition": wf.definition,
+        "inputs_schema": wf.inputs_schema,
+        "description": wf.description,
+        "status": wf.status,
+        "metadata": wf.metadata,
+        "created_at": iso(wf.created_at),
+        "updated_at": iso(wf.updated_at),
+        "request_id": request_id,
+    }
+
+
+def workflow_run_view(run: Any, *, webhook_secret: str | None = None,
+                      request_id: str | None = None) -> dict[str, Any]:
+    """A workflow run as the contract's ``WorkflowRunResponse`` (plus additive fields)."""
+    return {
+        "id": run.id,
+        "object": "workflow.run",
+        "status": run.status,
+        "workflow_id": run.workflow_id,
+        "workflow_version": run.workflow_version,
+        "machine_id": run.machine_id,
+        "inputs": run.inputs,
+        "output": run.output,
+        "error": run.error,
+        "awaiting_human_reason": run.awaiting_human_reason,
+        "awaiting_step_id": run.awaiting_step_id,
+        "iterations_used": run.iterations_used,
+        "spent_cents": run.spent_cents,
+        "budget_cents": run.budget_cents,
+        "max_iterations": run.max_iterations,
+        "deadline_seconds": run.deadline_seconds,
+        "model": run.model,
+        "webhook_url": run.webhook_url,
+        "webhook_secret": webhook_secret,
+        "metadata": run.metadata,
+        "created_at": iso(run.created_at),
+        "started_at": iso(run.started_at),
+        "awaiting_human_since": iso(run.awaiting_human_since),
+        "finished_at": iso(run.finished_at),
+        "request_id": request_id if request_id is not None else run.request_id,
     }

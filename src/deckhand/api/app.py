@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from deckhand import __version__
-from deckhand.api import account, machines, runs
+from deckhand.api import account, inference, llm_keys, machines, runs, workflows
 from deckhand.api.errors import (
     deckhand_error_handler,
     http_exception_handler,
@@ -22,9 +22,12 @@ from deckhand.api.errors import (
 from deckhand.api.middleware import RequestContextMiddleware
 from deckhand.config import Settings
 from deckhand.errors import DeckhandError
+from deckhand.mcp.http import PATH as MCP_PATH
+from deckhand.mcp.http import McpEndpoint
 from deckhand.services import Services
 
-ROUTERS = (account.r, machines.r, runs.r)
+ROUTERS = (account.r, machines.r, runs.r, workflows.r, llm_keys.r, inference.predict_r,
+           inference.sessions_r)
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
@@ -39,7 +42,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         if services is None:
             await svc.start()
         try:
-            yield
+            async with mcp_endpoint.running():
+                yield
         finally:
             if services is None:
                 await svc.close()
@@ -59,6 +63,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.add_exception_handler(Exception, unhandled_error_handler)
     for r in ROUTERS:
         app.include_router(r)
+    mcp_endpoint = McpEndpoint(app)
+    app.router.add_route(MCP_PATH, mcp_endpoint, methods=["GET", "POST", "DELETE"],
+                         include_in_schema=False)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -6,7 +6,7 @@ import asyncio
 from typing import Annotated, Any, Literal
 
 from fastapi import Body, Depends, Header, Path, Query, Request, Response
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from deckhand import ids
@@ -14,10 +14,12 @@ from deckhand.api.deps import principal, services
 from deckhand.api.routing import endpoint, router
 from deckhand.api.sse import event_stream
 from deckhand.auth import Principal
+from deckhand.brains.resolve import LlmRequest
 from deckhand.engine.submit import RunSpec
-from deckhand.errors import ErrorCode, NotFound, ValidationFailed
+from deckhand.errors import NotFound, ValidationFailed
 from deckhand.events.webhooks import check_webhook_url, parse_allow_hosts
 from deckhand.services import Services
+from deckhand.store import events as events_store
 from deckhand.store import runs as runs_store
 from deckhand.store import steps as steps_store
 from deckhand.store.runs import TERMINAL
@@ -29,12 +31,14 @@ RunStatus = Literal["queued", "running", "awaiting_human", "succeeded", "failed"
                     "timed_out"]
 RunIdParam = Annotated[str, Path(description="Run UUID.")]
 CANCEL_CONFIRM_SECONDS = 3.0
+EVENTS_PAGE = 500
 
 
 class LlmConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    provider: Literal["managed", "anthropic", "openai"] = "managed"
+    # managed | anthropic | openai; anything else is 422 LLM_PROVIDER_UNSUPPORTED
+    provider: str = Field(default="managed", max_length=64)
     model: str | None = Field(default=None, min_length=1, max_length=512)
     grounding_model: str | None = Field(default=None, min_length=1, max_length=512)
     compaction_model: str | None = Field(default=None, min_length=1, max_length=512)
@@ -81,15 +85,13 @@ def _check_run_id(run_id: str) -> None:
         raise NotFound(f"Run {run_id} not found.")
 
 
-def _byok_refused(body: RunRequest, provider_header: str | None, key_header: str | None) -> None:
-    wants = (body.llm is not None and body.llm.provider != "managed") or provider_header \
-        or key_header
-    if wants:
-        raise ValidationFailed(
-            "Bring-your-own-key model providers are not available on this server yet; "
-            "omit `llm` and the X-LLM-* headers to use the server's brain.",
-            code=ErrorCode.LLM_PROVIDER_UNSUPPORTED,
-        )
+def llm_request(llm: LlmConfig | None, provider: str | None, key: str | None,
+                model: str | None) -> LlmRequest | None:
+    """The bring-your-own-key choice of a request (``llm`` + ``X-LLM-*``)."""
+    return LlmRequest.from_parts(
+        body_provider=llm.provider if llm else None, body_model=llm.model if llm else None,
+        grounding_model=llm.grounding_model if llm else None,
+        header_provider=provider, header_key=key, header_model=model)
 
 
 @endpoint(r, "POST", "/v1/runs", operation_id="createRun", scopes=("runs:write",),
@@ -98,12 +100,13 @@ async def create_run(
     body: RunRequest, request: Request, response: Response, svc: Svc, caller: Caller,
     x_llm_provider: Annotated[str | None, Header()] = None,
     x_llm_api_key: Annotated[str | None, Header()] = None,
+    x_llm_model: Annotated[str | None, Header()] = None,
 ) -> dict[str, Any]:
-    _byok_refused(body, x_llm_provider, x_llm_api_key)
+    llm = llm_request(body.llm, x_llm_provider, x_llm_api_key, x_llm_model)
     if body.webhook_url:
         await check_webhook_url(body.webhook_url,
                                 parse_allow_hosts(svc.settings.webhook_allow_hosts))
-    spec = RunSpec(**body.model_dump(exclude={"llm"}))
+    spec = RunSpec(**body.model_dump(exclude={"llm"}), llm=llm)
     async with svc.db.write() as conn:
         done = await svc.submitter.submit(conn, account_id=caller.account_id, mode=caller.mode,
                                           spec=spec, request_id=request.state.request_id)
@@ -148,7 +151,10 @@ async def stream_run_events(
     run_id: RunIdParam, svc: Svc, caller: Caller,
     after: Annotated[int | None, Query(ge=0)] = None,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
-) -> StreamingResponse:
+    accept: Annotated[str | None, Header()] = None,
+) -> Response:
+    """SSE; with ``Accept: application/json`` (Deckhand) the events recorded so
+    far after the cursor, as a list, without waiting."""
     _check_run_id(run_id)
     start = after or 0
     if last_event_id not in (None, ""):
@@ -157,6 +163,11 @@ async def stream_run_events(
         start = max(start, int(last_event_id))
     async with svc.db.read() as conn:
         await runs_store.get_owned(conn, run_id, caller.account_id, caller.mode)
+        if accept and "application/json" in accept and "text/event-stream" not in accept:
+            batch = await events_store.after(conn, run_id, start, limit=EVENTS_PAGE + 1)
+            return JSONResponse({"object": "list",
+                                 "data": [e.as_dict() for e in batch[:EVENTS_PAGE]],
+                                 "has_more": len(batch) > EVENTS_PAGE})
     return event_stream(svc.db, svc.notifier, run_id, start)
 
 

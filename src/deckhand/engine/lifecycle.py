@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from deckhand.engine.notify import Notifier
 from deckhand.errors import InvalidState
 from deckhand.store import events as events_store
+from deckhand.store import llm_keys as llm_keys_store
 from deckhand.store import runs as runs_store
 from deckhand.store import webhooks as webhooks_store
 from deckhand.store.runs import TERMINAL, RunRow
@@ -38,16 +39,14 @@ class Lifecycle:
         events: list[tuple[str, dict[str, Any]]],
         **values: Any,
     ) -> RunRow:
-        if owner is not None or values:
-            # With an owner, the update doubles as the check that we still hold the lease.
-            changed = await runs_store.update_run(conn, run.id, owner=owner,
-                                                  **(values or {"claimed_by": owner}))
-            if not changed:
-                raise LeaseLost(run.id)
-        await events_store.append(conn, run.id, events)
+        # One statement reserves the events' seqs, applies the change and reads
+        # the row back; with an owner it doubles as the check that we still
+        # hold the lease.
+        fresh = await runs_store.advance(conn, run.id, owner=owner, seqs=len(events), **values)
+        if fresh is None:
+            raise LeaseLost(run.id)
+        await events_store.write(conn, run.id, fresh.last_seq - len(events) + 1, events)
         await self.notifier.emit(conn, "events", run.id)
-        fresh = await runs_store.get(conn, run.id)
-        assert fresh is not None
         return fresh
 
     async def record_events(self, conn: AsyncConnection, run: RunRow,
@@ -79,6 +78,9 @@ class Lifecycle:
         **values: Any,
     ) -> RunRow:
         assert status in TERMINAL
+        scrubbed = await llm_keys_store.scrub(conn, run)  # a BYOK key dies with its run
+        if scrubbed is not None:
+            values["llm"] = scrubbed
         events = list(extra_events)
         if error is not None:
             events.append(("error", error))
@@ -91,6 +93,8 @@ class Lifecycle:
             finished_at=utcnow(), claimed_by=None, lease_expires_at=None, **values,
         )
         await self._webhook(conn, fresh, status)
+        if fresh.workflow_run_id:  # a workflow's task run: frees a slot of its account
+            await self.notifier.emit(conn, "workflow_child", fresh.account_id)
         return fresh
 
     async def await_human(self, conn: AsyncConnection, run: RunRow, reason: str,

@@ -12,11 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from deckhand import crypto, ids
 from deckhand.brains.registry import OFFLINE, brain_name_for
+from deckhand.brains.resolve import BrainResolver, Choice, LlmRequest
 from deckhand.engine.lifecycle import Lifecycle
 from deckhand.errors import ErrorCode, InsufficientCredits, InvalidState, NotFound
 from deckhand.events.webhooks import new_webhook_secret
 from deckhand.pricing import step_credits
 from deckhand.store import ledger as ledger_store
+from deckhand.store import llm_keys as llm_keys_store
 from deckhand.store import machines as machines_store
 from deckhand.store import runs as runs_store
 from deckhand.store.machines import GONE
@@ -46,6 +48,8 @@ class RunSpec:
     awaiting_human_timeout_seconds: int | None = None
     webhook_url: str | None = None  # already checked by the caller (DNS is async)
     metadata: dict[str, Any] | None = None
+    llm: LlmRequest | None = None  # bring your own key (the key itself is never shown)
+    workflow_run_id: str | None = None  # set when a workflow's task step starts the run
 
 
 @dataclass(frozen=True)
@@ -56,10 +60,12 @@ class Submitted:
 
 
 class RunSubmitter:
-    def __init__(self, lifecycle: Lifecycle, secret: bytes, max_steps_ceiling: int) -> None:
+    def __init__(self, lifecycle: Lifecycle, secret: bytes, max_steps_ceiling: int,
+                 brains: BrainResolver | None = None) -> None:
         self.lifecycle = lifecycle
         self.secret = secret
         self.max_steps_ceiling = max_steps_ceiling
+        self.brains = brains  # None: only the offline and scripted brains
 
     async def submit(self, conn: AsyncConnection, *, account_id: str, mode: str, spec: RunSpec,
                      request_id: str | None = None) -> Submitted:
@@ -79,7 +85,12 @@ class RunSubmitter:
         now = utcnow()
         run_id = ids.new_uuid()
         secret = new_webhook_secret() if spec.webhook_url else None
-        brain = brain_name_for(spec.model)
+        if self.brains is not None:
+            choice = await self.brains.choose(conn, account_id=account_id, mode=mode,
+                                              model=spec.model, llm=spec.llm)
+        else:
+            choice = Choice(brain=brain_name_for(spec.model), model=None)
+        brain = choice.brain
         await runs_store.insert(conn, {
             "id": run_id, "account_id": account_id, "mode": mode,
             "machine_id": spec.machine_id, "status": "queued", "task": spec.task,
@@ -94,12 +105,18 @@ class RunSubmitter:
             "webhook_url": spec.webhook_url,
             "webhook_secret_sealed": crypto.seal(self.secret, WEBHOOK_PURPOSE, secret)
             if secret else None,
-            "metadata": spec.metadata, "llm": None, "request_id": request_id,
-            "created_at": now,
+            "metadata": spec.metadata, "llm": choice.llm, "request_id": request_id,
+            "created_at": now, "workflow_run_id": spec.workflow_run_id,
         })
+        if choice.sealed_key is not None:
+            await llm_keys_store.snapshot(conn, run_id, choice.sealed_key)
         run = await runs_store.get(conn, run_id)
         assert run is not None
         first: dict[str, Any] = {"status": "queued", "brain": brain}
+        if choice.model:
+            first["model"] = choice.model
+        if choice.llm:
+            first["llm"] = choice.llm
         if brain == OFFLINE:
             first["message"] = OFFLINE_NOTICE
         run = await self.lifecycle.record_events(conn, run, [("status", first)])

@@ -103,8 +103,34 @@ machines = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("started_at", UTCDateTime, nullable=True),
     Column("terminated_at", UTCDateTime, nullable=True),
+    # 0005: kinds, metering, idle clean-up
+    Column("kind", String(16), nullable=False, server_default="terminal"),
+    Column("stopped_at", UTCDateTime, nullable=True),
+    Column("last_active_at", UTCDateTime, nullable=True),
+    Column("billing_since", UTCDateTime, nullable=True),
+    Column("billing_carry", BigInteger, nullable=False, server_default="0"),  # millicredits
+    Column("billing_segments", Integer, nullable=False, server_default="0"),
+    Column("credits_billed", BigInteger, nullable=False, server_default="0"),
+    Column("suspended_for_billing", Boolean, nullable=False, server_default=false()),
 )
 Index("ix_machines_account", machines.c.account_id, machines.c.mode, machines.c.created_at)
+
+machine_snapshots = Table(
+    "machine_snapshots",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("account_id", String(64), ForeignKey("accounts.id"), nullable=False),
+    Column("mode", String(8), nullable=False),
+    Column("machine_id", String(64), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("size_bytes", BigInteger, nullable=False),
+    Column("credits_charged", Integer, nullable=False, server_default="0"),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+Index("ix_machine_snapshots_account", machine_snapshots.c.account_id, machine_snapshots.c.mode,
+      machine_snapshots.c.created_at)
 
 runs = Table(
     "runs",
@@ -148,9 +174,12 @@ runs = Table(
     Column("lease_expires_at", UTCDateTime, nullable=True),
     Column("cancel_requested", Boolean, nullable=False, server_default=false()),
     Column("attempts", Integer, nullable=False, server_default="0"),
+    # the workflow run that started this run as a task step (migration 0003)
+    Column("workflow_run_id", String(36), nullable=True),
 )
 Index("ix_runs_account", runs.c.account_id, runs.c.mode, runs.c.created_at)
 Index("ix_runs_status", runs.c.status, runs.c.lease_expires_at)
+Index("ix_runs_workflow_run", runs.c.workflow_run_id)
 
 run_steps = Table(
     "run_steps",
@@ -224,3 +253,160 @@ webhook_attempts = Table(
     Column("error", Text, nullable=True),
     Column("duration_ms", Integer, nullable=False),
 )
+
+# -- workflows (migration 0003) ------------------------------------------------
+
+workflows = Table(
+    "workflows",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("account_id", String(64), ForeignKey("accounts.id"), nullable=False),
+    Column("mode", String(8), nullable=False),
+    Column("slug", String(64), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("description", Text, nullable=True),
+    Column("status", String(16), nullable=False),  # active | archived
+    Column("version", Integer, nullable=False),
+    Column("definition", JSON, nullable=False),
+    Column("inputs_schema", JSON, nullable=True),
+    Column("metadata", JSON, nullable=True),
+    Column("request_id", String(64), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("account_id", "mode", "slug", name="uq_workflows_slug"),
+)
+Index("ix_workflows_account", workflows.c.account_id, workflows.c.mode, workflows.c.created_at)
+
+# Every version of every workflow (PUT adds one; runs record the one they ran).
+workflow_versions = Table(
+    "workflow_versions",
+    metadata,
+    Column("workflow_id", String(36), ForeignKey("workflows.id"), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("definition", JSON, nullable=False),
+    Column("inputs_schema", JSON, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+workflow_runs = Table(
+    "workflow_runs",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("account_id", String(64), ForeignKey("accounts.id"), nullable=False),
+    Column("mode", String(8), nullable=False),
+    Column("workflow_id", String(36), nullable=True),  # None: an ad-hoc run
+    Column("workflow_version", Integer, nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("definition", JSON, nullable=False),  # the definition it runs (a snapshot)
+    Column("inputs", JSON, nullable=False),
+    Column("machine_id", String(128), nullable=True),
+    Column("model", String(512), nullable=True),
+    Column("output", JSON, nullable=True),
+    Column("error", JSON, nullable=True),
+    Column("awaiting_human_reason", Text, nullable=True),
+    Column("awaiting_step_id", String(64), nullable=True),
+    Column("awaiting_step_key", String(1024), nullable=True),
+    Column("awaiting_human_since", UTCDateTime, nullable=True),
+    Column("awaiting_timeout_at", UTCDateTime, nullable=True),
+    Column("iterations_used", Integer, nullable=False, server_default="0"),
+    Column("spent_cents", BigInteger, nullable=False, server_default="0"),
+    Column("budget_cents", BigInteger, nullable=True),
+    Column("max_iterations", Integer, nullable=True),
+    Column("deadline_seconds", Integer, nullable=True),
+    Column("deadline_at", UTCDateTime, nullable=True),
+    Column("webhook_url", String(2048), nullable=True),
+    Column("webhook_secret_sealed", Text, nullable=True),
+    Column("metadata", JSON, nullable=True),
+    Column("request_id", String(64), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("started_at", UTCDateTime, nullable=True),
+    Column("finished_at", UTCDateTime, nullable=True),
+    # the engine's bookkeeping, as for runs
+    Column("last_seq", Integer, nullable=False, server_default="0"),
+    Column("claimed_by", String(128), nullable=True),
+    Column("lease_expires_at", UTCDateTime, nullable=True),
+    Column("cancel_requested", Boolean, nullable=False, server_default=false()),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+)
+Index("ix_workflow_runs_account", workflow_runs.c.account_id, workflow_runs.c.mode,
+      workflow_runs.c.created_at)
+Index("ix_workflow_runs_status", workflow_runs.c.status, workflow_runs.c.lease_expires_at)
+Index("ix_workflow_runs_workflow", workflow_runs.c.workflow_id, workflow_runs.c.created_at)
+
+workflow_run_events = Table(
+    "workflow_run_events",
+    metadata,
+    Column("workflow_run_id", String(36), ForeignKey("workflow_runs.id"), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("type", String(32), nullable=False),
+    Column("data", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+# The interpreter's durable position: one row per step execution, keyed by its
+# path in the run (e.g. ``outer[2]/check`` for step ``check`` in iteration 2).
+workflow_steps = Table(
+    "workflow_steps",
+    metadata,
+    Column("workflow_run_id", String(36), ForeignKey("workflow_runs.id"), primary_key=True),
+    Column("key", String(1024), primary_key=True),
+    Column("step_id", String(64), nullable=False),
+    Column("type", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("child_run_id", String(36), nullable=True),
+    Column("data", JSON, nullable=True),
+    Column("wake_at", UTCDateTime, nullable=True),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=True),
+)
+
+# Bring-your-own-key provider keys (sealed with crypto.seal, purpose "llm-key"): one per
+# account and provider, managed with live keys only.
+llm_keys = Table(
+    "llm_keys",
+    metadata,
+    Column("account_id", String(64), ForeignKey("accounts.id"), primary_key=True),
+    Column("provider", String(32), primary_key=True),
+    Column("key_sealed", Text, nullable=False),
+    Column("key_fingerprint", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# A BYOK run's key snapshot, deleted when the run ends (runs.llm.key_scrubbed).
+run_llm_keys = Table(
+    "run_llm_keys",
+    metadata,
+    Column("run_id", String(36), ForeignKey("runs.id"), primary_key=True),
+    Column("key_sealed", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+# Stateful inference sessions (/v1/sessions): settings, trajectory, counters.
+inference_sessions = Table(
+    "inference_sessions",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("account_id", String(64), ForeignKey("accounts.id"), nullable=False),
+    Column("mode", String(8), nullable=False),
+    Column("cua_version", String(4), nullable=False),
+    Column("model", String(512), nullable=True),
+    Column("screen_width", Integer, nullable=False),
+    Column("screen_height", Integer, nullable=False),
+    Column("max_trajectory_length", Integer, nullable=False),
+    Column("system_prompt", Text, nullable=True),
+    Column("instructions", Text, nullable=True),
+    Column("tools", JSON, nullable=True),
+    Column("metadata", JSON, nullable=True),
+    Column("llm", JSON, nullable=True),  # the non-secret BYOK echo
+    Column("key_sealed", Text, nullable=True),  # the BYOK key for the session's lifetime
+    Column("trajectory", JSON, nullable=False),
+    Column("step_count", Integer, nullable=False, server_default="0"),
+    Column("total_credits", BigInteger, nullable=False, server_default="0"),
+    Column("input_tokens", BigInteger, nullable=False, server_default="0"),
+    Column("output_tokens", BigInteger, nullable=False, server_default="0"),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+)
+Index("ix_inference_sessions_account", inference_sessions.c.account_id,
+      inference_sessions.c.mode, inference_sessions.c.created_at)
