@@ -3,6 +3,9 @@ subprocess) and over streamable HTTP (the server's /mcp)."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import contextlib
 import json
 import os
 import sys
@@ -86,6 +89,12 @@ async def test_tools_run_and_errors(sqlite_server: LiveServer, transport: str) -
         assert run["status"] == "succeeded", run
         assert progress and max(progress) >= 1
 
+        shot = await client.call_tool("screenshot", {"machine_id": machine["id"]})
+        assert not shot.is_error, shot.content
+        image = shot.content[0]
+        assert image.type == "image" and image.mime_type == "image/jpeg"
+        assert base64.b64decode(image.data)[:2] == b"\xff\xd8"  # a JPEG
+
         events = structured(await client.call_tool("run_events", {"run_id": run["id"]}))
         assert events["data"][-1]["type"] == "done"
         assert [e["seq"] for e in events["data"]] == list(range(1, len(events["data"]) + 1))
@@ -110,3 +119,24 @@ async def test_http_endpoint_needs_a_key(sqlite_server: LiveServer) -> None:
                                                            "method": "tools/list"})
     assert r.status_code == 401
     assert r.json()["error"]["code"] == "INVALID_API_KEY"
+
+
+async def test_cancelling_a_waiting_call_cancels_the_run(sqlite_server: LiveServer) -> None:
+    key = await sqlite_server.key()
+    async with http(sqlite_server, key) as client:
+        machine = structured(await client.call_tool(
+            "provision_machine", {"machine": {"display_name": "mcp"}}))["machine"]
+        call = asyncio.create_task(client.call_tool(
+            "start_run", {"run": {"machine_id": machine["id"], "task": "Run `sleep 30`"},
+                          "wait": True}))
+        async with sqlite_server.client(key) as c:
+            async with asyncio.timeout(20):
+                while not (runs := (await c.get("/v1/runs",
+                                                 params={"status": "running"})).json()["data"]):
+                    await asyncio.sleep(0.05)
+            call.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await call
+            async with asyncio.timeout(10):
+                while (await c.get(f"/v1/runs/{runs[0]['id']}")).json()["status"] != "cancelled":
+                    await asyncio.sleep(0.05)
