@@ -52,14 +52,6 @@ async def set_fields(conn: AsyncConnection, machine_id: str, **values: Any) -> N
     await conn.execute(update(machines).where(machines.c.id == machine_id).values(**values))
 
 
-async def live_local(conn: AsyncConnection) -> list[MachineRow]:
-    """Local machines that should have a running agent."""
-    return list((await conn.execute(
-        select(machines).where(machines.c.provider == "local",
-                               machines.c.status.in_(("creating", "running")))
-    )).all())
-
-
 ACTIVE = ("creating", "provisioning", "starting", "running", "stopping", "restarting")
 
 
