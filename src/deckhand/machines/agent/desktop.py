@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
 import os
 import secrets
@@ -26,8 +27,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import simplejpeg
 from PIL import Image
 
 from deckhand.machines.agent.terminal import interactive_shell_argv, shell_env
@@ -80,11 +79,11 @@ def write_xauthority(path: Path, cookie: bytes) -> None:
 
 def encode_jpeg(raw: bytes | bytearray | memoryview, width: int, height: int,
                 quality: int = JPEG_QUALITY) -> bytes:
-    """JPEG straight from the raw BGRX buffer (a zero-copy view; libjpeg-turbo
-    reads BGRX itself, so no pixel is converted in Python or Pillow)."""
-    pixels = np.frombuffer(raw, dtype=np.uint8).reshape(height, width, 4)
-    return simplejpeg.encode_jpeg(pixels, quality=quality, colorspace="BGRX", fastdct=True,
-                                  colorsubsampling="420")
+    """JPEG from a raw BGRX buffer, without a Python-level conversion."""
+    img = Image.frombuffer("RGB", (width, height), raw, "raw", "BGRX", 0, 1)
+    out = io.BytesIO()
+    img.save(out, "JPEG", quality=quality)
+    return out.getvalue()
 
 
 def _free_port() -> int:
