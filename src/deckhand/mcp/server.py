@@ -39,7 +39,10 @@ instructions like: Run `CMD`, then verify the output matches `REGEX`."""
 
 def build_server(client_for: ClientFactory) -> MCPServer:
     """The MCP server; ``client_for(ctx)`` yields an API client for a call."""
-    mcp = MCPServer(name="deckhand", version=__version__, instructions=INSTRUCTIONS)
+    # WARNING: the SDK configures logging from this level, and INFO would fill the
+    # CLI and server output with every HTTP request.
+    mcp = MCPServer(name="deckhand", version=__version__, instructions=INSTRUCTIONS,
+                    log_level="WARNING")
 
     async def call(ctx: Context, method: str, path: str, **kw: Any) -> Any:
         async with client_for(ctx) as api:
