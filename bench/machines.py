@@ -36,7 +36,7 @@ from pathlib import Path
 
 from deckhand.agent.actions import Click, OpenUrl, TypeText
 from deckhand.machines.agent.desktop import Desktop
-from deckhand.machines.agent.terminal import descendant_pids
+from deckhand.machines.agent.proctree import descendant_pids
 from deckhand.machines.local import LocalMachineProvider, session_pids
 from deckhand.machines.pool import WarmPool
 

@@ -180,7 +180,7 @@ def machine_agent(
     import os
 
     from deckhand.machines.agent.__main__ import read_token
-    from deckhand.machines.agent.server import run_agent
+    from deckhand.machines.agent.serving import run_agent
 
     os.makedirs(workspace, mode=0o700, exist_ok=True)
     run_agent(machine_id=machine_id, workspace=workspace,

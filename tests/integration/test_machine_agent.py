@@ -21,7 +21,7 @@ import pytest
 
 from deckhand.agent.actions import ReadFile, RunCommand, Wait, WriteFile
 from deckhand.errors import MachineError
-from deckhand.machines.agent.terminal import descendant_pids
+from deckhand.machines.agent.proctree import descendant_pids
 from deckhand.machines.local import AgentHandle, LocalMachineProvider, session_pids
 from deckhand.machines.remote import RemoteMachine
 

@@ -35,7 +35,7 @@ from pathlib import Path
 import httpx
 
 from deckhand.errors import MachineError, ValidationFailed
-from deckhand.machines.agent.terminal import descendant_pids
+from deckhand.machines.agent.proctree import descendant_pids
 from deckhand.machines.remote import RemoteMachine
 
 READY_FILE = "agent.json"

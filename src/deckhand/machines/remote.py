@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 from typing import Any
@@ -235,10 +236,9 @@ class RemoteMachine:
         task = asyncio.ensure_future(self._send_interrupt(session_id, action_id))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-        try:
+        # Cancelled again while waiting: the interrupt goes on in the background.
+        with contextlib.suppress(asyncio.CancelledError):
             await asyncio.shield(task)
-        except asyncio.CancelledError:
-            pass  # cancelled again while waiting; the interrupt goes on in the background
 
     async def _send_interrupt(self, session_id: str | None, action_id: str) -> None:
         try:

@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     token = read_token(args.token_file)
     # Imported after the arguments are read: `--help` stays fast.
-    from deckhand.machines.agent.server import run_agent
+    from deckhand.machines.agent.serving import run_agent
 
     run_agent(
         machine_id=args.machine_id,

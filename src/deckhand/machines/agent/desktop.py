@@ -29,7 +29,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from deckhand.machines.agent.terminal import interactive_shell_argv, shell_env
+from deckhand.machines.agent.sandbox import interactive_shell_argv, shell_env
 from deckhand.machines.agent.windows import Windows
 from deckhand.machines.agent.xinput import XInput
 

@@ -168,8 +168,9 @@ async def _terminal_cast(agent: MachineAgent, ws: WebSocket) -> None:
             await asyncio.sleep(TERMINAL_FRAME_INTERVAL_S)
 
     async def up() -> None:
+        # The rendered terminal is view-only: what the viewer sends is read and dropped.
         while await _receive_json(ws) is not None:
-            pass  # the rendered terminal is view-only
+            continue
 
     await _run_both(up(), down())
 

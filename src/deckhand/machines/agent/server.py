@@ -28,13 +28,9 @@ import asyncio
 import base64
 import binascii
 import contextlib
-import hmac
-import json
 import logging
 import os
 import shutil
-import socket
-import tempfile
 import time
 from collections.abc import Callable
 from contextlib import asynccontextmanager
@@ -42,7 +38,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import uvicorn
 from pydantic import TypeAdapter, ValidationError
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
@@ -50,7 +45,6 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from deckhand.agent.actions import (
     SCREEN_ACTIONS,
@@ -67,6 +61,12 @@ from deckhand.machines.agent.commands import run_command
 from deckhand.machines.agent.desktop import Desktop, DesktopError
 from deckhand.machines.agent.files import FileAccessError, WorkspaceFiles
 from deckhand.machines.agent.ocr import OcrError
+from deckhand.machines.agent.plumbing import (
+    BearerAuth,
+    error_response,
+    json_body,
+    wait_for_disconnect,
+)
 from deckhand.machines.agent.screen import Screen, ScreenError
 from deckhand.machines.agent.terminal import TerminalError, TerminalSessions
 from deckhand.machines.agent.windows import WindowError
@@ -79,7 +79,6 @@ FILE_OPS = (
     "read", "exists", "list", "list-directory", "download", "list-downloads",
     "write", "edit", "append", "delete", "delete-directory",
 )
-MAX_BODY_BYTES = 80 * 1024 * 1024  # 50 MB of file content, base64-encoded, plus JSON
 
 _action_adapter: TypeAdapter[Action] = TypeAdapter(Action)
 
@@ -390,57 +389,6 @@ async def _await_or_cancel(task: asyncio.Task[ActionResult]) -> ActionResult:
 # --------------------------------------------------------------------------- HTTP
 
 
-class _BearerAuth:
-    """Refuses every request without the agent's bearer token (401)."""
-
-    def __init__(self, app: ASGIApp, token: str) -> None:
-        self.app = app
-        self.expected = f"Bearer {token}".encode()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket":
-            got = dict(scope["headers"]).get(b"authorization", b"")
-            if not hmac.compare_digest(got, self.expected):
-                await send({"type": "websocket.close", "code": 4401})
-                return
-        if scope["type"] == "http":
-            got = b""
-            for name, value in scope["headers"]:
-                if name == b"authorization":
-                    got = value
-                    break
-            if not hmac.compare_digest(got, self.expected):
-                response = JSONResponse({"error": "invalid or missing bearer token"},
-                                        status_code=401,
-                                        headers={"WWW-Authenticate": "Bearer"})
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-
-async def _wait_for_disconnect(receive: Receive) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return
-
-
-async def _json_body(request: Request) -> dict[str, Any] | None:
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        return None
-    try:
-        data = json.loads(body or b"{}")
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse(ActionResult(ok=False, error=message).model_dump(mode="json"),
-                        status_code=status)
-
-
 @dataclass(frozen=True)
 class AgentOptions:
     """How an agent serves its machine (the flags of ``deckhand machine-agent``)."""
@@ -491,11 +439,11 @@ def create_agent_app(
         return JSONResponse(agent.info())
 
     async def claim(request: Request) -> Response:
-        body = await _json_body(request) or {}
+        body = await json_body(request) or {}
         mid = body.get("machine_id")
         network = body.get("network")
         if not isinstance(mid, str) or not mid or not isinstance(network, (bool, type(None))):
-            return _error(422, 'send {"machine_id": "…", "network": true|false}')
+            return error_response(422, 'send {"machine_id": "…", "network": true|false}')
         try:
             agent.claim(mid, network)
         except ClaimRefused as exc:
@@ -509,23 +457,23 @@ def create_agent_app(
     def claimed(handler):  # type: ignore[no-untyped-def]
         async def guarded(request: Request) -> Response:
             if agent.machine_id is None:
-                return _error(409, "this agent serves no machine yet (POST /claim first)")
+                return error_response(409, "this agent serves no machine yet (POST /claim first)")
             return await handler(request)  # type: ignore[no-any-return]
         return guarded
 
     async def act(request: Request) -> Response:
-        body = await _json_body(request)
+        body = await json_body(request)
         if body is None or "action" not in body:
-            return _error(400, 'send a JSON object {"action": {...}}')
+            return error_response(400, 'send a JSON object {"action": {...}}')
         try:
             action = _action_adapter.validate_python(body["action"])
         except ValidationError as exc:
-            return _error(422, f"invalid action: {exc}")
+            return error_response(422, f"invalid action: {exc}")
         action_id = body.get("action_id")
         if action_id is not None and not isinstance(action_id, str):
-            return _error(422, "action_id must be a string")
+            return error_response(422, "action_id must be a string")
         work = asyncio.create_task(agent.act(action, action_id=action_id))
-        gone = asyncio.create_task(_wait_for_disconnect(request.receive))
+        gone = asyncio.create_task(wait_for_disconnect(request.receive))
         try:
             await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -539,13 +487,13 @@ def create_agent_app(
         return JSONResponse(work.result().model_dump(mode="json"))
 
     async def command(request: Request) -> Response:
-        body = await _json_body(request)
+        body = await json_body(request)
         if body is None or not isinstance(body.get("command"), str):
-            return _error(400, 'send {"command": "…", "parameters": {...}}')
+            return error_response(400, 'send {"command": "…", "parameters": {...}}')
         params = body.get("parameters") or {}
         timeout_ms = body.get("timeout_ms")
         if not isinstance(params, dict) or not isinstance(timeout_ms, (int, type(None))):
-            return _error(422, "parameters must be an object and timeout_ms an integer")
+            return error_response(422, "parameters must be an object and timeout_ms an integer")
         result = await run_command(agent, body["command"], params, timeout_ms)
         return JSONResponse(result.as_dict())
 
@@ -553,40 +501,40 @@ def create_agent_app(
         try:
             frame = await agent.screen.capture()
         except (BrowserError, DesktopError, ScreenError) as exc:
-            return _error(409, str(exc))
+            return error_response(409, str(exc))
         return Response(frame.jpeg, media_type="image/jpeg", headers={
             "X-Width": str(frame.width), "X-Height": str(frame.height),
             "X-Source": frame.source})
 
     async def files(request: Request) -> Response:
         op = request.path_params["op"]
-        body = await _json_body(request)
+        body = await json_body(request)
         if body is None:
-            return _error(400, 'send a JSON object {"parameters": {...}}')
+            return error_response(400, 'send a JSON object {"parameters": {...}}')
         params = body.get("parameters", {})
         if not isinstance(params, dict):
-            return _error(422, "parameters must be an object")
+            return error_response(422, "parameters must be an object")
         result = await agent.files_op(op, params)
         return JSONResponse(result.model_dump(mode="json"))
 
     async def interrupt(request: Request) -> Response:
-        body = await _json_body(request) or {}
+        body = await json_body(request) or {}
         session_id = body.get("session_id")
         action_id = body.get("action_id")
         if not isinstance(session_id, (str, type(None))) or not isinstance(
             action_id, (str, type(None))
         ):
-            return _error(422, "session_id and action_id must be strings")
+            return error_response(422, "session_id and action_id must be strings")
         done = await agent.interrupt(session_id, action_id)
         return JSONResponse({"interrupted": done})
 
     async def vnc(request: Request) -> Response:
         if agent.desktop is None:
-            return _error(409, "this machine has no desktop")
+            return error_response(409, "this machine has no desktop")
         try:
             v = await agent.desktop.start_vnc()
         except DesktopError as exc:
-            return _error(502, str(exc))
+            return error_response(502, str(exc))
         return JSONResponse({"port": v.port, "password": v.password,
                              "width": agent.desktop.width, "height": agent.desktop.height})
 
@@ -598,7 +546,7 @@ def create_agent_app(
         )
 
     app = Starlette(
-        middleware=[Middleware(_BearerAuth, token=token)],
+        middleware=[Middleware(BearerAuth, token=token)],
         routes=[
             Route("/health", health, methods=["GET"]),
             Route("/info", info, methods=["GET"]),
@@ -623,143 +571,3 @@ def create_agent_app(
 def _log_prewarm_failure(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         logger.warning("could not start the default terminal session: %s", task.exception())
-
-
-# --------------------------------------------------------------------------- serving
-
-
-def parse_listen(listen: str) -> tuple[str, int]:
-    """``host:port`` (``[v6]:port`` for IPv6) → (host, port)."""
-    host, sep, port = listen.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ValueError(f"--listen must be HOST:PORT, got {listen!r}")
-    host = host.strip("[]") or "127.0.0.1"
-    return host, int(port)
-
-
-def write_ready_file(path: Path | str, info: dict[str, Any]) -> None:
-    """Write ``info`` as JSON to ``path`` atomically (temp file + rename)."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".ready-", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(info, f)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-class _AgentServer(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, on_started: Callable[[], None]) -> None:
-        super().__init__(config)
-        self._on_started = on_started
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets=sockets)
-        if self.started and not self.should_exit:
-            self._on_started()
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets that say so
-    # (without it, keep-alive requests wait 40 ms for delayed ACKs).
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(128)
-    sock.setblocking(False)
-    return sock
-
-
-async def serve(
-    machine_id: str | None,
-    workspace: Path | str,
-    token: str,
-    *,
-    options: AgentOptions | None = None,
-    host: str = "127.0.0.1",
-    port: int = 0,
-    ready_file: Path | str | None = None,
-    sandbox: bool | None = None,
-    network: bool = True,
-    started: Callable[[dict[str, Any]], None] | None = None,
-) -> None:
-    """Serve the agent until it is shut down (``POST /shutdown``, SIGTERM or
-    SIGINT). Port 0 picks a free port; once listening, ``ready_file`` gets
-    ``{"pid", "port", "url", "machine_id"}`` and ``started`` is called with
-    the same dict."""
-    sock = _bind(host, port)
-    bound_port = sock.getsockname()[1]
-    url_host = f"[{host}]" if ":" in host else host
-    info = {
-        "pid": os.getpid(),
-        "port": bound_port,
-        "url": f"http://{url_host}:{bound_port}",
-        "machine_id": machine_id,
-        "agent_id": machine_id,
-    }
-    server: _AgentServer | None = None
-
-    def stop() -> None:
-        if server is not None:
-            server.should_exit = True
-
-    app = create_agent_app(machine_id, workspace, token, sandbox=sandbox, network=network,
-                           on_shutdown=stop, options=options)
-
-    def on_started() -> None:
-        if ready_file is not None:
-            write_ready_file(ready_file, info)
-        logger.info("machine agent %s listening on %s", machine_id, info["url"])
-        if started is not None:
-            started(info)
-
-    config = uvicorn.Config(
-        app,
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
-        loop="asyncio",
-        timeout_graceful_shutdown=1,
-        timeout_keep_alive=30,
-    )
-    server = _AgentServer(config, on_started)
-    try:
-        await server.serve(sockets=[sock])
-    finally:
-        sock.close()
-
-
-def run_agent(
-    machine_id: str | None,
-    workspace: str,
-    token: str,
-    listen: str,
-    ready_file: str | None,
-    sandbox: bool | None,
-    network: bool,
-    *,
-    state_dir: str | None = None,
-    desktop: bool = False,
-    browser: bool = False,
-) -> None:
-    """Entry point of ``deckhand machine-agent``: serve one machine until shut
-    down. ``listen`` is ``HOST:PORT`` (port 0 picks a free one). Without a
-    ``machine_id`` the agent waits to be claimed (``POST /claim``)."""
-    host, port = parse_listen(listen)
-    ws = Path(workspace)
-    if not ws.is_dir():
-        raise SystemExit(f"workspace {workspace} is not a directory")
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO,
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    options = AgentOptions(sandbox=sandbox, network=network, state_dir=state_dir,
-                           desktop=desktop, browser=browser)
-    asyncio.run(
-        serve(machine_id, ws, token, host=host, port=port, ready_file=ready_file,
-              sandbox=sandbox, network=network, options=options)
-    )

@@ -16,12 +16,17 @@ import logging
 import os
 import re
 import secrets
-import shutil
 import signal
-import sys
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from deckhand.machines.agent.proctree import (
+    descendant_pids,
+    kill_descendants,
+    process_name,
+    send_signal,
+)
+from deckhand.machines.agent.sandbox import bwrap_argv, bwrap_available, shell_env
 
 logger = logging.getLogger(__name__)
 
@@ -40,21 +45,6 @@ _DRAIN_GRACE_S = 0.5
 _LAST_GRACE_S = 2.0
 # Longest marker line: "\n__DH_END_<16 hex>__<rc> <PWD>\n" with PWD up to PATH_MAX.
 _MARKER_TAIL = 64 + 4096
-
-_SYSTEM_DIRS = ("/usr", "/bin", "/lib", "/lib64", "/lib32", "/libx32", "/sbin", "/etc")
-_SANDBOX_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-# Variables a shell may inherit from the agent (proxies, CA bundles, package
-# indexes). Everything else — API keys, the agent's token — stays outside.
-PASSTHROUGH_ENV = (
-    "LANG", "LC_ALL", "TZ",
-    "http_proxy", "https_proxy", "no_proxy", "all_proxy",
-    "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY",
-    "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
-    "NODE_EXTRA_CA_CERTS", "GIT_SSL_CAINFO", "PIP_CERT",
-    "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST", "PIP_DEFAULT_TIMEOUT",
-    "PIP_DISABLE_PIP_VERSION_CHECK", "UV_INDEX_URL", "UV_EXTRA_INDEX_URL",
-)
-
 
 class TerminalError(Exception):
     """The terminal could not run a command (no shell, bad request). A command
@@ -75,161 +65,6 @@ class CommandResult:
     # command starts a fresh session (cwd and environment are lost).
     session_closed: bool = False
     error: str | None = None
-
-
-# --------------------------------------------------------------------------- processes
-
-
-def child_pids(pid: int) -> list[int]:
-    """Direct children of ``pid`` (every thread's children), from /proc."""
-    pids: list[int] = []
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return pids
-    for tid in tasks:
-        try:
-            with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
-                pids.extend(int(p) for p in f.read().split())
-        except OSError:
-            continue
-    return pids
-
-
-def descendant_pids(pid: int, *, prune: Iterable[int] = ()) -> list[int]:
-    """All descendants of ``pid``, parents before children. Processes in
-    ``prune`` are skipped together with their own descendants."""
-    skip = set(prune)
-    found: list[int] = []
-    queue = [pid]
-    seen = {pid}
-    while queue:
-        for child in child_pids(queue.pop(0)):
-            if child in seen or child in skip:
-                continue
-            seen.add(child)
-            found.append(child)
-            queue.append(child)
-    return found
-
-
-def _signal(pid: int, sig: int) -> bool:
-    try:
-        os.kill(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
-
-
-def kill_descendants(pid: int, *, prune: Iterable[int] = ()) -> int:
-    """SIGKILL every descendant of ``pid`` (not ``pid`` itself), except the
-    subtrees of ``prune``. Processes are stopped first and the tree is walked
-    again until it is stable, so that nothing forks out of reach between the
-    walk and the kill. Returns how many processes were killed."""
-    keep = set(prune)
-    stopped: list[int] = []
-    for _ in range(50):
-        fresh = [p for p in descendant_pids(pid, prune=keep) if p not in stopped]
-        if not fresh:
-            break
-        for p in fresh:
-            if _signal(p, signal.SIGSTOP):
-                stopped.append(p)
-            else:
-                keep.add(p)
-    for p in stopped:
-        _signal(p, signal.SIGKILL)
-    return len(stopped)
-
-
-def _comm(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/comm", "rb") as f:
-            return f.read().decode(errors="replace").strip()
-    except OSError:
-        return ""
-
-
-# --------------------------------------------------------------------------- sandbox
-
-
-def bwrap_available() -> bool:
-    return shutil.which("bwrap") is not None
-
-
-def _python_prefixes() -> list[str]:
-    """Where this Python lives, so that ``python3 -m venv`` works inside."""
-    prefixes = [os.path.realpath(sys.base_prefix)]
-    exe_prefix = os.path.dirname(os.path.dirname(os.path.realpath(sys.executable)))
-    prefixes.append(exe_prefix)
-    out: list[str] = []
-    for p in prefixes:
-        if p and p != "/" and os.path.isdir(p) and p not in out:
-            out.append(p)
-    return out
-
-
-def bwrap_argv(workspace: Path, *, network: bool) -> list[str]:
-    """The bubblewrap command line that wraps a session's shell."""
-    ws = str(workspace)
-    argv = ["bwrap", "--unshare-all"]
-    if network:
-        argv.append("--share-net")
-    argv += ["--die-with-parent", "--new-session", "--cap-drop", "ALL"]
-    for d in _SYSTEM_DIRS:
-        if os.path.islink(d):
-            argv += ["--symlink", os.readlink(d), d]
-        else:
-            argv += ["--ro-bind-try", d, d]
-    resolv = "/etc/resolv.conf"
-    if os.path.islink(resolv):  # e.g. into /run/systemd/resolve: keep DNS working
-        target = os.path.realpath(resolv)
-        if not any(target.startswith(d + "/") for d in _SYSTEM_DIRS):
-            argv += ["--ro-bind-try", target, target]
-    argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
-    for prefix in _python_prefixes():
-        if not any(prefix == d or prefix.startswith(d + "/") for d in _SYSTEM_DIRS):
-            argv += ["--ro-bind", prefix, prefix]
-    argv += ["--bind", ws, ws, "--setenv", "HOME", ws, "--chdir", ws]
-    return argv
-
-
-def interactive_shell_argv(workspace: Path, *, sandbox: bool, network: bool) -> list[str]:
-    """A login-less bash for a terminal emulator (xterm) on the desktop, in the
-    same sandbox as the sessions but keeping its controlling terminal (the
-    terminal is the emulator's own pty, so --new-session is not needed)."""
-    argv = ["bash", "--noprofile", "--norc", "-i"]
-    if not sandbox:
-        return argv
-    return [a for a in bwrap_argv(workspace, network=network) if a != "--new-session"] + argv
-
-
-def shell_env(workspace: Path, *, sandboxed: bool) -> dict[str, str]:
-    return _shell_env(workspace, sandboxed=sandboxed)
-
-
-def _shell_env(workspace: Path, *, sandboxed: bool) -> dict[str, str]:
-    env = {k: os.environ[k] for k in PASSTHROUGH_ENV if k in os.environ}
-    if sandboxed:
-        python_bins = [
-            f"{p}/bin" for p in _python_prefixes() if not p.startswith("/usr")
-        ]
-        path = ":".join([*python_bins, _SANDBOX_PATH])
-    else:
-        path = os.environ.get("PATH", _SANDBOX_PATH)
-    env.update(
-        HOME=str(workspace),
-        PWD=str(workspace),
-        PATH=path,
-        SHELL="/bin/bash",
-        TERM="dumb",
-        PAGER="cat",
-        GIT_PAGER="cat",
-    )
-    env.setdefault("LANG", "C.UTF-8")
-    if sandboxed:
-        env["TMPDIR"] = "/tmp"
-    return env
 
 
 # --------------------------------------------------------------------------- quoting
@@ -424,7 +259,7 @@ class TerminalSessions:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             cwd=self.workspace,
-            env=_shell_env(self.workspace, sandboxed=self.sandbox),
+            env=shell_env(self.workspace, sandboxed=self.sandbox),
         )
         session = _Session(session_id=sid, proc=proc, shell_pid=proc.pid)
         nonce = secrets.token_hex(8)
@@ -442,7 +277,7 @@ class TerminalSessions:
             raise TerminalError(f"the shell did not start: {early or 'no output'}")
         del session.buf[: found.end()]
         if self.sandbox:
-            shell = next((p for p in descendant_pids(proc.pid) if _comm(p) == "bash"), None)
+            shell = next((p for p in descendant_pids(proc.pid) if process_name(p) == "bash"), None)
             if shell is None:
                 await self._kill_session(session)
                 raise TerminalError("the sandboxed shell could not be found")
@@ -462,7 +297,7 @@ class TerminalSessions:
         proc = session.proc
         if proc.returncode is None:
             kill_descendants(proc.pid)
-            _signal(proc.pid, signal.SIGKILL)
+            send_signal(proc.pid, signal.SIGKILL)
             waiter = asyncio.ensure_future(proc.wait())
             done, _ = await asyncio.wait({waiter}, timeout=2.0)
             if not done:

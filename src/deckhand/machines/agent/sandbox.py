@@ -1,0 +1,98 @@
+"""The bubblewrap sandbox of a terminal machine: the bwrap command line, the
+shell's environment (an allow-list), and the interactive shell for xterm."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+_SYSTEM_DIRS = ("/usr", "/bin", "/lib", "/lib64", "/lib32", "/libx32", "/sbin", "/etc")
+_SANDBOX_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# Variables a shell may inherit from the agent (proxies, CA bundles, package
+# indexes). Everything else — API keys, the agent's token — stays outside.
+PASSTHROUGH_ENV = (
+    "LANG", "LC_ALL", "TZ",
+    "http_proxy", "https_proxy", "no_proxy", "all_proxy",
+    "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY",
+    "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
+    "NODE_EXTRA_CA_CERTS", "GIT_SSL_CAINFO", "PIP_CERT",
+    "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST", "PIP_DEFAULT_TIMEOUT",
+    "PIP_DISABLE_PIP_VERSION_CHECK", "UV_INDEX_URL", "UV_EXTRA_INDEX_URL",
+)
+
+
+def bwrap_available() -> bool:
+    return shutil.which("bwrap") is not None
+
+
+def _python_prefixes() -> list[str]:
+    """Where this Python lives, so that ``python3 -m venv`` works inside."""
+    prefixes = [os.path.realpath(sys.base_prefix)]
+    exe_prefix = os.path.dirname(os.path.dirname(os.path.realpath(sys.executable)))
+    prefixes.append(exe_prefix)
+    out: list[str] = []
+    for p in prefixes:
+        if p and p != "/" and os.path.isdir(p) and p not in out:
+            out.append(p)
+    return out
+
+
+def bwrap_argv(workspace: Path, *, network: bool) -> list[str]:
+    """The bubblewrap command line that wraps a session's shell."""
+    ws = str(workspace)
+    argv = ["bwrap", "--unshare-all"]
+    if network:
+        argv.append("--share-net")
+    argv += ["--die-with-parent", "--new-session", "--cap-drop", "ALL"]
+    for d in _SYSTEM_DIRS:
+        if os.path.islink(d):
+            argv += ["--symlink", os.readlink(d), d]
+        else:
+            argv += ["--ro-bind-try", d, d]
+    resolv = "/etc/resolv.conf"
+    if os.path.islink(resolv):  # e.g. into /run/systemd/resolve: keep DNS working
+        target = os.path.realpath(resolv)
+        if not any(target.startswith(d + "/") for d in _SYSTEM_DIRS):
+            argv += ["--ro-bind-try", target, target]
+    argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    for prefix in _python_prefixes():
+        if not any(prefix == d or prefix.startswith(d + "/") for d in _SYSTEM_DIRS):
+            argv += ["--ro-bind", prefix, prefix]
+    argv += ["--bind", ws, ws, "--setenv", "HOME", ws, "--chdir", ws]
+    return argv
+
+
+def interactive_shell_argv(workspace: Path, *, sandbox: bool, network: bool) -> list[str]:
+    """A login-less bash for a terminal emulator (xterm) on the desktop, in the
+    same sandbox as the sessions but keeping its controlling terminal (the
+    terminal is the emulator's own pty, so --new-session is not needed)."""
+    argv = ["bash", "--noprofile", "--norc", "-i"]
+    if not sandbox:
+        return argv
+    return [a for a in bwrap_argv(workspace, network=network) if a != "--new-session"] + argv
+
+
+def shell_env(workspace: Path, *, sandboxed: bool) -> dict[str, str]:
+    env = {k: os.environ[k] for k in PASSTHROUGH_ENV if k in os.environ}
+    if sandboxed:
+        python_bins = [
+            f"{p}/bin" for p in _python_prefixes() if not p.startswith("/usr")
+        ]
+        path = ":".join([*python_bins, _SANDBOX_PATH])
+    else:
+        path = os.environ.get("PATH", _SANDBOX_PATH)
+    env.update(
+        HOME=str(workspace),
+        PWD=str(workspace),
+        PATH=path,
+        SHELL="/bin/bash",
+        TERM="dumb",
+        PAGER="cat",
+        GIT_PAGER="cat",
+    )
+    env.setdefault("LANG", "C.UTF-8")
+    if sandboxed:
+        env["TMPDIR"] = "/tmp"
+    return env
