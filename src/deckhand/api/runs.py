@@ -12,11 +12,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from deckhand import ids
 from deckhand.api.deps import principal, services
 from deckhand.api.routing import endpoint, router
-from deckhand.api.sse import event_stream
+from deckhand.api.sse import event_stream, resume_cursor
 from deckhand.auth import Principal
 from deckhand.brains.resolve import LlmRequest
 from deckhand.engine.submit import RunSpec
-from deckhand.errors import NotFound, ValidationFailed
+from deckhand.errors import NotFound
 from deckhand.events.webhooks import check_webhook_url, parse_allow_hosts
 from deckhand.services import Services
 from deckhand.store import events as events_store
@@ -156,11 +156,7 @@ async def stream_run_events(
     """SSE; with ``Accept: application/json`` (Deckhand) the events recorded so
     far after the cursor, as a list, without waiting."""
     _check_run_id(run_id)
-    start = after or 0
-    if last_event_id not in (None, ""):
-        if not last_event_id.strip().isdigit():
-            raise ValidationFailed("Last-Event-ID must be a non-negative integer (an event seq).")
-        start = max(start, int(last_event_id))
+    start = resume_cursor(after, last_event_id)
     async with svc.db.read() as conn:
         await runs_store.get_owned(conn, run_id, caller.account_id, caller.mode)
         if accept and "application/json" in accept and "text/event-stream" not in accept:

@@ -8,11 +8,13 @@ line keeps idle connections alive."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from fastapi.responses import StreamingResponse
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from deckhand.engine.notify import Notifier
+from deckhand.errors import ValidationFailed
 from deckhand.store import events as events_store
 from deckhand.store.db import Database
 
@@ -24,16 +26,32 @@ def frame(event: events_store.Event) -> bytes:
     return f"id: {event.seq}\nevent: {event.type}\ndata: {data}\n\n".encode()
 
 
+ReadAfter = Callable[[AsyncConnection, str, int], Awaitable[list[events_store.Event]]]
+
+
+def resume_cursor(after: int | None, last_event_id: str | None) -> int:
+    """Where a reader resumes: the later of ``?after=`` and ``Last-Event-ID``."""
+    start = after or 0
+    if last_event_id not in (None, ""):
+        if not last_event_id.strip().isdigit():
+            raise ValidationFailed("Last-Event-ID must be a non-negative integer (an event seq).")
+        start = max(start, int(last_event_id))
+    return start
+
+
 async def event_frames(
     db: Database, notifier: Notifier, run_id: str, after: int,
-    heartbeat: float = HEARTBEAT_SECONDS,
+    heartbeat: float = HEARTBEAT_SECONDS, *, topic: str = "events",
+    read_after: ReadAfter = events_store.after,
 ) -> AsyncIterator[bytes]:
+    """Frames of one event log (a run's by default; a workflow run's with its
+    own ``topic`` and ``read_after``)."""
     last = after
     yield b"retry: 1000\n\n"
-    with notifier.subscribe("events", run_id) as waiter:
+    with notifier.subscribe(topic, run_id) as waiter:
         while True:
             async with db.read() as conn:
-                batch = await events_store.after(conn, run_id, last)
+                batch = await read_after(conn, run_id, last)
             for event in batch:
                 yield frame(event)
                 last = event.seq
@@ -43,9 +61,11 @@ async def event_frames(
                 yield b": heartbeat\n\n"
 
 
-def event_stream(db: Database, notifier: Notifier, run_id: str, after: int) -> StreamingResponse:
+def event_stream(db: Database, notifier: Notifier, run_id: str, after: int, *,
+                 topic: str = "events",
+                 read_after: ReadAfter = events_store.after) -> StreamingResponse:
     return StreamingResponse(
-        event_frames(db, notifier, run_id, after),
+        event_frames(db, notifier, run_id, after, topic=topic, read_after=read_after),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

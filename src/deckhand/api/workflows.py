@@ -4,7 +4,6 @@ and their runs — start (saved or ad hoc), list, get, events, cancel, resume.""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 from fastapi import Body, Depends, Header, Path, Query, Request
@@ -15,7 +14,7 @@ from deckhand import ids
 from deckhand.api.deps import principal, services
 from deckhand.api.routing import endpoint, router
 from deckhand.api.runs import LlmConfig
-from deckhand.api.sse import HEARTBEAT_SECONDS, frame
+from deckhand.api.sse import event_stream, resume_cursor
 from deckhand.auth import Principal
 from deckhand.engine import dsl
 from deckhand.engine.workflow_lifecycle import NewRun
@@ -203,32 +202,11 @@ async def stream_workflow_run_events(
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> StreamingResponse:
     _check_id(run_id, "Workflow run")
-    start = after or 0
-    if last_event_id not in (None, ""):
-        if not last_event_id.strip().isdigit():
-            raise ValidationFailed("Last-Event-ID must be a non-negative integer (an event seq).")
-        start = max(start, int(last_event_id))
+    start = resume_cursor(after, last_event_id)
     async with svc.db.read() as conn:
         await wf_store.get_run_owned(conn, run_id, caller.account_id, caller.mode)
-    return StreamingResponse(
-        _frames(svc, run_id, start), media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-
-
-async def _frames(svc: Services, run_id: str, after: int) -> AsyncIterator[bytes]:
-    last = after
-    yield b"retry: 1000\n\n"
-    with svc.notifier.subscribe("workflow_events", run_id) as waiter:
-        while True:
-            async with svc.db.read() as conn:
-                batch = await wf_store.events_after(conn, run_id, last)
-            for event in batch:
-                yield frame(event)
-                last = event.seq
-                if event.type == "done":
-                    return
-            if not batch and not await waiter.wait(HEARTBEAT_SECONDS):
-                yield b": heartbeat\n\n"
+    return event_stream(svc.db, svc.notifier, run_id, start, topic="workflow_events",
+                        read_after=wf_store.events_after)
 
 
 @endpoint(r, "POST", "/v1/workflows/runs/{run_id}/cancel", operation_id="cancelWorkflowRun",
