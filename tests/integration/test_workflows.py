@@ -443,8 +443,8 @@ async def test_start_validation(server: LiveServer) -> None:
                                                      "inputs_schema": {"type": 5}})
         assert assert_error(r, 422, "VALIDATION_ERROR")["examples"]["rule"] == "inputs_schema"
         r = await c.post("/v1/workflows/runs", json={"definition": SIMPLE,
-                                                     "llm": {"provider": "openai"}})
-        assert_error(r, 422, "LLM_PROVIDER_UNSUPPORTED")
+                                                     "llm": {"provider": "gemini"}})
+        assert_error(r, 422, "LLM_PROVIDER_UNSUPPORTED")  # BYOK: tests/.../test_llm_workflows
         r = await c.post("/v1/workflows/runs", json={"definition": SIMPLE, "budget_cents": -1})
         assert_error(r, 422, "VALIDATION_ERROR")
         r = await c.post("/v1/workflows/runs", json={"definition": SIMPLE, "max_iterations": 0})

@@ -25,8 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from deckhand.agent.context import image_size
 from deckhand.agent.verifier import apply_verdict, needs_verification, verify
 from deckhand.api.deps import principal, services
+from deckhand.api.llm_request import LlmConfig, llm_request
 from deckhand.api.routing import endpoint, router
-from deckhand.api.runs import LlmConfig, llm_request
 from deckhand.auth import Principal
 from deckhand.brains.base import AgentContext, Decision, StepRecord
 from deckhand.brains.resolve import (

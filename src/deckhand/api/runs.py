@@ -11,10 +11,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from deckhand import ids
 from deckhand.api.deps import principal, services
+from deckhand.api.llm_request import LlmConfig, llm_request
 from deckhand.api.routing import endpoint, router
 from deckhand.api.sse import event_stream, resume_cursor
 from deckhand.auth import Principal
-from deckhand.brains.resolve import LlmRequest
 from deckhand.engine.submit import RunSpec
 from deckhand.errors import NotFound
 from deckhand.events.webhooks import check_webhook_url, parse_allow_hosts
@@ -32,17 +32,6 @@ RunStatus = Literal["queued", "running", "awaiting_human", "succeeded", "failed"
 RunIdParam = Annotated[str, Path(description="Run UUID.")]
 CANCEL_CONFIRM_SECONDS = 3.0
 EVENTS_PAGE = 500
-
-
-class LlmConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    # managed | anthropic | openai; anything else is 422 LLM_PROVIDER_UNSUPPORTED
-    provider: str = Field(default="managed", max_length=64)
-    model: str | None = Field(default=None, min_length=1, max_length=512)
-    grounding_model: str | None = Field(default=None, min_length=1, max_length=512)
-    compaction_model: str | None = Field(default=None, min_length=1, max_length=512)
-    code_agent_model: str | None = Field(default=None, min_length=1, max_length=512)
 
 
 class RunRequest(BaseModel):
@@ -83,15 +72,6 @@ Caller = Annotated[Principal, Depends(principal)]
 def _check_run_id(run_id: str) -> None:
     if not ids.is_uuid(run_id):
         raise NotFound(f"Run {run_id} not found.")
-
-
-def llm_request(llm: LlmConfig | None, provider: str | None, key: str | None,
-                model: str | None) -> LlmRequest | None:
-    """The bring-your-own-key choice of a request (``llm`` + ``X-LLM-*``)."""
-    return LlmRequest.from_parts(
-        body_provider=llm.provider if llm else None, body_model=llm.model if llm else None,
-        grounding_model=llm.grounding_model if llm else None,
-        header_provider=provider, header_key=key, header_model=model)
 
 
 @endpoint(r, "POST", "/v1/runs", operation_id="createRun", scopes=("runs:write",),

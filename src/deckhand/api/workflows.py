@@ -4,6 +4,7 @@ and their runs — start (saved or ad hoc), list, get, events, cancel, resume.""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Annotated, Any, Literal
 
 from fastapi import Body, Depends, Header, Path, Query, Request
@@ -12,14 +13,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from deckhand import ids
 from deckhand.api.deps import principal, services
+from deckhand.api.llm_request import LlmConfig, llm_request
 from deckhand.api.routing import endpoint, router
-from deckhand.api.runs import LlmConfig
 from deckhand.api.sse import event_stream, resume_cursor
 from deckhand.auth import Principal
+from deckhand.brains.resolve import LlmRequest
 from deckhand.engine import dsl
 from deckhand.engine.workflow_lifecycle import NewRun
 from deckhand.errors import (
-    ErrorCode,
     InsufficientCredits,
     InvalidState,
     NotFound,
@@ -151,13 +152,15 @@ async def start_adhoc_run(
     body: StartWorkflowRunRequest, request: Request, svc: Svc, caller: Caller,
     x_llm_provider: Annotated[str | None, Header()] = None,
     x_llm_api_key: Annotated[str | None, Header()] = None,
+    x_llm_model: Annotated[str | None, Header()] = None,
 ) -> dict[str, Any]:
+    llm = llm_request(body.llm, x_llm_provider, x_llm_api_key, x_llm_model)
     if body.definition is None:
         raise ValidationFailed("definition is required for an ad-hoc workflow run "
                                "(or start a saved workflow: POST /v1/workflows/{id}/runs).")
     dsl.check_inputs_schema(body.inputs_schema)
-    return await _start(svc, request, caller, body, x_llm_provider, x_llm_api_key,
-                        definition=body.definition, inputs_schema=body.inputs_schema)
+    return await _start(svc, request, caller, body, llm, definition=body.definition,
+                        inputs_schema=body.inputs_schema)
 
 
 @endpoint(r, "GET", "/v1/workflows/runs", operation_id="listWorkflowRuns",
@@ -294,7 +297,9 @@ async def start_workflow_run(
     caller: Caller,
     x_llm_provider: Annotated[str | None, Header()] = None,
     x_llm_api_key: Annotated[str | None, Header()] = None,
+    x_llm_model: Annotated[str | None, Header()] = None,
 ) -> dict[str, Any]:
+    llm = llm_request(body.llm, x_llm_provider, x_llm_api_key, x_llm_model)
     _check_id(workflow_id, "Workflow")
     if body.definition is not None or body.inputs_schema is not None:
         raise ValidationFailed("definition and inputs_schema are for ad-hoc runs "
@@ -304,22 +309,18 @@ async def start_workflow_run(
     if wf.status != "active":
         raise InvalidState(f"Workflow {workflow_id} is archived; it starts no new runs "
                            "(PUT status: active to restore it).")
-    return await _start(svc, request, caller, body, x_llm_provider, x_llm_api_key,
-                        definition=wf.definition, inputs_schema=wf.inputs_schema,
-                        workflow_id=wf.id, workflow_version=wf.version)
+    return await _start(svc, request, caller, body, llm, definition=wf.definition,
+                        inputs_schema=wf.inputs_schema, workflow_id=wf.id,
+                        workflow_version=wf.version)
 
 
 async def _start(svc: Services, request: Request, caller: Principal,
-                 body: StartWorkflowRunRequest, provider_header: str | None,
-                 key_header: str | None, *, definition: dict[str, Any],
-                 inputs_schema: dict[str, Any] | None, workflow_id: str | None = None,
+                 body: StartWorkflowRunRequest, llm: LlmRequest | None, *,
+                 definition: dict[str, Any], inputs_schema: dict[str, Any] | None,
+                 workflow_id: str | None = None,
                  workflow_version: int | None = None) -> dict[str, Any]:
-    if (body.llm is not None and body.llm.provider != "managed") or provider_header \
-            or key_header:
-        raise ValidationFailed(
-            "Bring-your-own-key model providers are not available on this server yet; "
-            "omit `llm.provider` and the X-LLM-* headers to use the server's brain.",
-            code=ErrorCode.LLM_PROVIDER_UNSUPPORTED)
+    """``llm``: bring your own key — the workflow run keeps a sealed snapshot of
+    the key, each task run gets its own from it, and both die with their run."""
     parsed = dsl.parse_definition(definition)
     inputs = body.inputs or {}
     dsl.check_inputs(inputs_schema, inputs)
@@ -334,6 +335,11 @@ async def _start(svc: Services, request: Request, caller: Principal,
         max_iterations=body.max_iterations, deadline_seconds=body.deadline_seconds,
         webhook_url=body.webhook_url, metadata=body.metadata)
     async with svc.db.write() as conn:
+        if llm is not None:
+            choice = await svc.brains.choose(conn, account_id=caller.account_id,
+                                             mode=caller.mode, model=None, llm=llm)
+            new = replace(new, model=choice.model, llm=choice.llm,
+                          sealed_key=choice.sealed_key)
         if body.machine_id:
             machine = None
             if ids.MACHINE_ID_RE.match(body.machine_id):

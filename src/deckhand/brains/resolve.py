@@ -72,6 +72,18 @@ class LlmRequest:
     model: str | None = None
     api_key: str | None = field(default=None, repr=False)  # the header's key, if any
     grounding_model: str | None = None
+    # a key already sealed for another record (a workflow run's snapshot,
+    # inherited by its task runs) and where it came from (header | stored)
+    sealed_key: str | None = field(default=None, repr=False)
+    key_source: str | None = None
+
+    @classmethod
+    def inherited(cls, echo: dict[str, Any], sealed_key: str) -> LlmRequest:
+        """The choice a workflow run made (its ``llm`` echo and sealed key
+        snapshot), for one of its task runs."""
+        return cls(provider=echo["provider"], model=echo.get("model"),
+                   grounding_model=echo.get("grounding_model"), sealed_key=sealed_key,
+                   key_source=echo.get("key_source"))
 
     @classmethod
     def from_parts(cls, *, body_provider: str | None = None, body_model: str | None = None,
@@ -252,7 +264,10 @@ class BrainResolver:
 
     async def _byok(self, conn: AsyncConnection, *, account_id: str, mode: str,
                     llm: LlmRequest) -> Choice:
-        if llm.api_key is not None:
+        if llm.sealed_key is not None:
+            sealed, source = llm.sealed_key, llm.key_source or "header"
+            key = llm_keys_store.open_key(self.secret, sealed)
+        elif llm.api_key is not None:
             key, source = llm.api_key, "header"
             sealed = llm_keys_store.seal(self.secret, key)
         else:

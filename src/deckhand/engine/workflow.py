@@ -24,11 +24,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from deckhand.brains.resolve import LlmRequest
 from deckhand.engine import dsl
 from deckhand.engine.lifecycle import LeaseLost
 from deckhand.engine.submit import RunSpec
@@ -43,7 +45,8 @@ from deckhand.engine.workflow_state import (
     Suspended,
     cancel_all,
 )
-from deckhand.errors import DeckhandError, ErrorCode
+from deckhand.errors import DeckhandError, ErrorCode, LlmError
+from deckhand.store import llm_keys as llm_keys_store
 from deckhand.store import runs as runs_store
 from deckhand.store import workflows as wf_store
 from deckhand.store.runs import RunRow
@@ -164,6 +167,13 @@ class Interpreter(StepRecords):
                       key: str, spec: RunSpec) -> StepRow | None:
         if await wf_store.active_children_of_account(conn, run.account_id) >= self.e.child_limit:
             return None
+        if run.llm:  # bring your own key: the task run gets the workflow run's key
+            sealed = await llm_keys_store.workflow_run_key(conn, run.id)
+            if sealed is None:
+                raise LlmError("The workflow run's key snapshot is gone; its task runs "
+                               "cannot start without the caller's key.",
+                               code=ErrorCode.LLM_KEY_NOT_CONFIGURED)
+            spec = replace(spec, llm=LlmRequest.inherited(run.llm, sealed))
         done = await self.e.submitter.submit(conn, account_id=run.account_id, mode=run.mode,
                                              spec=spec, request_id=run.request_id)
         row = await wf_store.insert_step(conn, run.id, key, step_id=s.id, type=s.type,

@@ -4,12 +4,13 @@ happens in the caller's write transaction: the row, its events (numbered
 
 Wake-up topics: ``("workflow_runs", "*")`` a workflow run is claimable,
 ``("workflow_events", id)`` it has new events, ``("workflow_cancel", id)``
-its owner should stop it. Ending a workflow run cancels its child runs.
+its owner should stop it. Ending a workflow run cancels its child runs and
+destroys its bring-your-own-key snapshot.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,6 +21,7 @@ from deckhand.engine.lifecycle import LeaseLost, Lifecycle
 from deckhand.engine.notify import Notifier
 from deckhand.errors import ErrorCode, InvalidState
 from deckhand.events.webhooks import SECRET_PURPOSE, new_webhook_secret
+from deckhand.store import llm_keys as llm_keys_store
 from deckhand.store import webhooks as webhooks_store
 from deckhand.store import workflows as wf_store
 from deckhand.store.types import iso, utcnow
@@ -63,6 +65,8 @@ class NewRun:
     deadline_seconds: int | None = None
     webhook_url: str | None = None
     metadata: dict[str, Any] | None = None
+    llm: dict[str, Any] | None = None  # the non-secret BYOK echo (brains.resolve.Choice)
+    sealed_key: str | None = field(default=None, repr=False)  # its key, sealed
 
 
 class WorkflowLifecycle:
@@ -101,12 +105,17 @@ class WorkflowLifecycle:
             "webhook_secret_sealed": crypto.seal(self.secret, SECRET_PURPOSE, secret)
             if secret else None,
             "metadata": new.metadata, "request_id": request_id, "created_at": now,
+            "llm": new.llm,
         })
+        if new.sealed_key is not None:
+            await llm_keys_store.snapshot_workflow(conn, run_id, new.sealed_key)
         run = await wf_store.get_run(conn, run_id)
         assert run is not None
-        run = await self.record(conn, run, [("status", {
-            "status": "queued", "workflow_id": new.workflow_id,
-            "workflow_version": new.workflow_version})])
+        first: dict[str, Any] = {"status": "queued", "workflow_id": new.workflow_id,
+                                 "workflow_version": new.workflow_version}
+        if new.llm:
+            first["llm"] = new.llm
+        run = await self.record(conn, run, [("status", first)])
         await self.notifier.emit(conn, "workflow_runs", "*")
         return run, secret
 
@@ -141,10 +150,15 @@ class WorkflowLifecycle:
             ("status", {"status": status, "previous": run.status}),
             ("done", {"status": status, "output": output, "error": error}),
         ]
+        values: dict[str, Any] = {}
+        scrubbed = await llm_keys_store.scrub_workflow(conn, run)  # the key dies with the run
+        if scrubbed is not None:
+            values["llm"] = scrubbed
         fresh = await self.record(
             conn, run, events, owner=owner, status=status, output=output, error=error,
             finished_at=now, claimed_by=None, lease_expires_at=None,
-            spent_cents=await wf_store.spent_cents(conn, run.id), **_AWAITING_CLEARED)
+            spent_cents=await wf_store.spent_cents(conn, run.id), **_AWAITING_CLEARED,
+            **values)
         await self._webhook(conn, fresh, status)
         return fresh
 

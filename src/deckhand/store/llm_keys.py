@@ -1,5 +1,5 @@
-"""Bring-your-own-key provider keys: the account's stored keys and each BYOK
-run's key snapshot. Keys are stored only sealed (AES-GCM under the server
+"""Bring-your-own-key provider keys: the account's stored keys and the key
+snapshots of BYOK runs and workflow runs. Keys are stored only sealed (AES-GCM under the server
 secret, purpose :data:`PURPOSE`); only their fingerprint is ever shown."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from deckhand import crypto
-from deckhand.store.tables import llm_keys, run_llm_keys
+from deckhand.store.tables import llm_keys, run_llm_keys, workflow_run_llm_keys
 from deckhand.store.types import utcnow
 from deckhand.store.upsert import insert_for
 
@@ -95,4 +95,28 @@ async def scrub(conn: AsyncConnection, run: Any) -> dict[str, Any] | None:
     if not run.llm or run.llm.get("key_scrubbed") is not False:
         return None
     await conn.execute(delete(run_llm_keys).where(run_llm_keys.c.run_id == run.id))
+    return {**run.llm, "key_scrubbed": True}
+
+
+# --------------------------------------------------------------------------- workflow runs
+
+
+async def snapshot_workflow(conn: AsyncConnection, workflow_run_id: str, sealed: str) -> None:
+    await conn.execute(workflow_run_llm_keys.insert().values(
+        workflow_run_id=workflow_run_id, key_sealed=sealed, created_at=utcnow()))
+
+
+async def workflow_run_key(conn: AsyncConnection, workflow_run_id: str) -> str | None:
+    """The workflow run's sealed key snapshot (None once scrubbed)."""
+    return (await conn.execute(
+        select(workflow_run_llm_keys.c.key_sealed)
+        .where(workflow_run_llm_keys.c.workflow_run_id == workflow_run_id))).scalar()
+
+
+async def scrub_workflow(conn: AsyncConnection, run: Any) -> dict[str, Any] | None:
+    """:func:`scrub` for a workflow run (its task runs scrub their own)."""
+    if not run.llm or run.llm.get("key_scrubbed") is not False:
+        return None
+    await conn.execute(delete(workflow_run_llm_keys)
+                       .where(workflow_run_llm_keys.c.workflow_run_id == run.id))
     return {**run.llm, "key_scrubbed": True}

@@ -78,6 +78,8 @@ usage_counters = Table(
     Column("requests", BigInteger, nullable=False, server_default="0"),
     Column("credits", BigInteger, nullable=False, server_default="0"),
     Column("cost_cents", BigInteger, nullable=False, server_default="0"),
+    Column("input_tokens", BigInteger, nullable=False, server_default="0"),
+    Column("output_tokens", BigInteger, nullable=False, server_default="0"),
 )
 
 machines = Table(
@@ -301,6 +303,7 @@ workflow_runs = Table(
     Column("inputs", JSON, nullable=False),
     Column("machine_id", String(128), nullable=True),
     Column("model", String(512), nullable=True),
+    Column("llm", JSON, nullable=True),  # the non-secret BYOK echo, as on runs
     Column("output", JSON, nullable=True),
     Column("error", JSON, nullable=True),
     Column("awaiting_human_reason", Text, nullable=True),
@@ -378,6 +381,16 @@ run_llm_keys = Table(
     "run_llm_keys",
     metadata,
     Column("run_id", String(36), ForeignKey("runs.id"), primary_key=True),
+    Column("key_sealed", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+# A BYOK workflow run's key snapshot: its task runs get their own snapshots from
+# it; deleted when the workflow run ends (workflow_runs.llm.key_scrubbed).
+workflow_run_llm_keys = Table(
+    "workflow_run_llm_keys",
+    metadata,
+    Column("workflow_run_id", String(36), ForeignKey("workflow_runs.id"), primary_key=True),
     Column("key_sealed", Text, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
 )
