@@ -1,9 +1,11 @@
 """The database: one async engine, read and write transactions, migrations.
 
-SQLite runs in WAL mode with ``synchronous=NORMAL`` and a busy timeout, and
-write transactions start with ``BEGIN IMMEDIATE`` so that two writers queue on
-the busy timeout instead of failing on a lock upgrade. PostgreSQL is reached
-through asyncpg.
+SQLite runs in WAL mode with ``synchronous=NORMAL`` and a busy timeout,
+through :mod:`deckhand.store.sqlite_inline` (statements on the event loop's
+thread). Write transactions queue on this process's write gate, then start
+with ``BEGIN IMMEDIATE`` so that a writer in another process makes them wait
+on the busy timeout instead of failing on a lock upgrade. PostgreSQL is
+reached through asyncpg.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import event, make_url
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from deckhand.store import sqlite_inline
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _AFTER_COMMIT = "deckhand_after_commit"
@@ -27,11 +31,15 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
+        self._write_gate: sqlite_inline.WriteGate | None = None
         if self.is_sqlite:
+            busy_s = SQLITE_BUSY_TIMEOUT_MS / 1000
             self.engine: AsyncEngine = create_async_engine(
-                url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, pool_size=8,
-                max_overflow=32, pool_reset_on_return=None,
+                url, async_creator=sqlite_inline.creator(make_url(url).database or ":memory:",
+                                                         busy_s),
+                pool_size=8, max_overflow=32, pool_reset_on_return=None,
             )
+            self._write_gate = sqlite_inline.WriteGate(busy_s)
             _sqlite_setup(self.engine)
         else:
             self.engine = create_async_engine(url, pool_size=10, max_overflow=20,
@@ -51,14 +59,19 @@ class Database:
         """A write transaction. Callbacks registered with :func:`after_commit`
         run once it has committed (and not at all if it rolls back)."""
         hooks: list[Callable[[], None]] = []
-        async with self.engine.connect() as conn:
-            await conn.execution_options(deckhand_immediate=True)
-            conn.info[_AFTER_COMMIT] = hooks
-            try:
-                async with conn.begin():
-                    yield conn
-            finally:
-                conn.info.pop(_AFTER_COMMIT, None)
+        gate = await self._write_gate.acquire() if self._write_gate is not None else None
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execution_options(deckhand_immediate=True)
+                conn.info[_AFTER_COMMIT] = hooks
+                try:
+                    async with conn.begin():
+                        yield conn
+                finally:
+                    conn.info.pop(_AFTER_COMMIT, None)
+        finally:
+            if gate is not None:
+                gate.release()
         for hook in hooks:
             hook()
 

@@ -12,6 +12,7 @@ from deckhand.store import runs as runs_store
 from deckhand.store.tables import run_events
 from deckhand.store.types import utcnow
 
+_INSERT = run_events.insert()  # built once: every step runs it
 
 @dataclass(frozen=True)
 class Event:
@@ -43,7 +44,7 @@ async def write(
     now = utcnow()
     out = [Event(first + i, t, d) for i, (t, d) in enumerate(items)]
     await conn.execute(
-        run_events.insert(),
+        _INSERT,
         [{"run_id": run_id, "seq": e.seq, "type": e.type, "data": e.data, "created_at": now}
          for e in out],
     )

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from deckhand.store.tables import accounts, ledger_entries
 from deckhand.store.types import utcnow
 
+# Built once: a step's transaction runs them every time.
+_BALANCE = select(accounts.c.credits).where(accounts.c.id == bindparam("p_account"))
+_DEBIT = (update(accounts).where(accounts.c.id == bindparam("p_account"))
+          .values(credits=accounts.c.credits - bindparam("p_credits")))
+_ENTRY = ledger_entries.insert()
+
 
 async def balance(conn: AsyncConnection, account_id: str) -> int | None:
     """Credits left, or None for an unlimited wallet."""
     return (  # type: ignore[no-any-return]
-        await conn.execute(select(accounts.c.credits).where(accounts.c.id == account_id))
+        await conn.execute(_BALANCE, {"p_account": account_id})
     ).scalar()
 
 
@@ -25,15 +31,12 @@ async def debit_step(
     charged = credits if left is None else max(0, min(credits, left))
     after = None
     if left is not None:
-        await conn.execute(
-            update(accounts).where(accounts.c.id == account_id)
-            .values(credits=accounts.c.credits - charged)
-        )
+        await conn.execute(_DEBIT, {"p_account": account_id, "p_credits": charged})
         after = left - charged
-    await conn.execute(ledger_entries.insert().values(
-        account_id=account_id, mode=mode, run_id=run_id, step=step, kind="run_step",
-        credits=charged, balance_after=after, created_at=utcnow(),
-    ))
+    await conn.execute(_ENTRY, {
+        "account_id": account_id, "mode": mode, "run_id": run_id, "step": step,
+        "kind": "run_step", "credits": charged, "balance_after": after, "created_at": utcnow(),
+    })
     return charged, after
 
 

@@ -8,9 +8,10 @@ this module only reads and writes rows.
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Row, and_, or_, select, update
+from sqlalchemy import Row, Update, and_, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from deckhand.errors import NotFound
@@ -136,11 +137,22 @@ async def advance(conn: AsyncConnection, run_id: str, *, owner: str | None, seqs
     (with ``owner``, only while that worker holds the lease). Returns the
     updated row, whose ``last_seq`` is the last number reserved; None when no
     row matched."""
-    q = update(runs).where(runs.c.id == run_id)
-    if owner is not None:
-        q = q.where(runs.c.claimed_by == owner)
-    q = q.values(last_seq=runs.c.last_seq + seqs, **values).returning(*runs.c)
-    return (await conn.execute(q)).first()
+    params = {f"v_{k}": v for k, v in values.items()}
+    params.update(p_run=run_id, p_owner=owner, p_seqs=seqs)
+    q = _advance_statement(owner is not None, tuple(sorted(values)))
+    return (await conn.execute(q, params)).first()
+
+
+@lru_cache(maxsize=64)
+def _advance_statement(owned: bool, columns: tuple[str, ...]) -> Update:
+    """The UPDATE … RETURNING of :func:`advance` for one set of columns,
+    built once: building it (40 returned columns) cost more than running it.
+    The callers use a handful of column sets."""
+    q = update(runs).where(runs.c.id == bindparam("p_run"))
+    if owned:
+        q = q.where(runs.c.claimed_by == bindparam("p_owner"))
+    sets = {c: bindparam(f"v_{c}", type_=runs.c[c].type) for c in columns}
+    return q.values(last_seq=runs.c.last_seq + bindparam("p_seqs"), **sets).returning(*runs.c)
 
 
 async def next_seqs(conn: AsyncConnection, run_id: str, count: int) -> int:

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from deckhand.store.tables import run_steps
 
+_INSERT = run_steps.insert()  # built once: every step runs it
 
 async def insert(
     conn: AsyncConnection,
@@ -24,11 +25,11 @@ async def insert(
     started_at: datetime,
     finished_at: datetime,
 ) -> None:
-    await conn.execute(run_steps.insert().values(
-        run_id=run_id, number=number, decision=decision, results=results,
-        input_tokens=input_tokens, output_tokens=output_tokens, credits=credits,
-        started_at=started_at, finished_at=finished_at,
-    ))
+    await conn.execute(_INSERT, {
+        "run_id": run_id, "number": number, "decision": decision, "results": results,
+        "input_tokens": input_tokens, "output_tokens": output_tokens, "credits": credits,
+        "started_at": started_at, "finished_at": finished_at,
+    })
 
 
 async def for_run(conn: AsyncConnection, run_id: str) -> list[Any]:

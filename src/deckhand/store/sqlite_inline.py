@@ -1,0 +1,188 @@
+"""SQLite for the async engine without a thread hop per driver call.
+
+aiosqlite runs every driver call (create a cursor, execute, fetch, close) on
+its own thread and hands the answer back to the event loop: three or four
+hand-offs per statement, about 34 per agent step, and those hand-offs, not
+SQLite, were most of a step's orchestration time.
+
+This module is an aiosqlite-shaped connection (what SQLAlchemy's aiosqlite
+dialect drives, given to it through ``async_creator``) that runs statements on
+the event loop's own thread, where SQLite answers in microseconds. Only the
+calls that can wait go to a worker thread:
+
+- ``BEGIN IMMEDIATE`` waits for another *process* holding the write lock (the
+  busy timeout). Writers of this process queue on :class:`WriteGate` first, so
+  they never wait inside SQLite.
+- ``COMMIT`` may run a WAL checkpoint, which writes and syncs the database.
+
+In WAL mode readers never wait for the writer, so reads stay on the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Iterable
+from functools import partial
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def _waits(sql: str) -> bool:
+    """Statements that may wait for a lock held by another process."""
+    head = sql.lstrip()[:16].upper()
+    return head.startswith("BEGIN") and ("IMMEDIATE" in head or "EXCLUSIVE" in head)
+
+
+async def _in_thread(fn: Callable[..., T], *args: Any) -> T:
+    return await asyncio.get_running_loop().run_in_executor(None, partial(fn, *args))
+
+
+class InlineCursor:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._cursor = conn.cursor()
+
+    async def __aenter__(self) -> InlineCursor:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._cursor.close()
+
+    @property
+    def description(self) -> Any:
+        return self._cursor.description
+
+    @property
+    def rowcount(self) -> int:
+        return self._cursor.rowcount
+
+    @property
+    def lastrowid(self) -> int | None:
+        return self._cursor.lastrowid
+
+    @property
+    def arraysize(self) -> int:
+        return self._cursor.arraysize
+
+    @arraysize.setter
+    def arraysize(self, value: int) -> None:
+        self._cursor.arraysize = value
+
+    async def execute(self, sql: str, parameters: Any = ()) -> InlineCursor:
+        if _waits(sql):
+            await _in_thread(self._cursor.execute, sql, parameters)
+        else:
+            self._cursor.execute(sql, parameters)
+        return self
+
+    async def executemany(self, sql: str, parameters: Iterable[Any]) -> InlineCursor:
+        self._cursor.executemany(sql, parameters)
+        return self
+
+    async def fetchone(self) -> Any:
+        return self._cursor.fetchone()
+
+    async def fetchmany(self, size: int | None = None) -> list[Any]:
+        return self._cursor.fetchmany(size if size is not None else self._cursor.arraysize)
+
+    async def fetchall(self) -> list[Any]:
+        return self._cursor.fetchall()
+
+    async def close(self) -> None:
+        self._cursor.close()
+
+
+class _ImmediateQueue:
+    """What SQLAlchemy's adapter puts work on to set ``isolation_level`` (it
+    expects aiosqlite's queue of (future, function)): done at once here."""
+
+    def put_nowait(self, item: tuple[asyncio.Future[Any], Callable[[], Any]]) -> None:
+        future, function = item
+        try:
+            future.set_result(function())
+        except Exception as exc:  # handed to the awaiting caller, as aiosqlite does
+            future.set_exception(exc)
+
+
+class InlineConnection:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self._connection: sqlite3.Connection | None = conn  # None once closed
+        self._tx = _ImmediateQueue()
+
+    @property
+    def isolation_level(self) -> str | None:
+        return self._conn.isolation_level
+
+    @isolation_level.setter
+    def isolation_level(self, value: str | None) -> None:
+        self._conn.isolation_level = value
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._conn.in_transaction
+
+    def cursor(self) -> InlineCursor:
+        return InlineCursor(self._conn)
+
+    async def execute(self, sql: str, parameters: Any = ()) -> InlineCursor:
+        return await self.cursor().execute(sql, parameters)
+
+    async def commit(self) -> None:
+        self._conn.commit()
+
+    async def rollback(self) -> None:
+        self._conn.rollback()
+
+    async def create_function(self, *args: Any, **kw: Any) -> None:
+        self._conn.create_function(*args, **kw)
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            self._connection = None
+            self._conn.close()
+
+    def stop(self) -> None:
+        """Terminate (SQLAlchemy's hard close): nothing runs in the background."""
+        if self._connection is not None:
+            self._connection = None
+            self._conn.close()
+
+
+def creator(path: str, busy_timeout_s: float) -> Callable[[], Any]:
+    """``async_creator`` for :func:`sqlalchemy.ext.asyncio.create_async_engine`."""
+
+    async def connect() -> InlineConnection:
+        conn = await _in_thread(partial(
+            sqlite3.connect, path, timeout=busy_timeout_s, isolation_level=None,
+            check_same_thread=False))  # used from the loop and, for waits, one worker at a time
+        return InlineConnection(conn)
+
+    return connect
+
+
+class WriteGate:
+    """This process's SQLite writers, one at a time and in order, before any
+    of them asks SQLite for the write lock. Bound to the running loop (a
+    Database can outlive one ``asyncio.run``)."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = asyncio.Lock()
+
+    def _current(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._loop, self._lock = loop, asyncio.Lock()
+        return self._lock
+
+    async def acquire(self) -> asyncio.Lock:
+        lock = self._current()
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                await lock.acquire()
+        except TimeoutError:
+            raise sqlite3.OperationalError("database is locked") from None
+        return lock
