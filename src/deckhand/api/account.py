@@ -71,6 +71,8 @@ class RevokeAPIKeyResponse(BaseModel):
 class EndpointUsage(BaseModel):
     requests: int = 0
     credits: int = 0
+    input_tokens: int = Field(default=0, description="Deckhand: model input tokens.")
+    output_tokens: int = Field(default=0, description="Deckhand: model output tokens.")
 
 
 class UsageSummaryResponse(BaseModel):
@@ -78,6 +80,10 @@ class UsageSummaryResponse(BaseModel):
     total_requests: int = 0
     total_credits: int = 0
     total_cost_cents: int = 0
+    input_tokens: int = Field(
+        default=0, description="Deckhand: model input tokens of agent steps and inference calls.")
+    output_tokens: int = Field(
+        default=0, description="Deckhand: model output tokens of agent steps and inference calls.")
     breakdown: dict[str, EndpointUsage] = {}
     balance: int = 0
     wallet_balance_cents: int = 0
@@ -164,7 +170,8 @@ async def get_usage(
     balance = account.credits if account.credits is not None else 0
     return UsageSummaryResponse(
         period=s.period, total_requests=s.total_requests, total_credits=s.total_credits,
-        total_cost_cents=s.total_cost_cents,
+        total_cost_cents=s.total_cost_cents, input_tokens=s.input_tokens,
+        output_tokens=s.output_tokens,
         breakdown={k: EndpointUsage(**v) for k, v in s.breakdown.items()},
         balance=balance, wallet_balance_cents=balance, wallet_balance_usd=balance / 100,
         wallet_unlimited=account.credits is None,

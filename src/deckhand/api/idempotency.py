@@ -5,6 +5,11 @@ runs, and stores its status and body. A replay with the same body gets that
 response back with ``X-Coasty-Idempotent-Replay: true``; a different body is
 422 ``IDEMPOTENCY_KEY_REUSED``; a replay while the original still runs waits
 for it, then answers 409 ``IDEMPOTENCY_IN_FLIGHT``.
+
+A replay charges nothing: ``X-Credits-Charged: 0`` and, in a body carrying
+the contract's per-call ``usage`` (predict, ground, sessions), ``usage``
+with ``credits_charged: 0``, ``cost_cents: 0``, no ``breakdown`` and
+``billed: false``; its tokens stay the original call's (no model is called).
 """
 
 from __future__ import annotations
@@ -115,20 +120,36 @@ async def _execute(
 
 
 def _replay(record: store.IdempotencyRecord) -> Response:
-    headers = dict(record.response_headers or {})
+    # stored with lower-case names; the replay's own values replace them (one each)
+    headers = {k.lower(): v for k, v in (record.response_headers or {}).items()
+               if k.lower() != "content-type"}
     headers.update({
-        "X-Coasty-Idempotent-Replay": "true",
-        "Idempotency-Replayed": "true",
-        "Idempotency-Status": "completed",
-        "X-Credits-Charged": "0",
+        "x-coasty-idempotent-replay": "true",
+        "idempotency-replayed": "true",
+        "idempotency-status": "completed",
+        "x-credits-charged": "0",
     })
-    headers.pop("content-type", None)
     return Response(
-        content=record.response_body or "",
+        content=_unbilled(record.response_body or ""),
         status_code=record.response_status or 200,
         headers=headers,
         media_type="application/json",
     )
+
+
+def _unbilled(body: str) -> str:
+    """The stored body as a replay answers it: its per-call ``usage`` (the
+    contract's UsageInfo) charges nothing. Other bodies are kept as they are."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return body
+    usage = data.get("usage") if isinstance(data, dict) else None
+    if not isinstance(usage, dict) or "credits_charged" not in usage:
+        return body
+    data["usage"] = {**usage, "credits_charged": 0, "cost_cents": 0, "breakdown": None,
+                     "billed": False}
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
 def lookup_body(record: store.IdempotencyRecord) -> dict[str, object]:

@@ -28,7 +28,7 @@ from deckhand.api.deps import principal, services
 from deckhand.api.llm_request import LlmConfig, llm_request
 from deckhand.api.routing import endpoint, router
 from deckhand.auth import Principal
-from deckhand.brains.base import AgentContext, Decision, StepRecord
+from deckhand.brains.base import AgentContext, Decision, StepRecord, TokenUsage
 from deckhand.brains.resolve import (
     ANTHROPIC,
     OFFLINE,
@@ -258,17 +258,26 @@ async def _afford(svc: Services, caller: Principal, billing_code: str) -> int:
     return cost
 
 
+async def _meter(conn: Any, caller: Principal, operation: str, charged: int,
+                 usage: TokenUsage) -> None:
+    """Count a call's credits and model tokens in the usage summary (GET /v1/usage)."""
+    if charged or usage.input_tokens or usage.output_tokens:
+        await usage_store.record(conn, account_id=caller.account_id, mode=caller.mode,
+                                 endpoint=operation, credits=charged, cost_cents=charged,
+                                 input_tokens=usage.input_tokens,
+                                 output_tokens=usage.output_tokens)
+
+
 async def _charge(conn: Any, caller: Principal, billing_code: str, operation: str,
-                  cost: int, response: Response) -> int:
+                  cost: int, response: Response, usage: TokenUsage) -> int:
     charged, balance = 0, None
     if cost:
         charged, balance = await ledger_store.debit_call(
             conn, account_id=caller.account_id, mode=caller.mode, kind=billing_code,
             credits=cost)
-        await usage_store.record(conn, account_id=caller.account_id, mode=caller.mode,
-                                 endpoint=operation, credits=charged, cost_cents=charged)
     else:
         balance = await ledger_store.balance(conn, caller.account_id)
+    await _meter(conn, caller, operation, charged, usage)
     response.headers["X-Credits-Charged"] = str(charged)
     if balance is not None:
         response.headers["X-Credits-Remaining"] = str(max(balance, 0))
@@ -336,7 +345,8 @@ async def predict(
         allowed_actions=tuple(body.tools) if body.tools else None, max_actions=body.max_actions)
     decision = await _run_brain(svc.brains, choice, body.instruction, context)
     async with svc.db.write() as conn:
-        charged = await _charge(conn, caller, "predict", "predict", cost, response)
+        charged = await _charge(conn, caller, "predict", "predict", cost, response,
+                                decision.usage)
     return {"request_id": request.state.request_id,
             **prediction(decision, include_reasoning=body.include_reasoning,
                          include_raw_code=body.include_raw_code),
@@ -380,10 +390,12 @@ async def ground(
         found = await locate(observation, body.element)
     finally:
         await close_brain(brain)
-    if not found.found:
+    if not found.found:  # not charged; the model's tokens were spent all the same
+        async with svc.db.write() as conn:
+            await _meter(conn, caller, "ground", 0, found.usage)
         raise NotFound(f"The element {body.element[:200]!r} was not found on the screenshot.")
     async with svc.db.write() as conn:
-        charged = await _charge(conn, caller, "ground", "ground", cost, response)
+        charged = await _charge(conn, caller, "ground", "ground", cost, response, found.usage)
     decision = Decision(usage=found.usage)
     return {"request_id": request.state.request_id, "x": found.x, "y": found.y,
             "screen_width": observation.width, "screen_height": observation.height,
@@ -464,7 +476,8 @@ async def create_session(
             "tools": body.tools, "metadata": body.metadata, "llm": choice.llm,
             "key_sealed": choice.sealed_key,
         })
-        charged = await _charge(conn, caller, "session_create", "createSession", 0, response)
+        charged = await _charge(conn, caller, "session_create", "createSession", 0, response,
+                                TokenUsage())
     return {"request_id": request.state.request_id, "session_id": session.id,
             "cua_version": session.cua_version,
             "screen_size": f"{session.screen_width}x{session.screen_height}",
@@ -533,7 +546,7 @@ async def session_predict(
         session = await sessions_store.get_owned(conn, session_id, caller.account_id,
                                                  caller.mode)
         charged = await _charge(conn, caller, "session_predict", "sessionPredict", cost,
-                                response)
+                                response, decision.usage)
         session = await sessions_store.record_step(
             conn, session, {"instruction": body.instruction[:2000],
                             "actions": body_parts["actions"],

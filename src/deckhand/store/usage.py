@@ -1,15 +1,22 @@
-"""Usage counters per account, mode, month and endpoint."""
+"""Usage per account, mode, month and endpoint: requests, credits and model
+tokens. API requests and inference calls are counters (``usage_counters``);
+agent steps are read from the steps themselves (``run_steps``), so a step's
+one transaction stays as small as it is."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from deckhand.store.tables import run_steps, runs
 from deckhand.store.tables import usage_counters as t
 from deckhand.store.types import utcnow
 from deckhand.store.upsert import increment
+
+RUN_STEPS = "runSteps"  # the breakdown entry of agent steps (requests: steps)
 
 
 def current_period() -> str:
@@ -25,11 +32,14 @@ async def record(
     requests: int = 0,
     credits: int = 0,
     cost_cents: int = 0,
+    input_tokens: int = 0,
+    output_tokens: int = 0,
 ) -> None:
     await increment(
         conn, t,
         {"account_id": account_id, "mode": mode, "period": current_period(), "endpoint": endpoint},
-        {"requests": requests, "credits": credits, "cost_cents": cost_cents},
+        {"requests": requests, "credits": credits, "cost_cents": cost_cents,
+         "input_tokens": input_tokens, "output_tokens": output_tokens},
     )
 
 
@@ -39,10 +49,20 @@ class UsageSummary:
     total_requests: int = 0
     total_credits: int = 0
     total_cost_cents: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
     breakdown: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
-async def summary(conn: AsyncConnection, *, account_id: str, mode: str, period: str) -> UsageSummary:
+def _month(period: str) -> tuple[datetime, datetime]:
+    year, month = (int(x) for x in period.split("-"))
+    start = datetime(year, month, 1, tzinfo=UTC)
+    end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
+    return start, end
+
+
+async def summary(conn: AsyncConnection, *, account_id: str, mode: str,
+                  period: str) -> UsageSummary:
     rows = (
         await conn.execute(
             select(t).where(t.c.account_id == account_id, t.c.mode == mode, t.c.period == period)
@@ -53,5 +73,28 @@ async def summary(conn: AsyncConnection, *, account_id: str, mode: str, period: 
         out.total_requests += r.requests
         out.total_credits += r.credits
         out.total_cost_cents += r.cost_cents
-        out.breakdown[r.endpoint] = {"requests": r.requests, "credits": r.credits}
+        out.input_tokens += r.input_tokens
+        out.output_tokens += r.output_tokens
+        out.breakdown[r.endpoint] = {"requests": r.requests, "credits": r.credits,
+                                     "input_tokens": r.input_tokens,
+                                     "output_tokens": r.output_tokens}
+    start, end = _month(period)
+    steps = (await conn.execute(
+        select(func.count(), func.coalesce(func.sum(run_steps.c.credits), 0),
+               func.coalesce(func.sum(run_steps.c.input_tokens), 0),
+               func.coalesce(func.sum(run_steps.c.output_tokens), 0))
+        .select_from(run_steps.join(runs, runs.c.id == run_steps.c.run_id))
+        .where(runs.c.account_id == account_id, runs.c.mode == mode,
+               run_steps.c.finished_at >= start, run_steps.c.finished_at < end)
+    )).one()
+    count, credits, input_tokens, output_tokens = (int(x) for x in steps)
+    if count:
+        # steps are charged, not requested: they add credits and tokens, not requests
+        out.total_credits += credits
+        out.total_cost_cents += credits
+        out.input_tokens += input_tokens
+        out.output_tokens += output_tokens
+        out.breakdown[RUN_STEPS] = {"requests": count, "credits": credits,
+                                    "input_tokens": input_tokens,
+                                    "output_tokens": output_tokens}
     return out
