@@ -1,0 +1,124 @@
+"""The SQLite driver that runs statements on the event loop's thread: writers
+of one process queue on the write gate, a writer of another process makes
+``BEGIN IMMEDIATE`` wait off the loop, and the result is ordinary SQLite."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from deckhand.store.db import Database
+from deckhand.store.sqlite_inline import WriteGate
+
+
+async def _database(tmp_path: Path) -> Database:
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'inline.db'}")
+    async with db.write() as conn:
+        await conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"))
+    return db
+
+
+async def test_concurrent_writers_of_one_process_all_commit(tmp_path: Path) -> None:
+    db = await _database(tmp_path)
+    order: list[int] = []
+
+    async def writer(i: int) -> None:
+        async with db.write() as conn:
+            n = (await conn.execute(text("SELECT count(*) FROM t"))).scalar_one()
+            await asyncio.sleep(0)  # another writer gets the loop mid-transaction
+            await conn.execute(text("INSERT INTO t (id, v) VALUES (:i, :v)"),
+                               {"i": i, "v": str(n)})
+            order.append(i)
+
+    try:
+        await asyncio.gather(*(writer(i) for i in range(40)))
+        async with db.read() as conn:
+            rows = (await conn.execute(text("SELECT id, v FROM t ORDER BY id"))).all()
+    finally:
+        await db.dispose()
+    assert order == list(range(40))  # the gate is first come, first served
+    # each writer saw every earlier one: transactions did not interleave
+    assert [(r.id, int(r.v)) for r in rows] == [(i, i) for i in range(40)]
+
+
+async def test_writer_of_another_process_blocks_the_writer_not_the_loop(tmp_path: Path) -> None:
+    db = await _database(tmp_path)
+    other = sqlite3.connect(tmp_path / "inline.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # holds the write lock, as another process would
+    ticks = 0
+    started = asyncio.Event()
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            started.set()
+            await asyncio.sleep(0.001)
+
+    async def write() -> None:
+        async with db.write() as conn:
+            await conn.execute(text("INSERT INTO t (id, v) VALUES (1, 'mine')"))
+
+    tick_task = asyncio.create_task(ticker())
+    await started.wait()
+    writing = asyncio.create_task(write())
+    try:
+        before = ticks
+        while ticks < before + 20:  # the loop keeps running while the writer waits
+            assert not writing.done()
+            await asyncio.sleep(0.001)
+        other.execute("INSERT INTO t (id, v) VALUES (2, 'other')")
+        other.execute("COMMIT")
+        await asyncio.wait_for(writing, 10)
+        async with db.read() as conn:
+            got = (await conn.execute(text("SELECT v FROM t ORDER BY id"))).scalars().all()
+    finally:
+        tick_task.cancel()
+        other.close()
+        await db.dispose()
+    assert got == ["mine", "other"]
+
+
+async def test_a_rolled_back_write_leaves_nothing_and_frees_the_gate(tmp_path: Path) -> None:
+    db = await _database(tmp_path)
+    try:
+        with pytest.raises(RuntimeError):
+            async with db.write() as conn:
+                await conn.execute(text("INSERT INTO t (id, v) VALUES (1, 'x')"))
+                raise RuntimeError("changed my mind")
+        async with db.write() as conn:  # would wait forever if the gate were still held
+            await conn.execute(text("INSERT INTO t (id, v) VALUES (2, 'y')"))
+        async with db.read() as conn:
+            got = (await conn.execute(text("SELECT v FROM t"))).scalars().all()
+    finally:
+        await db.dispose()
+    assert got == ["y"]
+
+
+async def test_gate_gives_up_like_a_busy_database() -> None:
+    gate = WriteGate(timeout_s=0.05)
+    held = await gate.acquire()
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+            await gate.acquire()
+    finally:
+        held.release()
+    (await gate.acquire()).release()
+
+
+def test_one_database_serves_successive_event_loops(tmp_path: Path) -> None:
+    db = asyncio.run(_database(tmp_path))
+
+    async def write(i: int) -> None:
+        async with db.write() as conn:
+            await conn.execute(text("INSERT INTO t (id, v) VALUES (:i, 'x')"), {"i": i})
+
+    asyncio.run(write(1))
+    asyncio.run(write(2))  # the gate binds to the loop that is running now
+    asyncio.run(db.dispose())
+    assert sqlite3.connect(tmp_path / "inline.db").execute(
+        "SELECT count(*) FROM t").fetchone() == (2,)
