@@ -59,9 +59,9 @@ def replayed(first: httpx.Response, again: httpx.Response) -> None:
 
 
 async def test_tokens_per_call_and_in_usage_and_free_replays(tmp_path: Path,
-                                                             sqlite_url: str) -> None:
+                                                             database_url: str) -> None:
     async with fake_provider() as fake, llm_server(
-            tmp_path, sqlite_url, **provider_settings("anthropic", fake)) as server:
+            tmp_path, database_url, **provider_settings("anthropic", fake)) as server:
         key = await server.key(credits=1000)
         async with server.client(key) as c:
             fake.reply(CLICK)
