@@ -137,6 +137,7 @@ class FakeProvider:
     points: deque[tuple[int, int] | None] = field(default_factory=deque)
     requests: list[Recorded] = field(default_factory=list)
     models: list[str] = field(default_factory=lambda: ["fake-vision-1"])
+    delay: float = 0.0  # seconds before each answer (a slow model)
 
     @property
     def anthropic_url(self) -> str:
@@ -190,6 +191,8 @@ def _app(fake: FakeProvider) -> Starlette:
         headers = {k: v for k, v in request.headers.items()
                    if k not in ("x-api-key", "authorization")}
         fake.requests.append(Recorded(request.url.path, request.url.query, headers, body))
+        if fake.delay:
+            await asyncio.sleep(fake.delay)
         # Anthropic takes x-api-key (this SDK sends the key as a Bearer token); OpenAI Bearer
         given = request.headers.get("authorization", "").removeprefix("Bearer ")
         if protocol == "anthropic" and "x-api-key" in request.headers:

@@ -18,14 +18,22 @@ import asyncio
 import hashlib
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
+from typing import Any
 
+import anyio
 from fastapi import Request, Response
 
 from deckhand import ids
 from deckhand.api.deps import services
 from deckhand.api.errors import IDEMPOTENT_REPLAYABLE, error_response, response_for
+from deckhand.api.result_stream import (
+    STREAMING_OPERATIONS,
+    ResultStream,
+    replayed,
+    wants_stream,
+)
 from deckhand.auth import Principal
 from deckhand.errors import ErrorCode, ValidationFailed
 from deckhand.store import idempotency as store
@@ -79,7 +87,8 @@ async def run_idempotent(
                 code=ErrorCode.IDEMPOTENCY_KEY_REUSED,
             )
         if existing.status == "completed":
-            return _replay(existing)
+            return _replay(existing, stream=wants_stream(request)
+                           and existing.operation in STREAMING_OPERATIONS)
         if time.monotonic() >= deadline:
             return error_response(
                 request, ErrorCode.IDEMPOTENCY_IN_FLIGHT,
@@ -103,6 +112,8 @@ async def _execute(
                 await store.release(conn, **where)
             raise
         response = response_or_none
+    if isinstance(response, ResultStream):
+        return _recorded(response, request, where)
     if response.status_code >= 500:
         async with svc.db.write() as conn:
             await store.release(conn, **where)
@@ -113,13 +124,43 @@ async def _execute(
             conn, **where, status=response.status_code,
             body=bytes(response.body).decode(), headers=headers,
         )
-    response.headers["X-Coasty-Idempotent-Replay"] = "false"
-    response.headers["Idempotency-Replayed"] = "false"
-    response.headers["Idempotency-Status"] = "completed"
+    _first(response)
     return response
 
 
-def _replay(record: store.IdempotencyRecord) -> Response:
+def _first(response: Response) -> None:
+    response.headers["X-Coasty-Idempotent-Replay"] = "false"
+    response.headers["Idempotency-Replayed"] = "false"
+    response.headers["Idempotency-Status"] = "completed"
+
+
+def _recorded(response: ResultStream, request: Request, where: dict[str, str]) -> Response:
+    """A streamed answer is recorded once the stream has ended: what the plain
+    call would have answered (a replay gets it as JSON, or as one event), or
+    nothing when the client left first or the server failed."""
+    svc = services(request)
+    frames = response.body_iterator
+
+    async def recording() -> AsyncIterator[Any]:
+        try:
+            async for chunk in frames:
+                yield chunk
+        finally:
+            with anyio.CancelScope(shield=True):  # also when the client went away
+                async with svc.db.write() as conn:
+                    if response.outcome is None or response.outcome[0] >= 500:
+                        await store.release(conn, **where)
+                    else:
+                        status, body = response.outcome
+                        await store.complete(conn, **where, status=status, body=body.decode(),
+                                             headers={"content-type": "application/json"})
+
+    response.body_iterator = recording()
+    _first(response)
+    return response
+
+
+def _replay(record: store.IdempotencyRecord, *, stream: bool = False) -> Response:
     # stored with lower-case names; the replay's own values replace them (one each)
     headers = {k.lower(): v for k, v in (record.response_headers or {}).items()
                if k.lower() != "content-type"}
@@ -129,8 +170,13 @@ def _replay(record: store.IdempotencyRecord) -> Response:
         "idempotency-status": "completed",
         "x-credits-charged": "0",
     })
+    body = _unbilled(record.response_body or "")
+    if stream:
+        answer = replayed(record.response_status or 200, body)
+        answer.headers.update(headers)
+        return answer
     return Response(
-        content=_unbilled(record.response_body or ""),
+        content=body,
         status_code=record.response_status or 200,
         headers=headers,
         media_type="application/json",

@@ -38,6 +38,7 @@ from deckhand.api.prediction import (
     unique_items,
     usage_info,
 )
+from deckhand.api.result_stream import STREAM_RESPONSE, ResultStream, wants_stream
 from deckhand.api.routing import endpoint, router
 from deckhand.auth import Principal
 from deckhand.brains.base import AgentContext, Decision
@@ -105,13 +106,15 @@ class ParseRequest(BaseModel):
 
 
 @endpoint(predict_r, "POST", "/v1/predict", operation_id="predict", scopes=("predict",),
-          idempotent=True)
+          idempotent=True, response_model=dict[str, Any], responses=STREAM_RESPONSE)
 async def predict(
     body: PredictRequest, request: Request, response: Response, svc: Svc, caller: Caller,
     x_llm_provider: Annotated[str | None, Header()] = None,
     x_llm_api_key: Annotated[str | None, Header()] = None,
     x_llm_model: Annotated[str | None, Header()] = None,
-) -> dict[str, Any]:
+) -> dict[str, Any] | ResultStream:
+    """With ``Accept: text/event-stream``: keep-alives, then the answer as one
+    ``result`` event (api/result_stream.py)."""
     llm = llm_request(body.llm, x_llm_provider, x_llm_api_key, x_llm_model)
     observation = observation_of(body.screenshot, body.screen_width, body.screen_height)
     for step in body.trajectory:
@@ -127,16 +130,23 @@ async def predict(
         system_prompt=body.system_prompt, cua_version=body.cua_version,
         steps=trajectory_steps(entries), observation=observation, terminal=False,
         allowed_actions=tuple(body.tools) if body.tools else None, max_actions=body.max_actions)
-    decision = await run_brain(svc.brains, choice, body.instruction, context)
-    async with svc.db.write() as conn:
-        charged = await charge(conn, caller, "predict", "predict", cost, response,
-                                decision.usage)
-    return {"request_id": request.state.request_id,
-            **prediction(decision, include_reasoning=body.include_reasoning,
-                         include_raw_code=body.include_raw_code),
-            "cua_version": body.cua_version, "screen_width": observation.width,
-            "screen_height": observation.height, "model": choice.model, "brain": choice.brain,
-            "llm": choice.llm, "usage": usage_info(caller.mode, decision, charged)}
+
+    async def answer() -> dict[str, Any]:
+        decision = await run_brain(svc.brains, choice, body.instruction, context)
+        async with svc.db.write() as conn:
+            charged = await charge(conn, caller, "predict", "predict", cost, response,
+                                   decision.usage)
+        return {"request_id": request.state.request_id,
+                **prediction(decision, include_reasoning=body.include_reasoning,
+                             include_raw_code=body.include_raw_code),
+                "cua_version": body.cua_version, "screen_width": observation.width,
+                "screen_height": observation.height, "model": choice.model,
+                "brain": choice.brain, "llm": choice.llm,
+                "usage": usage_info(caller.mode, decision, charged)}
+
+    if wants_stream(request):
+        return ResultStream(request, answer())
+    return await answer()
 
 
 @endpoint(predict_r, "POST", "/v1/ground", operation_id="ground", scopes=("ground",),

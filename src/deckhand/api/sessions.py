@@ -25,6 +25,7 @@ from deckhand.api.prediction import (
     unique_items,
     usage_info,
 )
+from deckhand.api.result_stream import STREAM_RESPONSE, ResultStream, wants_stream
 from deckhand.api.routing import endpoint, router
 from deckhand.auth import Principal
 from deckhand.brains.base import AgentContext, Decision, TokenUsage
@@ -173,11 +174,14 @@ async def reset_session(session_id: SessionIdParam, svc: Svc, caller: Caller) ->
 
 
 @endpoint(r, "POST", "/v1/sessions/{session_id}/predict", operation_id="sessionPredict",
-          scopes=("session",), idempotent=True)
+          scopes=("session",), idempotent=True, response_model=dict[str, Any],
+          responses=STREAM_RESPONSE)
 async def session_predict(
     session_id: SessionIdParam, body: SessionPredictRequest, request: Request,
     response: Response, svc: Svc, caller: Caller,
-) -> dict[str, Any]:
+) -> dict[str, Any] | ResultStream:
+    """With ``Accept: text/event-stream``: keep-alives, then the answer as one
+    ``result`` event (api/result_stream.py)."""
     async with svc.db.read() as conn:
         session = await sessions_store.get_owned(conn, session_id, caller.account_id,
                                                  caller.mode)
@@ -189,25 +193,31 @@ async def session_predict(
         system_prompt=session.system_prompt, cua_version=session.cua_version,
         steps=trajectory_steps(list(session.trajectory or [])), observation=observation,
         terminal=False, allowed_actions=tools)
-    decision = await run_brain(svc.brains, _choice_of_session(session), body.instruction,
-                                context)
-    body_parts = prediction(decision, include_reasoning=True, include_raw_code=False)
-    async with svc.db.write() as conn:
-        session = await sessions_store.get_owned(conn, session_id, caller.account_id,
-                                                 caller.mode)
-        charged = await charge(conn, caller, "session_predict", "sessionPredict", cost,
-                                response, decision.usage)
-        session = await sessions_store.record_step(
-            conn, session, {"instruction": body.instruction[:2000],
-                            "actions": body_parts["actions"],
-                            "reasoning": (body_parts.get("reasoning") or "")[:4000],
-                            "status": body_parts["status"],
-                            "usage": {"input_tokens": decision.usage.input_tokens,
-                                      "output_tokens": decision.usage.output_tokens}},
-            credits=charged, input_tokens=decision.usage.input_tokens,
-            output_tokens=decision.usage.output_tokens)
-    shown = prediction(decision, include_reasoning=body.include_reasoning,
-                       include_raw_code=body.include_raw_code)
-    return {"request_id": request.state.request_id, "session_id": session.id,
-            "step": session.step_count, **shown, "cua_version": session.cua_version,
-            "usage": usage_info(caller.mode, decision, charged)}
+
+    async def answer() -> dict[str, Any]:
+        decision = await run_brain(svc.brains, _choice_of_session(session), body.instruction,
+                                   context)
+        body_parts = prediction(decision, include_reasoning=True, include_raw_code=False)
+        async with svc.db.write() as conn:
+            fresh = await sessions_store.get_owned(conn, session_id, caller.account_id,
+                                                   caller.mode)
+            charged = await charge(conn, caller, "session_predict", "sessionPredict", cost,
+                                   response, decision.usage)
+            fresh = await sessions_store.record_step(
+                conn, fresh, {"instruction": body.instruction[:2000],
+                              "actions": body_parts["actions"],
+                              "reasoning": (body_parts.get("reasoning") or "")[:4000],
+                              "status": body_parts["status"],
+                              "usage": {"input_tokens": decision.usage.input_tokens,
+                                        "output_tokens": decision.usage.output_tokens}},
+                credits=charged, input_tokens=decision.usage.input_tokens,
+                output_tokens=decision.usage.output_tokens)
+        shown = prediction(decision, include_reasoning=body.include_reasoning,
+                           include_raw_code=body.include_raw_code)
+        return {"request_id": request.state.request_id, "session_id": fresh.id,
+                "step": fresh.step_count, **shown, "cua_version": fresh.cua_version,
+                "usage": usage_info(caller.mode, decision, charged)}
+
+    if wants_stream(request):
+        return ResultStream(request, answer())
+    return await answer()
