@@ -1,20 +1,18 @@
-"""The claim loop: a worker takes claimable runs (up to its slots), keeps
-their leases alive, interrupts the ones a user cancels, and sweeps runs that
-nobody drives past their deadline or their wait for a human."""
+"""The run worker: the claim loop (engine/claim_loop.py) over runs, each
+driven by the runner; sweeps runs that nobody drives past their deadline or
+their wait for a human."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import logging
-import os
-import secrets
-import socket
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from deckhand.brains.resolve import BrainResolver
+from deckhand.engine.claim_loop import ClaimLoop, new_worker_id
 from deckhand.engine.lifecycle import Lifecycle
 from deckhand.engine.notify import Notifier
 from deckhand.engine.runner import Runner
@@ -24,14 +22,14 @@ from deckhand.store.db import Database
 from deckhand.store.runs import TERMINAL
 from deckhand.store.types import utcnow
 
-log = logging.getLogger("deckhand.worker")
+__all__ = ["Worker", "new_worker_id"]
 
 
-def new_worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+class Worker(ClaimLoop):
+    kind = "run"
+    claim_topic = "runs"
+    cancel_topic = "cancel"
 
-
-class Worker:
     def __init__(
         self,
         db: Database,
@@ -45,135 +43,36 @@ class Worker:
         worker_id: str | None = None,
         brains: BrainResolver | None = None,
     ) -> None:
-        self.db = db
-        self.notifier = notifier
+        super().__init__(db, notifier, slots=slots, lease_seconds=lease_seconds,
+                         poll_seconds=poll_seconds, worker_id=worker_id)
         self.lifecycle = lifecycle
-        self.slots = slots
-        self.lease = timedelta(seconds=lease_seconds)
-        self.poll = poll_seconds
-        self.id = worker_id or new_worker_id()
         self.runner = Runner(db, lifecycle, connect_machine, self.id, brains=brains)
-        self._running: dict[str, asyncio.Task[None]] = {}
-        self._cancelling: set[str] = set()
-        self._tasks: list[asyncio.Task[None]] = []
 
-    # -- lifecycle ----------------------------------------------------------
-    def start(self) -> None:
-        self._tasks = [
-            asyncio.create_task(self._claim_loop(), name=f"claim-{self.id}"),
-            asyncio.create_task(self._lease_loop(), name=f"lease-{self.id}"),
-            asyncio.create_task(self._sweep_loop(), name=f"sweep-{self.id}"),
-        ]
+    async def claim(self, conn: AsyncConnection, lease_until: datetime,
+                    exclude: set[str]) -> str | None:
+        return await runs_store.claim(conn, self.id, lease_until, exclude=exclude)
 
-    async def stop(self) -> None:
-        """Stop claiming; hand every run in hand back for another worker."""
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
-        running = list(self._running.values())
-        for t in running:
-            t.cancel()
-        for t in running:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+    async def renew(self, conn: AsyncConnection, ids: list[str],
+                    lease_until: datetime) -> set[str]:
+        return await runs_store.renew_leases(conn, self.id, ids, lease_until)
 
-    @property
-    def active_runs(self) -> set[str]:
-        return set(self._running)
+    async def cancel_requested_among(self, conn: AsyncConnection, ids: list[str]) -> set[str]:
+        return await runs_store.cancel_requested_among(conn, ids)
 
-    # -- claiming -------------------------------------------------------------
-    async def _claim_loop(self) -> None:
-        with self.notifier.subscribe("runs") as waiter:
-            while True:
-                claimed = 0
-                while len(self._running) < self.slots:
-                    run_id = await self._claim_one()
-                    if run_id is None:
-                        break
-                    claimed += 1
-                    self._launch(run_id)
-                if not claimed:
-                    await waiter.wait(self.poll)
+    async def drive(self, item_id: str, cancel_requested: Callable[[], bool]) -> None:
+        await self.runner.drive(item_id, cancel_requested)
 
-    async def _claim_one(self) -> str | None:
-        try:
-            async with self.db.write() as conn:
-                return await runs_store.claim(conn, self.id, utcnow() + self.lease,
-                                              exclude=set(self._running))
-        except Exception:
-            log.exception("claim failed; retrying")
-            return None
-
-    def _launch(self, run_id: str) -> None:
-        task = asyncio.create_task(self._drive(run_id), name=f"run-{run_id}")
-        self._running[run_id] = task
-
-    async def _drive(self, run_id: str) -> None:
-        try:
-            await self.runner.drive(run_id, lambda: run_id in self._cancelling)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("run %s crashed the runner", run_id)
-            await self._fail_crashed(run_id)
-        finally:
-            self._running.pop(run_id, None)
-            self._cancelling.discard(run_id)
-            self.notifier.wake_local("runs", "*")
-
-    async def _fail_crashed(self, run_id: str) -> None:
+    async def crashed(self, item_id: str) -> None:
+        """A bug in the runner: the run fails rather than being retried into
+        the same bug by every worker."""
         with contextlib.suppress(Exception):
             async with self.db.write() as conn:
-                run = await runs_store.get(conn, run_id)
+                run = await runs_store.get(conn, item_id)
                 if run is not None and run.status not in TERMINAL:
                     await self.lifecycle.finish(conn, run, "failed", error={
                         "code": ErrorCode.INTERNAL_ERROR.value,
                         "message": "The run hit an internal error; see the server log.",
                     })
-
-    # -- leases and cancellation -----------------------------------------------
-    async def _lease_loop(self) -> None:
-        renew_every = self.lease.total_seconds() / 3
-        last_renew = 0.0
-        loop = asyncio.get_running_loop()
-        with self.notifier.subscribe("cancel") as waiter:
-            while True:
-                ids = list(self._running)
-                try:
-                    if loop.time() - last_renew >= renew_every:
-                        async with self.db.write() as conn:
-                            held = await runs_store.renew_leases(conn, self.id, ids,
-                                                                 utcnow() + self.lease)
-                        last_renew = loop.time()
-                        for lost in set(ids) - held:
-                            # A run that ended during the renewal is not held
-                            # either, and has left (or is leaving) _running.
-                            task = self._running.get(lost)
-                            if task is not None and not task.done():
-                                log.warning("run %s: lease lost; stopping", lost)
-                                task.cancel()
-                    async with self.db.read() as conn:
-                        cancelled = await runs_store.cancel_requested_among(conn, ids)
-                except Exception:
-                    log.exception("lease upkeep failed; retrying")
-                    cancelled = set()
-                for run_id in cancelled - self._cancelling:
-                    task = self._running.get(run_id)
-                    if task is not None:
-                        self._cancelling.add(run_id)
-                        task.cancel()
-                await waiter.wait(min(self.poll, renew_every))
-
-    # -- sweeping -----------------------------------------------------------------
-    async def _sweep_loop(self) -> None:
-        while True:
-            try:
-                await self.sweep()
-            except Exception:
-                log.exception("sweep failed; retrying")
-            await asyncio.sleep(self.poll)
 
     async def sweep(self) -> None:
         """End runs nobody drives whose deadline, or wait for a human, is over."""
