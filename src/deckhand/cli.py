@@ -175,18 +175,28 @@ def machine_agent(
         "--desktop", help="Serve a desktop (Xvfb, openbox, xterm, headful browser).")] = False,
     browser: Annotated[bool, typer.Option(
         "--browser", help="Launch the browser before reporting ready.")] = False,
+    settle_quiet_ms: Annotated[Optional[int], typer.Option(
+        help="After a screen action the screen is settled once still this long "
+             "(default: $DECKHAND_SETTLE_QUIET_MS or 60).")] = None,
+    settle_cap_ms: Annotated[Optional[int], typer.Option(
+        help="The longest an action waits for it (default: $DECKHAND_SETTLE_CAP_MS or "
+             "3000).")] = None,
 ) -> None:
     """Serve one machine over HTTP (bearer token)."""
     import os
 
     from deckhand.machines.agent.__main__ import read_token
     from deckhand.machines.agent.serving import run_agent
+    from deckhand.machines.agent.settle import SettlePolicy
 
+    settings = _settings()
     os.makedirs(workspace, mode=0o700, exist_ok=True)
     run_agent(machine_id=machine_id, workspace=workspace,
               token=token or read_token(token_file), listen=listen, ready_file=ready_file,
               sandbox=sandbox, network=network, state_dir=state_dir, desktop=desktop,
-              browser=browser)
+              browser=browser, settle=SettlePolicy(
+                  settle_quiet_ms if settle_quiet_ms is not None else settings.settle_quiet_ms,
+                  settle_cap_ms if settle_cap_ms is not None else settings.settle_cap_ms))
 
 
 @machines_app.command("register")

@@ -65,6 +65,10 @@ class Settings(BaseSettings):
                                                   "POST /v1/machines waits for `running`")
     machine_snapshot_credits: int = Field(default=1, ge=0)
     public_url: str | None = None  # how clients reach this server (live-view links)
+    # Adaptive settle after screen actions (docs/machines.md): the screen counts as
+    # settled once still this long, and an action waits at most the cap for it.
+    settle_quiet_ms: int = Field(default=60, ge=1, le=60_000)
+    settle_cap_ms: int = Field(default=3000, ge=0, le=60_000)
 
     # Brains (docs/models.md). DECKHAND_BRAIN: managed (the first provider configured
     # below, else offline) | offline | anthropic | openai | openai_compat | scripted.

@@ -15,6 +15,7 @@ from deckhand.engine.worker import Worker
 from deckhand.engine.workflow_lifecycle import WorkflowLifecycle
 from deckhand.engine.workflow_worker import WorkflowWorker
 from deckhand.events.webhooks import WebhookDispatcher
+from deckhand.machines.agent.settle import SettlePolicy
 from deckhand.machines.local import LocalMachineProvider
 from deckhand.machines.service import MachineService
 from deckhand.metering import UsageMeter
@@ -52,8 +53,9 @@ class Services:
             settings=settings, db=db, secret=secret, usage=UsageMeter(db), notifier=notifier,
             lifecycle=lifecycle,
             submitter=RunSubmitter(lifecycle, secret, settings.max_steps_ceiling, brains=brains),
-            machines=MachineService(db, secret, LocalMachineProvider(settings.data_dir),
-                                    settings),
+            machines=MachineService(db, secret, LocalMachineProvider(
+                settings.data_dir, settle=SettlePolicy(settings.settle_quiet_ms,
+                                                       settings.settle_cap_ms)), settings),
             webhooks=WebhookDispatcher(db, secret, settings),
             workflows=WorkflowLifecycle(notifier, lifecycle, secret),
             brains=brains,

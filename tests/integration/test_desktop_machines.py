@@ -66,7 +66,8 @@ async def test_type_a_command_in_xterm_and_see_it_on_the_screen(sqlite_server) -
             "x": w["x"] + w["width"] // 2, "y": w["y"] + w["height"] // 2}})
         body = r.json()
         assert_valid("ActionResultResponse", body)
-        assert body["success"] and body["duration_ms"] < 50
+        assert body["success"] and body["result"]["settle"]["mode"] == "auto"
+        assert body["duration_ms"] - body["result"]["settle"]["waited_ms"] < 50
         r = await c.post(act, json={"command": "type",
                                     "parameters": {"text": "echo desktop-$((6*7))-ok"}})
         assert r.json()["success"]

@@ -36,6 +36,7 @@ import httpx
 
 from deckhand.errors import MachineError, ValidationFailed
 from deckhand.machines.agent.proctree import descendant_pids
+from deckhand.machines.agent.settle import SettlePolicy
 from deckhand.machines.remote import RemoteMachine
 
 READY_FILE = "agent.json"
@@ -64,9 +65,11 @@ class LocalMachineProvider:
         sandbox: bool | None = None,
         ready_timeout: float = 10.0,
         python: str = sys.executable,
+        settle: SettlePolicy | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.sandbox = sandbox
+        self.settle = settle or SettlePolicy()
         self.ready_timeout = ready_timeout
         self.python = python
         self._children: dict[str, subprocess.Popen[bytes]] = {}
@@ -150,6 +153,8 @@ class LocalMachineProvider:
             "--listen", "127.0.0.1:0",
             "--ready-file", str(ready),
             "--network" if network else "--no-network",
+            "--settle-quiet-ms", str(self.settle.quiet_ms),
+            "--settle-cap-ms", str(self.settle.cap_ms),
         ]
         if kind == "desktop":
             argv.append("--desktop")

@@ -13,6 +13,7 @@ import stat
 import sys
 
 TOKEN_ENV = "DECKHAND_AGENT_TOKEN"
+DEFAULT_QUIET_MS, DEFAULT_CAP_MS = 60, 3000  # as in deckhand.machines.agent.settle
 
 
 def read_token(token_file: str | None) -> str:
@@ -47,10 +48,16 @@ def main(argv: list[str] | None = None) -> None:
                         help="run a desktop (Xvfb, openbox, xterm) for this machine")
     parser.add_argument("--browser", action="store_true",
                         help="launch the browser before reporting ready")
+    parser.add_argument("--settle-quiet-ms", type=int, default=DEFAULT_QUIET_MS,
+                        help="after a screen action, the screen is settled once still this "
+                             "long (ms)")
+    parser.add_argument("--settle-cap-ms", type=int, default=DEFAULT_CAP_MS,
+                        help="and an action waits at most this long for it (ms)")
     args = parser.parse_args(argv)
     token = read_token(args.token_file)
     # Imported after the arguments are read: `--help` stays fast.
     from deckhand.machines.agent.serving import run_agent
+    from deckhand.machines.agent.settle import SettlePolicy
 
     run_agent(
         machine_id=args.machine_id,
@@ -63,6 +70,7 @@ def main(argv: list[str] | None = None) -> None:
         state_dir=args.state_dir,
         desktop=args.desktop,
         browser=args.browser,
+        settle=SettlePolicy(args.settle_quiet_ms, args.settle_cap_ms),
     )
 
 

@@ -25,6 +25,7 @@ from PIL import Image
 from playwright._impl._errors import Error as PlaywrightError  # cheap to import (async_api is not)
 
 from deckhand.machines.agent.desktop import Frame
+from deckhand.machines.agent.pagewatch import NetworkActivity
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ BASE_ARGS = [
     "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic",
     "--disable-dev-shm-usage", "--password-store=basic", "--no-default-browser-check",
     "--test-type",  # no "unsupported command-line flag" bar over the page
+    "--disable-smooth-scrolling",  # a wheel scrolls at once: nothing to wait for
 ]
 # A machine whose metadata says network: "off": every request goes to a dead proxy.
 NO_NETWORK_ARGS = ["--proxy-server=127.0.0.1:9", "--proxy-bypass-list=<-loopback>"]
@@ -41,6 +43,15 @@ ALLOWED_SCHEMES = {"http", "https", "about", "data"}
 JPEG_QUALITY = 75
 TEXT_LIMIT = 100_000
 HTML_LIMIT = 500_000
+# The scroll position once the wheel's scroll is applied: two animation frames
+# on (a page that draws no frames, hidden, answers at the cap).
+SCROLLED_JS = """
+() => new Promise(done => {
+  const answer = () => done([scrollX, scrollY]);
+  requestAnimationFrame(() => requestAnimationFrame(answer));
+  setTimeout(answer, 1000);
+})
+"""
 
 CLICKABLES_JS = """
 () => {
@@ -152,6 +163,7 @@ class Browser:
         self._cdp: dict[int, Any] = {}
         self._lock = asyncio.Lock()
         self.version = ""
+        self.requests = NetworkActivity()  # requests in flight, for the settle
 
     @property
     def headless(self) -> bool:
@@ -194,6 +206,7 @@ class Browser:
                 raise
             self._pw = pw
             self.version = self.context.browser.version if self.context.browser else ""
+            self.requests.attach(self.context)
             self.context.on("page", self._on_page)
             for page in self.context.pages:
                 self._on_page(page)
@@ -244,6 +257,11 @@ class Browser:
         if self._current >= len(pages):
             self._current = len(pages) - 1
         return pages[self._current]
+
+    def current_page(self) -> Any:
+        """The active tab, or None (the browser is not started by asking)."""
+        pages = self.pages
+        return pages[min(self._current, len(pages) - 1)] if pages else None
 
     def has_page(self) -> bool:
         """Whether a page with content is open (for the agent's screen)."""
@@ -369,8 +387,7 @@ class Browser:
         if x is not None and y is not None:
             await page.mouse.move(x, y)
         await page.mouse.wheel(dx, dy)
-        await page.wait_for_timeout(50)
-        pos = await page.evaluate("() => [scrollX, scrollY]")
+        pos = await page.evaluate(SCROLLED_JS)
         return {"scroll_x": pos[0], "scroll_y": pos[1]}
 
     async def wait(self, p: dict[str, Any]) -> dict[str, Any]:

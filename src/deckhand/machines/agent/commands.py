@@ -2,7 +2,12 @@
 carried out by the machine agent. Every command answers a
 :class:`CommandResult`; a failure is ``ok=False`` with a message, never an
 exception. Commands without a meaning on this machine (window commands
-without a desktop) fail with a message that says why."""
+without a desktop) fail with a message that says why.
+
+Commands that can change the screen settle it afterwards (:mod:`.settle`;
+``parameters.settle`` overrides: ``"auto"``, ``"none"``, milliseconds) and
+report ``result.settle``; ``browser_*`` commands answer the settled page's
+screenshot, other commands too with ``parameters.screenshot: true``."""
 
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ from deckhand.machines.agent.desktop import DesktopError
 from deckhand.machines.agent.files import FileAccessError
 from deckhand.machines.agent.ocr import OcrError
 from deckhand.machines.agent.screen import ScreenError
+from deckhand.machines.agent.settle import SettleError
 from deckhand.machines.agent.terminal import TerminalError
 from deckhand.machines.agent.windows import WindowError
 from deckhand.machines.agent.xinput import InputError, split_combo
@@ -54,6 +60,14 @@ FILE_COMMANDS = {
 }
 TERMINAL_OUTPUT_LIMIT = 5000  # the contract: output truncated VM-side to 5000 chars
 NO_SCREENSHOT = {"browser_close", "browser_info", "browser_list_tabs"}
+# Commands after which the screen is settled unless parameters.settle says otherwise.
+SETTLING_COMMANDS = frozenset({
+    "click", "double_click", "click_with_modifiers", "type", "key_press", "key_combo", "scroll",
+    "drag", "switch_to_window", "close_window", "minimize_window", "maximize_window",
+    "restore_window", "arrange_windows", "move_window", "browser_open", "browser_navigate",
+    "browser_click", "browser_type", "browser_scroll", "browser_open_tab", "browser_close_tab",
+    "browser_switch_tab",
+})  # not browser_execute: a script mostly reads (parameters.settle: "auto" when it acts)
 
 
 class CommandFailed(Exception):
@@ -77,20 +91,29 @@ class CommandResult:
 async def run_command(agent: MachineAgent, command: str, params: dict[str, Any],
                       timeout_ms: int | None = None) -> CommandResult:
     started = time.monotonic()
+    on_browser = command.startswith("browser_")
+    wants_shot = (command not in NO_SCREENSHOT and params.get("screenshot", True) is not False
+                  if on_browser else params.get("screenshot") is True)
     try:
         async with asyncio.timeout((timeout_ms or 120_000) / 1000):
+            spec = agent.screen.settle_policy.resolve(
+                params.get("settle"), "auto" if command in SETTLING_COMMANDS else "none")
+            watch = agent.screen.watch("browser" if on_browser else None)
             result = await _dispatch(agent, command, params)
+            done = await watch.settle(spec, frame=wants_shot and (
+                agent.browser.running or not on_browser))
+        if spec.mode != "none" or "settle" in params:
+            result = {**result, "settle": done.report.as_dict()}
         shot = None
-        if command.startswith("browser_") and command not in NO_SCREENSHOT \
-                and agent.browser.running and params.get("screenshot", True):
-            frame = await agent.browser.screenshot()
-            shot = "data:image/jpeg;base64," + base64.b64encode(frame.jpeg).decode()
+        if done.frame is not None:
+            shot = "data:image/jpeg;base64," + base64.b64encode(done.frame.jpeg).decode()
         return CommandResult(ok=True, result=result, duration_ms=_ms(started), screenshot=shot)
     except TimeoutError:
         return CommandResult(ok=False, error=f"{command} did not finish within "
                              f"{(timeout_ms or 120_000) / 1000:g} s", duration_ms=_ms(started))
     except (CommandFailed, BrowserError, DesktopError, FileAccessError, OcrError, ScreenError,
-            TerminalError, WindowError, InputError, ValueError, TypeError, KeyError) as exc:
+            TerminalError, WindowError, InputError, SettleError, ValueError, TypeError,
+            KeyError) as exc:
         return CommandResult(ok=False, error=_message(exc), duration_ms=_ms(started))
     except Exception as exc:  # Playwright's errors and the like: the error boundary
         name = type(exc).__name__
@@ -242,7 +265,6 @@ async def _window(agent: MachineAgent, command: str, p: dict[str, Any]) -> dict[
     elif command == "move_window":
         await asyncio.to_thread(w.move, target.id, _int(p, "x"), _int(p, "y"),
                                 _int(p, "width"), _int(p, "height"))
-    await asyncio.sleep(0.05)  # let the window manager apply it
     return {"window": target.as_dict()}
 
 

@@ -219,8 +219,9 @@ class Desktop:
         raw, w, h = self.grab()
         return Frame(encode_jpeg(raw, w, h, quality), w, h, "desktop")
 
-    def image(self) -> Image.Image:
-        raw, w, h = self.grab()
+    def image(self, shot: tuple[bytes, int, int] | None = None) -> Image.Image:
+        """The screen (or a ``grab()`` taken before) as a Pillow image."""
+        raw, w, h = shot or self.grab()
         return Image.frombuffer("RGB", (w, h), bytes(raw), "raw", "BGRX", 0, 1)
 
     # ------------------------------------------------------------------ live view

@@ -1,8 +1,9 @@
 """HTTP plumbing of the machine agent: the bearer-token gate, JSON bodies,
-error answers, client-disconnect detection."""
+error answers, client-disconnect detection, frames as JSON."""
 
 from __future__ import annotations
 
+import base64
 import hmac
 import json
 from typing import Any
@@ -12,6 +13,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from deckhand.agent.actions import ActionResult
+from deckhand.machines.agent.desktop import Frame
 
 MAX_BODY_BYTES = 80 * 1024 * 1024  # 50 MB of file content, base64-encoded, plus JSON
 
@@ -65,3 +67,11 @@ async def json_body(request: Request) -> dict[str, Any] | None:
 def error_response(status: int, message: str) -> JSONResponse:
     return JSONResponse(ActionResult(ok=False, error=message).model_dump(mode="json"),
                         status_code=status)
+
+
+def frame_json(frame: Frame | None) -> dict[str, Any] | None:
+    """A frame as ``{image_b64, mime_type, width, height, source}`` (None: no frame)."""
+    if frame is None:
+        return None
+    return {"image_b64": base64.b64encode(frame.jpeg).decode(), "mime_type": "image/jpeg",
+            "width": frame.width, "height": frame.height, "source": frame.source}

@@ -6,8 +6,6 @@ recognition on the desktop, the page's DOM in a headless browser."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Any
 
 from deckhand.agent.actions import (
@@ -25,13 +23,17 @@ from deckhand.agent.actions import (
 from deckhand.machines.agent import ocr
 from deckhand.machines.agent.browser import Browser
 from deckhand.machines.agent.desktop import Desktop, Frame
+from deckhand.machines.agent.probes import BrowserProbe, DesktopProbe
+from deckhand.machines.agent.settle import Probe, SettlePolicy, Watch
 from deckhand.machines.agent.terminal import TerminalSessions
 from deckhand.machines.agent.termscreen import TerminalScreen, screen_lines
 from deckhand.machines.agent.xinput import split_combo
 
 SCREEN_TEXT_LIMIT = 20_000
-GROUNDING_RETRIES = (0.3, 0.7, 0.0)
-DESKTOP_SETTLE_S = 0.4
+GROUNDING_LOOKS = 3  # text recognition again while the screen keeps changing under it
+# Actions after which the screen is settled unless the caller says otherwise.
+SETTLING_ACTIONS = frozenset({"click", "move", "drag", "type", "key", "scroll", "open_url",
+                              "click_text"})
 
 
 class ScreenError(Exception):
@@ -45,12 +47,12 @@ NO_SCREEN = ("this machine has no desktop and no page is open, so there is nothi
 
 class Screen:
     def __init__(self, terminals: TerminalSessions, browser: Browser,
-                 desktop: Desktop | None = None) -> None:
+                 desktop: Desktop | None = None, settle: SettlePolicy | None = None) -> None:
         self.terminals = terminals
         self.browser = browser
         self.desktop = desktop
+        self.settle_policy = settle or SettlePolicy()
         self._term = TerminalScreen()
-        self._last_input = 0.0
 
     @property
     def source(self) -> str:
@@ -68,6 +70,26 @@ class Screen:
         if source == "browser":
             return await self.browser.screenshot()
         return self._term.render(self.terminals.transcript(), self.terminals.version)
+
+    # ------------------------------------------------------------------ settle
+
+    def watch(self, target: str | None = None) -> Watch:
+        """Start watching the screen before an action (``target="browser"``:
+        the browser's page, whatever the machine's screen is)."""
+        capture = self.browser.screenshot if target == "browser" else self.capture
+        return Watch(lambda since: self._probe(target, since), capture)
+
+    def _probe(self, target: str | None, since: float) -> Probe | None:
+        source = target or self.source
+        if source == "desktop" and self.desktop is not None:
+            return DesktopProbe(self.desktop, self.browser, since)
+        if source == "browser" and self.browser.current_page() is not None:
+            return BrowserProbe(self.browser, since)
+        return None  # the rendered terminal changes only when a command writes
+
+    async def settle_now(self) -> None:
+        """Let whatever is still drawing finish before the screen is read."""
+        await self.watch().settle(self.settle_policy.resolve("auto"))
 
     async def text(self) -> tuple[str, str]:
         """The text on the screen now, and where it was read from (``ocr``,
@@ -91,7 +113,7 @@ class Screen:
             info = await self.browser.goto(action.url)
             return ActionResult(ok=True, output=f"opened {info['url']}", data=info)
         if isinstance(action, Screenshot):
-            await self._settle()
+            await self.settle_now()
             frame = await self.capture()
             text, how = await self.text()
             return ActionResult(ok=True, data={"width": frame.width, "height": frame.height,
@@ -108,7 +130,6 @@ class Screen:
     def _desktop_input(self, action: Any) -> ActionResult:
         assert self.desktop is not None and self.desktop.input is not None
         x = self.desktop.input
-        self._last_input = time.monotonic()
         if isinstance(action, Click):
             _inside(action.x, action.y, self.desktop.width, self.desktop.height)
             x.click(action.x, action.y, action.button, action.count)
@@ -154,19 +175,20 @@ class Screen:
         if source == "desktop":
             assert self.desktop is not None and self.desktop.input is not None
             # The screen may still be drawing what the last action caused.
-            await self._settle()
-            for pause in GROUNDING_RETRIES:
-                match, found = await ocr.locate(self.desktop.image(), label)
-                if match is not None:
-                    break
-                await asyncio.sleep(pause)
+            await self.settle_now()
+            for look in range(GROUNDING_LOOKS):
+                shot = self.desktop.grab()
+                match, found = await ocr.locate(self.desktop.image(shot), label)
+                if match is not None or look + 1 == GROUNDING_LOOKS \
+                        or self.desktop.grab()[0] == shot[0]:
+                    break  # found, or the screen is as it was read: the label is not there
+                await self.settle_now()
             if match is None:
                 seen = ocr.text_of(found)[:400] or "(no text recognised)"
                 return ActionResult(ok=False, error=f"{label!r} is not on the screen "
                                     f"(text recognition read: {seen})",
                                     data={"grounding": "ocr"})
             self.desktop.input.click(match.x, match.y)
-            self._last_input = time.monotonic()
             return ActionResult(ok=True, output=f"clicked {match.text!r}", data={
                 "x": match.x, "y": match.y, "grounding": "ocr", "text": match.text})
         if source == "browser":
@@ -179,16 +201,6 @@ class Screen:
             return ActionResult(ok=True, output=f"clicked {found_el['tag']} {label!r}",
                                 data={**found_el, "grounding": "dom"})
         raise ScreenError(NO_SCREEN.format(what=f"click {label!r} on"))
-
-
-    async def _settle(self) -> None:
-        """On a desktop, let the applications draw what the last input
-        caused before the screen is read (software rendering under Xvfb)."""
-        if self.desktop is None:
-            return
-        wait = self._last_input + DESKTOP_SETTLE_S - time.monotonic()
-        if wait > 0:
-            await asyncio.sleep(wait)
 
 
 def _verb(action: Any) -> str:

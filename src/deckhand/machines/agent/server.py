@@ -6,7 +6,9 @@ Endpoints (every request needs ``Authorization: Bearer <token>``):
 - ``GET /info`` → what the agent runs (desktop, browser, screen, vnc, pid)
 - ``POST /claim`` ``{"machine_id", "network"}`` / ``POST /release`` — the
   identity of an agent started without one (warm pool, remote host)
-- ``POST /act`` ``{"action": <Action>, "action_id": optional}`` → ActionResult
+- ``POST /act`` ``{"action": <Action>, "action_id", "settle", "screenshot": optional}``
+  → ActionResult (``data.settle`` reports the settle, :mod:`.settle`), plus
+  ``screenshot: {image_b64, width, height, source}`` (the settled screen) when asked
 - ``POST /command`` ``{"command", "parameters", "timeout_ms"}`` → the
   contract's ActionRequest commands (:mod:`.commands`)
 - ``GET /screenshot`` → JPEG (``X-Width``, ``X-Height``, ``X-Source``)
@@ -25,8 +27,6 @@ the action's task is cancelled, which kills a running command. Errors become
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import logging
 import os
@@ -34,7 +34,7 @@ import shutil
 import time
 from collections.abc import Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -58,16 +58,19 @@ from deckhand.agent.actions import (
 from deckhand.machines.agent import live
 from deckhand.machines.agent.browser import Browser, BrowserError
 from deckhand.machines.agent.commands import run_command
-from deckhand.machines.agent.desktop import Desktop, DesktopError
+from deckhand.machines.agent.desktop import Desktop, DesktopError, Frame
+from deckhand.machines.agent.fileops import BadParameters, file_op
 from deckhand.machines.agent.files import FileAccessError, WorkspaceFiles
 from deckhand.machines.agent.ocr import OcrError
 from deckhand.machines.agent.plumbing import (
     BearerAuth,
     error_response,
+    frame_json,
     json_body,
     wait_for_disconnect,
 )
-from deckhand.machines.agent.screen import Screen, ScreenError
+from deckhand.machines.agent.screen import SETTLING_ACTIONS, Screen, ScreenError
+from deckhand.machines.agent.settle import SettleError, SettlePolicy
 from deckhand.machines.agent.terminal import TerminalError, TerminalSessions
 from deckhand.machines.agent.windows import WindowError
 from deckhand.machines.agent.xinput import InputError
@@ -75,12 +78,9 @@ from deckhand.machines.agent.xinput import InputError
 logger = logging.getLogger(__name__)
 
 KINDS = ("terminal", "files")
-FILE_OPS = (
-    "read", "exists", "list", "list-directory", "download", "list-downloads",
-    "write", "edit", "append", "delete", "delete-directory",
-)
 
 _action_adapter: TypeAdapter[Action] = TypeAdapter(Action)
+Acted = tuple[ActionResult, Frame | None]  # the result, and the settled screen if asked
 
 
 class MachineAgent:
@@ -103,6 +103,7 @@ class MachineAgent:
         state_dir: Path | str | None = None,
         desktop: bool = False,
         browser: bool = False,
+        settle: SettlePolicy | None = None,
     ) -> None:
         self.machine_id = machine_id
         self.workspace = Path(os.path.realpath(workspace))
@@ -115,8 +116,8 @@ class MachineAgent:
         self.desktop = (Desktop(self.state_dir, self.workspace, sandbox=self.terminals.sandbox,
                                 network=network) if desktop else None)
         self.browser = self._new_browser()
-        self.screen = Screen(self.terminals, self.browser, self.desktop)
-        self._running: dict[str, asyncio.Task[ActionResult]] = {}
+        self.screen = Screen(self.terminals, self.browser, self.desktop, settle)
+        self._running: dict[str, asyncio.Task[Acted]] = {}
         self._prewarm: asyncio.Task[None] | None = None
 
     def _new_browser(self) -> Browser:
@@ -192,9 +193,13 @@ class MachineAgent:
                 "vnc": ({"port": self.desktop.vnc.port} if self.desktop is not None
                         and self.desktop.vnc is not None else None)}
 
-    async def act(self, action: Action, *, action_id: str | None = None) -> ActionResult:
-        """Perform ``action``; the one place where failures become results."""
-        task = asyncio.create_task(self._guarded(action))
+    async def act(self, action: Action, *, action_id: str | None = None,
+                  settle: object = None, screenshot: bool = False) -> Acted:
+        """Perform ``action``, then settle the screen (``settle``: see
+        :mod:`.settle`; screen actions default to ``auto``) and, with
+        ``screenshot``, take the settled frame; the one place where failures
+        become results."""
+        task = asyncio.create_task(self._guarded(action, settle, screenshot))
         if action_id:
             self._running[action_id] = task
         try:
@@ -218,8 +223,8 @@ class MachineAgent:
     async def files_op(self, op: str, parameters: dict[str, Any]) -> ActionResult:
         started = time.monotonic()
         try:
-            result = await asyncio.to_thread(self._files_op, op, parameters)
-        except (FileAccessError, _BadParameters) as exc:
+            result = await asyncio.to_thread(file_op, self.files, op, parameters)
+        except (FileAccessError, BadParameters) as exc:
             return ActionResult(ok=False, error=str(exc), duration_ms=_ms_since(started))
         return result.model_copy(update={"duration_ms": _ms_since(started)})
 
@@ -235,23 +240,32 @@ class MachineAgent:
 
     # ------------------------------------------------------------------ actions
 
-    async def _guarded(self, action: Action) -> ActionResult:
+    async def _guarded(self, action: Action, settle: object, screenshot: bool) -> Acted:
         started = time.monotonic()
         try:
+            spec = self.screen.settle_policy.resolve(
+                settle, "auto" if action.kind in SETTLING_ACTIONS else "none")
+            watch = self.screen.watch()
             result = await self._perform(action)
+            if not result.ok:
+                spec = self.screen.settle_policy.resolve("none")
+            done = await watch.settle(spec, frame=screenshot)
         except asyncio.CancelledError:
             raise
         except (TerminalError, FileAccessError, ScreenError, BrowserError, DesktopError,
-                OcrError, InputError, WindowError) as exc:
-            return ActionResult(ok=False, error=str(exc), duration_ms=_ms_since(started))
+                OcrError, InputError, WindowError, SettleError) as exc:
+            return ActionResult(ok=False, error=str(exc), duration_ms=_ms_since(started)), None
         except Exception as exc:  # the error boundary: report, never a traceback
             logger.exception("action %s failed", action.kind)
             return ActionResult(
                 ok=False,
                 error=f"machine agent error: {type(exc).__name__}: {exc}",
                 duration_ms=_ms_since(started),
-            )
-        return result.model_copy(update={"duration_ms": _ms_since(started)})
+            ), None
+        update: dict[str, Any] = {"duration_ms": _ms_since(started)}
+        if spec.mode != "none" or settle is not None:
+            update["data"] = {**result.data, "settle": done.report.as_dict()}
+        return result.model_copy(update=update), done.frame
 
     async def _perform(self, action: Action) -> ActionResult:
         if isinstance(action, RunCommand):
@@ -293,57 +307,6 @@ class MachineAgent:
             return await self.screen.act(action)
         raise TerminalError(f"unsupported action kind {getattr(action, 'kind', '?')!r}")
 
-    # ------------------------------------------------------------------ files
-
-    def _files_op(self, op: str, p: dict[str, Any]) -> ActionResult:
-        f = self.files
-        if op in ("read", "download"):
-            c = f.read(_param(p, "path"), binary=op == "download")
-            return ActionResult(ok=True, output=c.content,
-                                data={"path": c.path, "encoding": c.encoding, "size": c.size})
-        if op == "exists":
-            kind = f.exists(_param(p, "path"))
-            return ActionResult(ok=True, output="true" if kind else "false",
-                                data={"exists": kind is not None, "type": kind})
-        if op in ("list", "list-directory", "list-downloads"):
-            path = "Downloads" if op == "list-downloads" else str(p.get("path") or ".")
-            if op == "list-downloads" and f.exists(path) is None:
-                return ActionResult(ok=True, data={"path": path, "entries": []})
-            listing = f.list_dir(path)
-            entries = [{"name": e.name, "type": e.type, "size": e.size} for e in listing.entries]
-            text = "\n".join(e.name + ("/" if e.type == "directory" else "")
-                             for e in listing.entries)
-            return ActionResult(ok=True, output=text, data={
-                "path": listing.path, "entries": entries, "truncated": listing.truncated})
-        if op in ("write", "append"):
-            content = _param(p, "content")
-            payload: str | bytes = content
-            if p.get("encoding") == "base64":
-                try:
-                    payload = base64.b64decode(content, validate=True)
-                except (binascii.Error, ValueError):
-                    raise _BadParameters("content is not valid base64") from None
-            real, size = f.write(_param(p, "path"), payload, append=op == "append")
-            return ActionResult(ok=True, data={"path": str(real), "bytes": size})
-        if op == "edit":
-            old = p.get("old_text", p.get("old_str"))
-            new = p.get("new_text", p.get("new_str"))
-            if not isinstance(old, str) or not isinstance(new, str):
-                raise _BadParameters("edit needs parameters old_text and new_text (strings)")
-            real = f.edit(_param(p, "path"), old, new)
-            return ActionResult(ok=True, data={"path": str(real), "replacements": 1})
-        if op == "delete":
-            real = f.delete(_param(p, "path"))
-            return ActionResult(ok=True, data={"path": str(real)})
-        if op == "delete-directory":
-            real = f.delete_dir(_param(p, "path"), recursive=bool(p.get("recursive", True)))
-            return ActionResult(ok=True, data={"path": str(real)})
-        raise _BadParameters(f"unknown file operation {op!r}; one of: {', '.join(FILE_OPS)}")
-
-
-class _BadParameters(Exception):
-    pass
-
 
 class ClaimRefused(Exception):
     pass
@@ -358,18 +321,11 @@ def _empty_dir(path: Path) -> None:
                 child.unlink()
 
 
-def _param(p: dict[str, Any], name: str) -> str:
-    value = p.get(name)
-    if not isinstance(value, str):
-        raise _BadParameters(f"parameter {name!r} (a string) is required")
-    return value
-
-
 def _ms_since(started: float) -> int:
     return int((time.monotonic() - started) * 1000)
 
 
-async def _await_or_cancel(task: asyncio.Task[ActionResult]) -> ActionResult:
+async def _await_or_cancel(task: asyncio.Task[Acted]) -> Acted:
     """Await ``task``. If the awaiting coroutine is cancelled, cancel the task
     and wait for its clean-up (killing the command) before re-raising; if the
     task alone was cancelled (``/terminal/interrupt`` with its action_id), the
@@ -380,7 +336,7 @@ async def _await_or_cancel(task: asyncio.Task[ActionResult]) -> ActionResult:
         me = asyncio.current_task()
         if task.cancelled() and me is not None and me.cancelling() == 0:
             return ActionResult(ok=False, error="the action was interrupted",
-                                data={"interrupted": True})
+                                data={"interrupted": True}), None
         task.cancel()
         await asyncio.wait({task}, timeout=5.0)
         raise
@@ -398,6 +354,7 @@ class AgentOptions:
     state_dir: str | None = None
     desktop: bool = False
     browser: bool = False
+    settle: SettlePolicy = field(default_factory=SettlePolicy)
 
 
 def create_agent_app(
@@ -417,7 +374,8 @@ def create_agent_app(
         raise ValueError("the agent needs a non-empty token")
     opts = options or AgentOptions(sandbox=sandbox, network=network)
     agent = MachineAgent(machine_id, workspace, sandbox=opts.sandbox, network=opts.network,
-                         state_dir=opts.state_dir, desktop=opts.desktop, browser=opts.browser)
+                         state_dir=opts.state_dir, desktop=opts.desktop, browser=opts.browser,
+                         settle=opts.settle)
 
     @asynccontextmanager
     async def lifespan(app: Starlette):  # type: ignore[no-untyped-def]
@@ -472,7 +430,11 @@ def create_agent_app(
         action_id = body.get("action_id")
         if action_id is not None and not isinstance(action_id, str):
             return error_response(422, "action_id must be a string")
-        work = asyncio.create_task(agent.act(action, action_id=action_id))
+        shoot = body.get("screenshot", False)
+        if not isinstance(shoot, bool):
+            return error_response(422, "screenshot must be true or false")
+        work = asyncio.create_task(agent.act(action, action_id=action_id,
+                                             settle=body.get("settle"), screenshot=shoot))
         gone = asyncio.create_task(wait_for_disconnect(request.receive))
         try:
             await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)
@@ -484,7 +446,8 @@ def create_agent_app(
                 await asyncio.wait({work}, timeout=5.0)
         if work.cancelled():
             return Response(status_code=499)
-        return JSONResponse(work.result().model_dump(mode="json"))
+        result, frame = work.result()
+        return JSONResponse({**result.model_dump(mode="json"), "screenshot": frame_json(frame)})
 
     async def command(request: Request) -> Response:
         body = await json_body(request)

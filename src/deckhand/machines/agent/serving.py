@@ -17,6 +17,7 @@ from typing import Any
 import uvicorn
 
 from deckhand.machines.agent.server import AgentOptions, create_agent_app
+from deckhand.machines.agent.settle import SettlePolicy
 
 logger = logging.getLogger(__name__)
 
@@ -139,6 +140,7 @@ def run_agent(
     state_dir: str | None = None,
     desktop: bool = False,
     browser: bool = False,
+    settle: SettlePolicy | None = None,
 ) -> None:
     """Entry point of ``deckhand machine-agent``: serve one machine until shut
     down. ``listen`` is ``HOST:PORT`` (port 0 picks a free one). Without a
@@ -151,7 +153,7 @@ def run_agent(
         logging.basicConfig(level=logging.INFO,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     options = AgentOptions(sandbox=sandbox, network=network, state_dir=state_dir,
-                           desktop=desktop, browser=browser)
+                           desktop=desktop, browser=browser, settle=settle or SettlePolicy())
     asyncio.run(
         serve(machine_id, ws, token, host=host, port=port, ready_file=ready_file,
               sandbox=sandbox, network=network, options=options)
