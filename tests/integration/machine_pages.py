@@ -24,6 +24,34 @@ button,input{font-size:22px}</style></head><body><h1>Acme portal</h1>
 LONG = ("<!doctype html><html><body style='font-size:20px'>"
         + "".join(f"<p>line {i}</p>" for i in range(300)) + "<p id='bottom'>bottom</p></body></html>")
 
+# Each click starts a 300 ms background animation in 6 steps from red; the first
+# click's ends on (and stays) blue, the second's on green, the third's on blue…
+# so a screenshot taken before the click, or before the animation's end, is
+# never the colour expected after it.
+ANIMATED = """<!doctype html><html><head><style>
+html, body {margin: 0; height: 100%; background: #ffffff}
+body.to-blue {animation: to-blue 300ms steps(6, end) forwards}
+body.to-green {animation: to-green 300ms steps(6, end) forwards}
+@keyframes to-blue {from {background: #ff0000} to {background: #0000ff}}
+@keyframes to-green {from {background: #ff0000} to {background: #00ff00}}
+</style></head><body onclick="this.dataset.n = (+(this.dataset.n || 0) + 1);
+this.className = this.dataset.n % 2 ? 'to-blue' : 'to-green'"></body></html>"""
+FINAL_COLOURS = ((0, 0, 255), (0, 255, 0))  # after click 1, 3, 5… and after click 2, 4…
+
+# Never still: a square turning forever.
+SPINNER = """<!doctype html><html><head><style>
+div {width: 300px; height: 300px; margin: 150px auto; background: #208040;
+     animation: turn 1s linear infinite}
+@keyframes turn {to {transform: rotate(360deg)}}
+</style></head><body><div></div></body></html>"""
+
+# Nothing on it moves, whatever is clicked.
+STILL = """<!doctype html><html><body style="font: 24px 'DejaVu Sans', sans-serif">
+<h1>Still</h1><p>Nothing here moves.</p><input id="q"></body></html>"""
+
+PAGES = {"signin.html": SIGNIN, "long.html": LONG, "animated.html": ANIMATED,
+         "spinner.html": SPINNER, "still.html": STILL}
+
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args: object) -> None:
@@ -33,8 +61,8 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
 @contextlib.contextmanager
 def serve_pages() -> Iterator[str]:
     with tempfile.TemporaryDirectory() as d:
-        (Path(d) / "signin.html").write_text(SIGNIN)
-        (Path(d) / "long.html").write_text(LONG)
+        for name, html in PAGES.items():
+            (Path(d) / name).write_text(html)
         handler = functools.partial(_Quiet, directory=d)
         srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         t = threading.Thread(target=srv.serve_forever, daemon=True)

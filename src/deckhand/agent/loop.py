@@ -1,6 +1,10 @@
 """One agent step: observe → decide → act (→ verify). Recording is the
 runner's job; the loop hands it the decision before acting (so progress shows
-live) and the results after."""
+live) and the results after.
+
+The step's last action asks a machine that can (``act_and_observe``) for the
+settled screen in the same call: the verifier looks at it, and the machine
+keeps it for the next step's observe, so a step costs one round trip."""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from deckhand.agent.actions import ActionResult
+from deckhand.agent.actions import Action, ActionResult
 from deckhand.agent.recovery import with_recovery_hint
 from deckhand.agent.verifier import Verdict, apply_verdict, needs_verification, verify
 from deckhand.brains.base import AgentContext, Brain, Decision, StepRecord
@@ -38,6 +42,16 @@ async def observe(machine: Machine) -> Observation | None:
     return await look()  # type: ignore[no-any-return]
 
 
+async def act(machine: Machine, action: Action, *, then_observe: bool = False
+              ) -> tuple[ActionResult, Observation | None]:
+    """Perform ``action``; with ``then_observe``, also the settled screen
+    after it when the machine returns it with the result (else None)."""
+    act_and_observe = getattr(machine, "act_and_observe", None) if then_observe else None
+    if act_and_observe is None:
+        return await machine.act(action), None
+    return await act_and_observe(action)  # type: ignore[no-any-return]
+
+
 async def run_step(
     brain: Brain,
     machine: Machine,
@@ -51,9 +65,12 @@ async def run_step(
     decision = await brain.decide(context)
     await on_decided(decision)
     results: list[ActionResult] = []
-    for action in decision.actions:
+    after: Observation | None = None
+    for i, action in enumerate(decision.actions):
         try:
-            results.append(await machine.act(action))
+            result, after = await act(machine, action,
+                                      then_observe=i == len(decision.actions) - 1)
+            results.append(result)
         except MachineError as exc:
             # The machine failing is a result the brain sees, not a crash of the run.
             results.append(ActionResult(ok=False, error=exc.message))
@@ -61,7 +78,7 @@ async def run_step(
     verdict = None
     if (decision.outcome is not None and decision.outcome.success
             and needs_verification(context.cua_version)):
-        final = await observe(machine) if decision.actions else observation
+        final = (after or await observe(machine)) if decision.actions else observation
         done = StepRecord(number=len(context.steps) + 1, decision=decision,
                           results=tuple(results), observation=observation)
         checked = context.model_copy(update={"steps": (*context.steps, done),

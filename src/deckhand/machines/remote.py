@@ -1,11 +1,22 @@
-"""A machine reached through its machine agent's HTTP API (local or remote)."""
+"""A machine reached through its machine agent's HTTP API (local or remote).
+
+One round trip per step: :meth:`RemoteMachine.act_and_observe` asks the agent
+for the settled screen with the action's result and keeps it, so that the
+next :meth:`RemoteMachine.observe` costs nothing — unless anything else was
+sent to the machine in between (every request but a screenshot invalidates
+it) or it is older than :data:`KEPT_SCREEN_MAX_AGE_S`.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
 import logging
 import secrets
+import time
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -25,6 +36,16 @@ FILES_TIMEOUT_S = 120.0
 # stops the action): a cancel must not wait long on an unresponsive agent.
 INTERRUPT_TIMEOUT_S = 0.5
 SCREENSHOT_TIMEOUT_S = 30.0
+# A screen kept from an action is what observe() answers for this long at most: a
+# screen can change by itself (a human in the live view, a page still loading).
+KEPT_SCREEN_MAX_AGE_S = 1.0
+
+
+@dataclass(frozen=True)
+class _Kept:
+    observation: Observation
+    generation: int  # of requests sent to the machine: any later one invalidates it
+    at: float
 
 
 class RemoteMachine:
@@ -49,6 +70,8 @@ class RemoteMachine:
             verify=not self.base_url.startswith("http://"),
         )
         self._background: set[asyncio.Task[Any]] = set()
+        self._generation = 0
+        self._kept: _Kept | None = None
 
     async def __aenter__(self) -> RemoteMachine:
         return self
@@ -62,20 +85,47 @@ class RemoteMachine:
 
     # ------------------------------------------------------------------ Machine
 
-    async def act(self, action: Action) -> ActionResult:
+    async def act(self, action: Action, *, settle: object = None) -> ActionResult:
+        """Perform ``action``; the agent settles the screen after a screen
+        action (``settle``: ``"auto"`` by default, ``"none"``, milliseconds)."""
+        result, _ = await self._act(action, settle, screenshot=False)
+        return result
+
+    async def act_and_observe(self, action: Action, *, settle: object = None
+                              ) -> tuple[ActionResult, Observation | None]:
+        """Perform ``action`` and return the settled screen after it in the
+        same round trip; the screen is kept for the next :meth:`observe`."""
+        before = self._generation
+        result, seen = await self._act(action, settle, screenshot=True)
+        if seen is not None and self._generation == before + 1:
+            self._kept = _Kept(seen, self._generation, time.monotonic())
+        return result, seen
+
+    async def _act(self, action: Action, settle: object, *, screenshot: bool
+                   ) -> tuple[ActionResult, Observation | None]:
         action_id = secrets.token_hex(12)
-        body = {"action": action.model_dump(mode="json"), "action_id": action_id}
+        body: dict[str, Any] = {"action": action.model_dump(mode="json"),
+                                "action_id": action_id}
+        if settle is not None:
+            body["settle"] = settle
+        if screenshot:
+            body["screenshot"] = True
         try:
             response = await self._post("/act", body, read_timeout=_read_timeout(action))
         except asyncio.CancelledError:
             session_id = action.session_id if isinstance(action, RunCommand) else None
             await self._interrupt_quietly(session_id, action_id)
             raise
-        return self._result(response)
+        return self._result(response), _observation(response) if screenshot else None
 
     async def observe(self) -> Observation | None:
         """The machine's screen now: the desktop, the browser's page, or the
-        terminal rendered to an image."""
+        terminal rendered to an image (the screen kept from the last
+        :meth:`act_and_observe` when nothing was sent since)."""
+        kept, self._kept = self._kept, None
+        if kept is not None and kept.generation == self._generation \
+                and time.monotonic() - kept.at <= KEPT_SCREEN_MAX_AGE_S:
+            return kept.observation
         try:
             frame = await self.screenshot()
         except MachineError as exc:
@@ -175,7 +225,7 @@ class RemoteMachine:
 
     async def files(self, op: str, parameters: dict[str, Any]) -> ActionResult:
         """A file operation (``read``, ``write``, ``list-directory``, …; see
-        ``deckhand.machines.agent.server.FILE_OPS``)."""
+        ``deckhand.machines.agent.fileops.FILE_OPS``)."""
         response = await self._post(f"/files/{op}", {"parameters": parameters},
                                     read_timeout=FILES_TIMEOUT_S)
         return self._result(response)
@@ -203,6 +253,7 @@ class RemoteMachine:
         return self.base_url + path
 
     async def _post(self, path: str, body: dict[str, Any], *, read_timeout: float) -> httpx.Response:
+        self._generation += 1  # whatever this does may change the screen
         timeout = httpx.Timeout(read_timeout, connect=CONNECT_TIMEOUT_S)
         try:
             response = await self._http.post(self._url(path), json=body, headers=self._headers,
@@ -260,6 +311,18 @@ def _error_text(response: httpx.Response) -> str:
     if isinstance(data, dict):
         return str(data.get("error") or data)[:500]
     return str(data)[:500]
+
+
+def _observation(response: httpx.Response) -> Observation | None:
+    """The settled screen an /act answer carries, if any."""
+    try:
+        shot = response.json().get("screenshot")
+        if not isinstance(shot, dict):
+            return None
+        return Observation(screenshot_jpeg=base64.b64decode(shot["image_b64"], validate=True),
+                           width=int(shot["width"]), height=int(shot["height"]))
+    except (ValueError, KeyError, TypeError, AttributeError, binascii.Error):
+        return None
 
 
 def _read_timeout(action: Action) -> float:
