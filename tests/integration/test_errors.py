@@ -22,8 +22,41 @@ async def test_request_id_on_every_response(sqlite_server: LiveServer) -> None:
 async def test_unknown_route_and_wrong_method(sqlite_server: LiveServer) -> None:
     async with sqlite_server.client() as c:
         assert_error(await c.get("/v1/nothing-here"), 404, "NOT_FOUND")
-        err = assert_error(await c.delete("/v1/health"), 405, "METHOD_NOT_ALLOWED")
+        r = await c.delete("/v1/health")
+        err = assert_error(r, 405, "METHOD_NOT_ALLOWED")
         assert "DELETE" in err["message"]
+        assert r.headers["allow"] == "GET, HEAD"
+
+
+async def test_allow_names_every_method_of_the_path(sqlite_server: LiveServer) -> None:
+    key = await sqlite_server.key()
+    mid = "00000000-0000-0000-0000-000000000000"
+    async with sqlite_server.client(key) as c:
+        for method, path, allow in [
+            ("OPTIONS", "/v1/keys", "GET, HEAD, POST"),  # GET and POST are two routes
+            ("TRACE", "/v1/runs", "GET, HEAD, POST"),
+            ("PUT", f"/v1/machines/{mid}", "DELETE, GET, HEAD, PATCH"),
+            # a path spelled out by a route is not a machine id for another route
+            ("PATCH", "/v1/machines/health", "GET, HEAD"),
+            ("POST", "/v1/machines/pricing", "GET, HEAD"),
+        ]:
+            r = await c.request(method, path)
+            assert_error(r, 405, "METHOD_NOT_ALLOWED")
+            assert r.headers["allow"] == allow, (method, path)
+        assert (await c.get("/v1/machines/health")).status_code == 200
+
+
+async def test_odd_values_in_paths_and_queries(sqlite_server: LiveServer) -> None:
+    key = await sqlite_server.key()
+    async with sqlite_server.client(key) as c:
+        # no request can have used this key, so it is unknown (the contract has no 422 here)
+        err = assert_error(await c.get("/v1/idempotency/%C2%84"), 404, "NOT_FOUND")
+        assert "Idempotency-Key" in err["message"]
+        assert_error(await c.get("/v1/usage", params={"period": "0000-01"}), 422,
+                     "VALIDATION_ERROR")
+        r = await c.get("/v1/usage", params={"period": "9999-12"})  # the last month there is
+        assert r.status_code == 200, r.text
+        assert r.json()["period"] == "9999-12"
 
 
 async def test_malformed_json_and_validation(sqlite_server: LiveServer) -> None:

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from fastapi import Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from deckhand import ids
 from deckhand.api.deps import principal, services
 from deckhand.api.idempotency import lookup_body
 from deckhand.api.routing import endpoint, router
@@ -159,7 +160,8 @@ async def revoke_api_key(
           response_model=UsageSummaryResponse, tags=["keys"])
 async def get_usage(
     svc: Svc, caller: Caller,
-    period: Annotated[str | None, Query(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")] = None,
+    period: Annotated[str | None, Query(pattern=r"^[1-9][0-9]{3}-(0[1-9]|1[0-2])$",
+                                        description="YYYY-MM (UTC), from 1000-01")] = None,
 ) -> UsageSummaryResponse:
     await svc.usage.flush()
     period = period or usage_store.current_period()
@@ -181,9 +183,13 @@ async def get_usage(
 @endpoint(r, "GET", "/v1/idempotency/{key}", operation_id="getIdempotencyResult",
           response_model=IdempotencyLookupResponse, tags=["keys"])
 async def get_idempotency_result(
-    key: Annotated[str, Path(max_length=128, pattern=r"^[A-Za-z0-9_\-:]+$")],
+    key: Annotated[str, Path()],
     svc: Svc, caller: Caller,
 ) -> dict[str, object]:
+    if not ids.IDEMPOTENCY_KEY_RE.match(key):
+        # The contract has no 422 here: a key no request could have used is unknown.
+        raise NotFound(f"{key[:140]!r} is not an Idempotency-Key (1-128 characters of "
+                       "A-Z a-z 0-9 _ - :), so no request used it.")
     async with svc.db.read() as conn:
         record = await idem_store.get(conn, account_id=caller.account_id, mode=caller.mode,
                                       key=key)

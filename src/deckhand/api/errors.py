@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from deckhand import errors as e
+from deckhand.api.paths import allowed_methods
 from deckhand.errors import DeckhandError, ErrorCode
 
 log = logging.getLogger("deckhand.api")
@@ -115,7 +116,9 @@ async def http_exception_handler(request: Request, exc: Exception) -> JSONRespon
         return error_response(
             request, ErrorCode.METHOD_NOT_ALLOWED,
             f"{request.method} is not allowed on {request.url.path}.",
-            headers={k: v for k, v in (exc.headers or {}).items() if k.lower() == "allow"},
+            # every method of the path (Starlette names only the first route's)
+            headers={"Allow": ", ".join(allowed_methods(request.scope))
+                     or (exc.headers or {}).get("Allow", "")},
         )
     if exc.status_code == 413:
         return error_response(request, ErrorCode.PAYLOAD_TOO_LARGE, str(exc.detail))

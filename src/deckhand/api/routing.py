@@ -14,12 +14,24 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
+from starlette.routing import Match
+from starlette.types import Scope
 
 from deckhand.api.deps import authenticate, check_scopes, services
 from deckhand.api.idempotency import run_idempotent
+from deckhand.api.paths import is_literal_path
 
 
 class DeckhandRoute(APIRoute):
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        """A path spelled out by a route (``/v1/machines/health``) is that
+        route's alone: ``PATCH /v1/machines/health`` is 405, not a PATCH of
+        a machine whose id would be "health"."""
+        match, child = super().matches(scope)
+        if match is not Match.NONE and self.param_convertors and is_literal_path(scope):
+            return Match.NONE, {}
+        return match, child
+
     def get_route_handler(self) -> Callable[[Request], Any]:
         inner = super().get_route_handler()
         extra = self.openapi_extra or {}

@@ -57,6 +57,8 @@ class UsageSummary:
 def _month(period: str) -> tuple[datetime, datetime]:
     year, month = (int(x) for x in period.split("-"))
     start = datetime(year, month, 1, tzinfo=UTC)
+    if (year, month) == (9999, 12):  # the last month datetime has
+        return start, datetime.max.replace(tzinfo=UTC)
     end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
     return start, end
 
