@@ -72,6 +72,9 @@ async def test_malformed_json_and_validation(sqlite_server: LiveServer) -> None:
         assert "color" in err["message"]
         err = assert_error(await c.post("/v1/keys", json={"name": "   "}), 422, "VALIDATION_ERROR")
         assert "name" in err["message"]
+        err = assert_error(await c.post("/v1/keys", json={"name": "a", "scopes": None}), 422,
+                           "VALIDATION_ERROR")
+        assert "scopes" in err["message"]
         assert_error(await c.get("/v1/usage", params={"period": "2026-13"}), 422,
                      "VALIDATION_ERROR")
         # curl's default form content type still means JSON here

@@ -33,6 +33,14 @@ class CreateAPIKeyRequest(BaseModel):
     name: str = Field(min_length=1, max_length=100, pattern=r".*\S.*")
     scopes: list[Scope] | None = Field(default=None, max_length=23)  # type: ignore[valid-type]
 
+    @field_validator("scopes", mode="before")
+    @classmethod
+    def _not_null(cls, v: object) -> object:
+        # only an explicit null gets here (defaults are not validated)
+        if v is None:
+            raise ValueError("scopes must be a list; omit it for the default scopes")
+        return v
+
     @field_validator("scopes")
     @classmethod
     def _unique(cls, v: list[str] | None) -> list[str] | None:
