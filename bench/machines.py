@@ -18,7 +18,9 @@ its goal. Not a test: nothing fails, the numbers are read.
   ``GET /screenshot`` round trip. Browser: ``GET /screenshot`` (CDP
   ``Page.captureScreenshot`` JPEG). Terminal: the rendered terminal.
 - click: an XTEST click (move + press + release + sync) in this process, and
-  a ``Click`` action through the agent over HTTP. type: 100 characters.
+  a ``Click`` action through the agent over HTTP (``settle: "none"``: the
+  input alone; bench/step.py times act + settle + screenshot). type: 100
+  characters.
 - memory: PSS of every process of an idle machine (the agent's session and
   its descendants), from /proc/<pid>/smaps_rollup.
 """
@@ -180,12 +182,12 @@ async def through_agents(report: Report, data: Path, n: int) -> None:
                 clicks, types = [], []
                 for i in range(n * 5):
                     t0 = time.perf_counter()
-                    r = await m.act(Click(x=100 + i, y=120))
+                    r = await m.act(Click(x=100 + i, y=120), settle="none")
                     clicks.append(time.perf_counter() - t0)
                     assert r.ok, r.error
                 for _ in range(n * 2):
                     t0 = time.perf_counter()
-                    r = await m.act(TypeText(text="abcdefghij" * 10))
+                    r = await m.act(TypeText(text="abcdefghij" * 10), settle="none")
                     types.append(time.perf_counter() - t0)
                     assert r.ok, r.error
                 report.add(f"{kind} click action (HTTP round trip)", ms(clicks))

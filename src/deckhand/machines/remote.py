@@ -116,7 +116,8 @@ class RemoteMachine:
             session_id = action.session_id if isinstance(action, RunCommand) else None
             await self._interrupt_quietly(session_id, action_id)
             raise
-        return self._result(response), _observation(response) if screenshot else None
+        result, body = self._answer(response)
+        return result, _observation(body) if screenshot else None
 
     async def observe(self) -> Observation | None:
         """The machine's screen now: the desktop, the browser's page, or the
@@ -271,9 +272,14 @@ class RemoteMachine:
         return response
 
     def _result(self, response: httpx.Response) -> ActionResult:
+        return self._answer(response)[0]
+
+    def _answer(self, response: httpx.Response) -> tuple[ActionResult, dict[str, Any]]:
+        """The ActionResult an answer carries, and the answer's whole body."""
         if response.status_code in (200, 400, 422):
             try:
-                return ActionResult.model_validate(response.json())
+                body = response.json()
+                return ActionResult.model_validate(body), body
             except (ValueError, ValidationError):
                 pass
         raise MachineError(
@@ -313,10 +319,10 @@ def _error_text(response: httpx.Response) -> str:
     return str(data)[:500]
 
 
-def _observation(response: httpx.Response) -> Observation | None:
+def _observation(body: dict[str, Any]) -> Observation | None:
     """The settled screen an /act answer carries, if any."""
     try:
-        shot = response.json().get("screenshot")
+        shot = body.get("screenshot")
         if not isinstance(shot, dict):
             return None
         return Observation(screenshot_jpeg=base64.b64decode(shot["image_b64"], validate=True),

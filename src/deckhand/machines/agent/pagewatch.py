@@ -4,17 +4,17 @@ inside the page its load state, finite animations still running and DOM
 mutations not yet painted (a MutationObserver that counts a change as
 painted two animation frames later).
 
-Infinite animations (a spinner) are not a signal: whether they change the
-screen is left to frame comparison, so a hidden one does not hold every
-settle to its cap.
+They only ever hold a settle back ("busy"); how long the screen has been
+still is for frame comparison to say. Infinite animations (a spinner) are
+not a signal, nor is anything on a page that is not visible (a hidden tab, a
+browser window covered on the desktop): whether they change the screen is
+left to the frames, so that they do not hold every settle to its cap.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from playwright._impl._errors import Error as PlaywrightError
@@ -25,14 +25,14 @@ FORGET_AFTER_S = 120.0  # a request without an end event (its page closed) is dr
 
 SIGNALS_JS = """
 () => {
+  if (document.visibilityState !== 'visible') return {hidden: true};
   const key = Symbol.for('deckhand.settle');
   let s = window[key];
   if (!s) {
-    s = {dirty: false, last: 0};  // 0: the page's time origin
+    s = {dirty: false};
     const painted = () => requestAnimationFrame(() => requestAnimationFrame(() => {
-      s.dirty = false; s.last = performance.now(); }));
+      s.dirty = false; }));
     new MutationObserver(() => {
-      s.last = performance.now();
       if (!s.dirty) { s.dirty = true; painted(); }
     }).observe(document, {subtree: true, childList: true, attributes: true,
                           characterData: true});
@@ -43,23 +43,15 @@ SIGNALS_JS = """
     if (a.playState !== 'running' || !a.effect) continue;
     if (Number.isFinite(a.effect.getComputedTiming().endTime)) animations++;
   }
-  return {dirty: s.dirty, idle_ms: performance.now() - s.last, animations,
-          ready: document.readyState};
+  return {hidden: false, dirty: s.dirty, animations, ready: document.readyState};
 }
 """
-
-
-@dataclass(frozen=True)
-class Signals:
-    busy: bool
-    idle_s: float  # since the last DOM change was painted
 
 
 class NetworkActivity:
     """Requests of a browser context in flight, with when each started."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
+    def __init__(self) -> None:
         self._inflight: dict[Any, float] = {}
 
     def attach(self, context: Any) -> None:
@@ -71,7 +63,7 @@ class NetworkActivity:
     def _started(self, request: Any) -> None:
         if request.resource_type in LONG_LIVED:
             return
-        now = self._clock()
+        now = time.monotonic()
         for old in [r for r, t in self._inflight.items() if now - t > FORGET_AFTER_S]:
             del self._inflight[old]
         self._inflight[request] = now
@@ -84,14 +76,41 @@ class NetworkActivity:
         return sum(1 for t in self._inflight.values() if t >= since)
 
 
-async def page_signals(page: Any, network: NetworkActivity, since: float,
-                       timeout_s: float) -> Signals:
-    """The page's activity now. A page that cannot answer (navigating, its
-    main thread busy beyond ``timeout_s``) is busy."""
+class SignalsPoller:
+    """Reads a page's signals in the background, one reading at a time, so
+    that a page slow to answer does not slow whoever samples frames. Until
+    its first reading it answers busy."""
+
+    def __init__(self, page: Any, network: NetworkActivity, since: float,
+                 timeout_s: float) -> None:
+        self._read = lambda: page_busy(page, network, since, timeout_s)
+        self._task: asyncio.Task[bool] | None = None
+        self._busy = True
+
+    def busy(self) -> bool:
+        """The last reading; starts the next one."""
+        if self._task is None or self._task.done():
+            if self._task is not None:
+                self._busy = self._task.result()
+            self._task = asyncio.ensure_future(self._read())
+        return self._busy
+
+    def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+
+async def page_busy(page: Any, network: NetworkActivity, since: float,
+                    timeout_s: float) -> bool:
+    """Whether the page is still doing something that will show: requests
+    started since ``since`` in flight, not loaded, a finite animation
+    running, a DOM change not painted yet. A page that cannot answer within
+    ``timeout_s`` (navigating, its main thread busy) is busy."""
     try:
         state = await asyncio.wait_for(page.evaluate(SIGNALS_JS), timeout_s)
     except (PlaywrightError, TimeoutError):
-        return Signals(busy=True, idle_s=0.0)
-    busy = bool(state["dirty"]) or state["animations"] > 0 or state["ready"] != "complete" \
+        return True
+    if state["hidden"]:
+        return False
+    return bool(state["dirty"]) or state["animations"] > 0 or state["ready"] != "complete" \
         or network.pending_since(since) > 0
-    return Signals(busy=busy, idle_s=max(0.0, float(state["idle_ms"]) / 1000))

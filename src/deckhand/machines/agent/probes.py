@@ -1,18 +1,17 @@
 """What the adaptive settle (:mod:`.settle`) looks at: a desktop (XShm grabs
 compared byte for byte, ~1 ms a look, plus the signals of the page its
-browser shows, if any) or a headless browser's page (CDP JPEG captures
-compared byte for byte, ~35 ms a look, plus the page's signals). Signals
-are read after the frame, so activity that starts after a frame was taken
-is seen by the same sample."""
+browser shows, if any, read in the background) or a headless browser's
+page (CDP JPEG captures compared byte for byte, ~35 ms a look, plus the
+page's signals, read after the frame so that activity starting after the
+frame was taken is seen by the same sample)."""
 
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from deckhand.machines.agent.browser import Browser
 from deckhand.machines.agent.desktop import Desktop, Frame, encode_jpeg
-from deckhand.machines.agent.pagewatch import Signals, page_signals
+from deckhand.machines.agent.pagewatch import SignalsPoller, page_busy
 from deckhand.machines.agent.settle import Sample
 
 DESKTOP_PAUSE_S = 0.008  # between two looks at a desktop (a grab and a compare: ~1 ms)
@@ -24,20 +23,24 @@ class DesktopProbe:
 
     def __init__(self, desktop: Desktop, browser: Browser, since: float) -> None:
         self.desktop = desktop
-        self.browser = browser
-        self.since = since
+        page = browser.current_page()
+        # The desktop's browser is read beside the grabs: a busy renderer answers slowly.
+        self._page = (SignalsPoller(page, browser.requests, since, SIGNALS_TIMEOUT_S)
+                      if page is not None else None)
 
     async def sample(self) -> Sample:
         at = time.monotonic()
         raw, width, height = self.desktop.grab()
-        signals = await _signals(self.browser, self.since)
-        return Sample(key=raw, busy=signals.busy if signals else False, at=at,
-                      idle_s=signals.idle_s if signals else float("inf"),
-                      payload=(raw, width, height))
+        busy = self._page.busy() if self._page is not None else False
+        return Sample(key=raw, busy=busy, at=at, payload=(raw, width, height))
 
     def frame(self, sample: Sample) -> Frame:
         raw, width, height = sample.payload
         return Frame(encode_jpeg(raw, width, height), width, height, "desktop")
+
+    def close(self) -> None:
+        if self._page is not None:
+            self._page.close()
 
 
 class BrowserProbe:
@@ -50,17 +53,14 @@ class BrowserProbe:
     async def sample(self) -> Sample:
         at = time.monotonic()
         shot = await self.browser.screenshot()
-        signals = await _signals(self.browser, self.since)
-        return Sample(key=shot.jpeg, busy=signals.busy if signals else True, at=at,
-                      idle_s=signals.idle_s if signals else 0.0, payload=shot)
+        page = self.browser.current_page()
+        busy = page is None or await page_busy(page, self.browser.requests, self.since,
+                                               SIGNALS_TIMEOUT_S)
+        return Sample(key=shot.jpeg, busy=busy, at=at, payload=shot)
 
     def frame(self, sample: Sample) -> Frame:
         shot: Frame = sample.payload
         return shot
 
-
-async def _signals(browser: Browser, since: float) -> Signals | None:
-    page: Any = browser.current_page()
-    if page is None:
+    def close(self) -> None:
         return None
-    return await page_signals(page, browser.requests, since, SIGNALS_TIMEOUT_S)

@@ -111,14 +111,12 @@ class SettleReport:
 @dataclass(frozen=True)
 class Sample:
     """One look at the screen. ``key`` is compared with ``==`` (equal: same
-    screen); ``busy`` says the machine's own signals report activity;
-    ``idle_s`` is how long those signals have been quiet (``inf``: no
-    signals); ``at`` is when the look began."""
+    screen); ``busy`` says the machine's own signals report activity that
+    will show; ``at`` is when the look began."""
 
     key: object
     busy: bool
     at: float
-    idle_s: float = float("inf")
     payload: Any = None
 
 
@@ -131,6 +129,9 @@ class Probe(Protocol):
     async def sample(self) -> Sample: ...
 
     def frame(self, sample: Sample) -> Frame: ...
+
+    def close(self) -> None:
+        """Stop whatever the probe runs in the background."""
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,10 @@ class Watch:
             shot = await self._capture() if frame else None
             settled = True if spec.mode == "auto" else None
             return Settled(SettleReport(spec.mode, settled, self._ms_since(start)), shot)
-        return await self._watch(probe, spec, start, frame)
+        try:
+            return await self._watch(probe, spec, start, frame)
+        finally:
+            probe.close()
 
     async def _watch(self, probe: Probe, spec: Settle, start: float, frame: bool) -> Settled:
         quiet, deadline = spec.quiet_ms / 1000, start + spec.cap_ms / 1000
@@ -181,7 +185,6 @@ class Watch:
                 last_change = sample.at
             if sample.busy:
                 last_change = now
-            last_change = max(last_change, now - sample.idle_s)
             if prev is not None and not changed and not sample.busy \
                     and now - last_change >= quiet:
                 return self._done(probe, sample, True, start, changes, frame)
