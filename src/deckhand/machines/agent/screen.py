@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from playwright._impl._errors import Error as PlaywrightError
+
 from deckhand.agent.actions import (
     ActionResult,
     Click,
@@ -21,8 +23,8 @@ from deckhand.agent.actions import (
     TypeText,
 )
 from deckhand.machines.agent import ocr
-from deckhand.machines.agent.browser import Browser
-from deckhand.machines.agent.desktop import Desktop, Frame
+from deckhand.machines.agent.browser import Browser, BrowserError
+from deckhand.machines.agent.desktop import Desktop, DesktopError, Frame
 from deckhand.machines.agent.probes import BrowserProbe, DesktopProbe
 from deckhand.machines.agent.settle import Probe, SettlePolicy, Watch
 from deckhand.machines.agent.terminal import TerminalSessions
@@ -77,7 +79,8 @@ class Screen:
         """Start watching the screen before an action (``target="browser"``:
         the browser's page, whatever the machine's screen is)."""
         capture = self.browser.screenshot if target == "browser" else self.capture
-        return Watch(lambda since: self._probe(target, since), capture)
+        return Watch(lambda since: self._probe(target, since), capture, errors=(
+            BrowserError, DesktopError, PlaywrightError))
 
     def _probe(self, target: str | None, since: float) -> Probe | None:
         source = target or self.source

@@ -96,16 +96,21 @@ def _ms(value: object, name: str, low: int = 0) -> int:
 @dataclass(frozen=True)
 class SettleReport:
     """What the settle did: ``settled`` is None when nothing was checked
-    (modes ``none`` and ``fixed``)."""
+    (modes ``none`` and ``fixed``); ``error`` says why the screen could not
+    be watched (the action itself still happened)."""
 
     mode: str
     settled: bool | None
     waited_ms: int
     changes: int = 0  # how many times the screen was seen changing
+    error: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"mode": self.mode, "settled": self.settled, "waited_ms": self.waited_ms,
-                "changes": self.changes}
+        out = {"mode": self.mode, "settled": self.settled, "waited_ms": self.waited_ms,
+               "changes": self.changes}
+        if self.error is not None:
+            out["error"] = self.error
+        return out
 
 
 @dataclass(frozen=True)
@@ -144,18 +149,30 @@ class Watch:
     """Started just before an action; :meth:`settle` after it.
     ``probe(since)`` gives the probe of the screen as it is after the action
     (None: a screen that does not move by itself, like the rendered
-    terminal); ``capture`` takes a frame without watching."""
+    terminal); ``capture`` takes a frame without watching. A screen that
+    fails to be looked at (one of ``errors``: the browser went away) makes a
+    report with an error and no frame, not a failed action."""
 
     def __init__(self, probe: Callable[[float], Probe | None],
                  capture: Callable[[], Awaitable[Frame]],
+                 errors: tuple[type[Exception], ...] = (),
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._probe = probe
         self._capture = capture
+        self._errors = errors
         self._clock = clock
         self.started = clock()
 
     async def settle(self, spec: Settle, *, frame: bool = False) -> Settled:
         start = self._clock()
+        try:
+            return await self._settle(spec, start, frame)
+        except self._errors as exc:
+            settled = False if spec.mode == "auto" else None
+            return Settled(SettleReport(spec.mode, settled, self._ms_since(start),
+                                        error=f"the screen could not be looked at: {exc}"))
+
+    async def _settle(self, spec: Settle, start: float, frame: bool) -> Settled:
         if spec.mode == "fixed":
             await asyncio.sleep(spec.fixed_ms / 1000)
         probe = self._probe(self.started) if spec.mode == "auto" else None
