@@ -92,8 +92,8 @@ async def run_command(agent: MachineAgent, command: str, params: dict[str, Any],
                       timeout_ms: int | None = None) -> CommandResult:
     started = time.monotonic()
     on_browser = command.startswith("browser_")
-    wants_shot = (command not in NO_SCREENSHOT and params.get("screenshot", True) is not False
-                  if on_browser else params.get("screenshot") is True)
+    wants_shot = (command not in NO_SCREENSHOT and bool(params.get("screenshot", True))
+                  if on_browser else bool(params.get("screenshot", False)))
     try:
         async with asyncio.timeout((timeout_ms or 120_000) / 1000):
             spec = agent.screen.settle_policy.resolve(
