@@ -248,6 +248,15 @@ async def test_snapshot_restore_pricing_and_metering(sqlite_server) -> None:  # 
         assert m["status"] == "stopped" and m["billing"]["projected_daily_cents"] == 24
         await c.delete(f"/v1/machines/{a}")
         await c.delete(f"/v1/machines/{b['id']}")
+        # what the machines cost shows in usage, beside the requests
+        usage = (await c.get("/v1/usage")).json()
+        assert_valid("UsageSummaryResponse", usage)
+        parts = usage["breakdown"]
+        assert parts["machineSnapshots"]["credits"] == 1
+        assert parts["machineSnapshots"]["requests"] == 1
+        assert parts["machineRuntime"]["credits"] >= 5
+        assert usage["total_credits"] == sum(p["credits"] for p in parts.values())
+        assert usage["balance"] == 100 - usage["total_credits"]
     test_key = await sqlite_server.key(account="payer", test=True)
     async with sqlite_server.client(test_key) as c:
         t = await _provision(c)

@@ -1,7 +1,8 @@
 """Usage per account, mode, month and endpoint: requests, credits and model
 tokens. API requests and inference calls are counters (``usage_counters``);
 agent steps are read from the steps themselves (``run_steps``), so a step's
-one transaction stays as small as it is."""
+one transaction stays as small as it is; machine runtime and snapshot fees
+are read from the ledger entries that charged them."""
 
 from __future__ import annotations
 
@@ -11,12 +12,15 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from deckhand.store.tables import run_steps, runs
+from deckhand.store.tables import ledger_entries, run_steps, runs
 from deckhand.store.tables import usage_counters as t
 from deckhand.store.types import utcnow
 from deckhand.store.upsert import increment
 
 RUN_STEPS = "runSteps"  # the breakdown entry of agent steps (requests: steps)
+# ledger kinds charged outside any request → their breakdown entry (requests:
+# billed runtime segments, snapshots)
+MACHINE_CHARGES = {"machine_runtime": "machineRuntime", "machine_snapshot": "machineSnapshots"}
 
 
 def current_period() -> str:
@@ -99,4 +103,16 @@ async def summary(conn: AsyncConnection, *, account_id: str, mode: str,
         out.breakdown[RUN_STEPS] = {"requests": count, "credits": credits,
                                     "input_tokens": input_tokens,
                                     "output_tokens": output_tokens}
+    charges = await conn.execute(
+        select(ledger_entries.c.kind, func.count(), func.sum(ledger_entries.c.credits))
+        .where(ledger_entries.c.account_id == account_id, ledger_entries.c.mode == mode,
+               ledger_entries.c.kind.in_(MACHINE_CHARGES),
+               ledger_entries.c.created_at >= start, ledger_entries.c.created_at < end)
+        .group_by(ledger_entries.c.kind)
+    )
+    for kind, entries, charged in charges:
+        out.total_credits += int(charged)
+        out.total_cost_cents += int(charged)
+        out.breakdown[MACHINE_CHARGES[kind]] = {"requests": int(entries), "credits": int(charged),
+                                                "input_tokens": 0, "output_tokens": 0}
     return out
