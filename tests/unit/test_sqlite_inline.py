@@ -122,3 +122,17 @@ def test_one_database_serves_successive_event_loops(tmp_path: Path) -> None:
     asyncio.run(db.dispose())
     assert sqlite3.connect(tmp_path / "inline.db").execute(
         "SELECT count(*) FROM t").fetchone() == (2,)
+
+
+async def test_a_write_in_a_read_transaction_is_refused(tmp_path: Path) -> None:
+    db = await _database(tmp_path)
+    try:
+        with pytest.raises(Exception, match="write in a read transaction"):
+            async with db.read() as conn:
+                await conn.execute(text("INSERT INTO t (id, v) VALUES (1, 'x')"))
+        async with db.read() as conn:  # the connection went back to the pool usable
+            assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar_one() == 0
+        async with db.write() as conn:
+            await conn.execute(text("INSERT INTO t (id, v) VALUES (1, 'x')"))
+    finally:
+        await db.dispose()

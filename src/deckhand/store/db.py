@@ -78,6 +78,7 @@ class Database:
     async def migrate(self) -> None:
         """Apply every Alembic migration not yet applied."""
         async with self.engine.connect() as conn:
+            await conn.execution_options(deckhand_immediate=True)  # it writes
             await conn.run_sync(_upgrade)
             await conn.commit()
 

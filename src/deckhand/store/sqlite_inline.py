@@ -15,7 +15,9 @@ calls that can wait go to a worker thread:
   they never wait inside SQLite.
 - ``COMMIT`` may run a WAL checkpoint, which writes and syncs the database.
 
-In WAL mode readers never wait for the writer, so reads stay on the loop.
+In WAL mode readers never wait for the writer, so reads stay on the loop. A
+write inside a read transaction (one begun deferred) is refused: it would take
+the write lock on the loop's thread, past the gate.
 """
 
 from __future__ import annotations
@@ -29,10 +31,7 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
-def _waits(sql: str) -> bool:
-    """Statements that may wait for a lock held by another process."""
-    head = sql.lstrip()[:16].upper()
-    return head.startswith("BEGIN") and ("IMMEDIATE" in head or "EXCLUSIVE" in head)
+_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER")
 
 
 async def _in_thread(fn: Callable[..., T], *args: Any) -> T:
@@ -40,8 +39,9 @@ async def _in_thread(fn: Callable[..., T], *args: Any) -> T:
 
 
 class InlineCursor:
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._cursor = conn.cursor()
+    def __init__(self, owner: InlineConnection) -> None:
+        self._owner = owner
+        self._cursor = owner._conn.cursor()
 
     async def __aenter__(self) -> InlineCursor:
         return self
@@ -70,15 +70,31 @@ class InlineCursor:
         self._cursor.arraysize = value
 
     async def execute(self, sql: str, parameters: Any = ()) -> InlineCursor:
-        if _waits(sql):
-            await _in_thread(self._cursor.execute, sql, parameters)
-        else:
-            self._cursor.execute(sql, parameters)
+        head = sql.lstrip()[:16].upper()
+        if head.startswith("BEGIN"):
+            if "IMMEDIATE" in head or "EXCLUSIVE" in head:
+                # may wait on the busy timeout for another process's writer
+                await _in_thread(self._cursor.execute, sql, parameters)
+                self._owner.reading = False
+            else:
+                self._cursor.execute(sql, parameters)
+                self._owner.reading = True
+            return self
+        self._check(head)
+        self._cursor.execute(sql, parameters)
         return self
 
     async def executemany(self, sql: str, parameters: Iterable[Any]) -> InlineCursor:
+        self._check(sql.lstrip()[:16].upper())
         self._cursor.executemany(sql, parameters)
         return self
+
+    def _check(self, head: str) -> None:
+        """A write in a deferred (read) transaction would take the write lock
+        on the loop's thread, past the write gate: refuse it."""
+        if self._owner.reading and head.startswith(_WRITES):
+            raise sqlite3.OperationalError(
+                "a write in a read transaction: write in Database.write()")
 
     async def fetchone(self) -> Any:
         return self._cursor.fetchone()
@@ -110,6 +126,7 @@ class InlineConnection:
         self._conn = conn
         self._connection: sqlite3.Connection | None = conn  # None once closed
         self._tx = _ImmediateQueue()
+        self.reading = False  # in a transaction begun deferred (Database.read())
 
     @property
     def isolation_level(self) -> str | None:
@@ -124,15 +141,17 @@ class InlineConnection:
         return self._conn.in_transaction
 
     def cursor(self) -> InlineCursor:
-        return InlineCursor(self._conn)
+        return InlineCursor(self)
 
     async def execute(self, sql: str, parameters: Any = ()) -> InlineCursor:
         return await self.cursor().execute(sql, parameters)
 
     async def commit(self) -> None:
-        self._conn.commit()
+        self.reading = False
+        await _in_thread(self._conn.commit)  # it may run a WAL checkpoint
 
     async def rollback(self) -> None:
+        self.reading = False
         self._conn.rollback()
 
     async def create_function(self, *args: Any, **kw: Any) -> None:
