@@ -136,3 +136,27 @@ async def test_a_write_in_a_read_transaction_is_refused(tmp_path: Path) -> None:
             await conn.execute(text("INSERT INTO t (id, v) VALUES (1, 'x')"))
     finally:
         await db.dispose()
+
+
+async def test_checkpoints_run_every_so_many_commits(tmp_path: Path) -> None:
+    path = tmp_path / "inline.db"
+    db = await _database(tmp_path)
+    assert db._checkpointer is not None
+    db._checkpointer.every, db._checkpointer._commits = 20, 0
+    blob = "x" * 20_000
+    try:
+        for i in range(19):  # the commits stay in the WAL: connections never checkpoint
+            async with db.write() as conn:
+                await conn.execute(text("INSERT INTO t (id, v) VALUES (:i, :v)"),
+                                   {"i": i, "v": blob})
+        before = path.stat().st_size
+        assert before < 100_000
+        assert db._checkpointer._running is None
+        async with db.write() as conn:  # the 20th commit starts one
+            await conn.execute(text("INSERT INTO t (id, v) VALUES (19, :v)"), {"v": blob})
+        running = db._checkpointer._running
+        assert running is not None
+        await running
+        assert path.stat().st_size > 19 * 20_000  # the rows are in the database file now
+    finally:
+        await db.dispose()

@@ -32,11 +32,14 @@ class Database:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         self._write_gate: sqlite_inline.WriteGate | None = None
+        self._checkpointer: sqlite_inline.Checkpointer | None = None
         if self.is_sqlite:
             busy_s = SQLITE_BUSY_TIMEOUT_MS / 1000
+            path = make_url(url).database or ":memory:"
+            self._checkpointer = sqlite_inline.Checkpointer(path)
             self.engine: AsyncEngine = create_async_engine(
-                url, async_creator=sqlite_inline.creator(make_url(url).database or ":memory:",
-                                                         busy_s),
+                url, async_creator=sqlite_inline.creator(path, busy_s,
+                                                         self._checkpointer.committed),
                 pool_size=8, max_overflow=32, pool_reset_on_return=None,
             )
             self._write_gate = sqlite_inline.WriteGate(busy_s)
@@ -84,6 +87,8 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self._checkpointer is not None:
+            self._checkpointer.close()
 
 
 def after_commit(conn: AsyncConnection, hook: Callable[[], None]) -> None:

@@ -7,13 +7,13 @@ SQLite, were most of a step's orchestration time.
 
 This module is an aiosqlite-shaped connection (what SQLAlchemy's aiosqlite
 dialect drives, given to it through ``async_creator``) that runs statements on
-the event loop's own thread, where SQLite answers in microseconds. Only the
-calls that can wait go to a worker thread:
-
-- ``BEGIN IMMEDIATE`` waits for another *process* holding the write lock (the
-  busy timeout). Writers of this process queue on :class:`WriteGate` first, so
-  they never wait inside SQLite.
-- ``COMMIT`` may run a WAL checkpoint, which writes and syncs the database.
+the event loop's own thread, where SQLite answers in microseconds. Only
+``BEGIN IMMEDIATE`` goes to a worker thread: it can wait on the busy timeout
+for a writer in another *process*. Writers of this process queue on
+:class:`WriteGate` first, so they never wait inside SQLite. ``COMMIT`` stays
+on the loop: with ``synchronous=NORMAL`` it only appends to the WAL, and the
+checkpoints that write and sync the database run on a thread of their own
+(:class:`Checkpointer`).
 
 In WAL mode readers never wait for the writer, so reads stay on the loop. A
 write inside a read transaction (one begun deferred) is refused: it would take
@@ -23,12 +23,15 @@ the write lock on the loop's thread, past the gate.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
+import threading
 from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+log = logging.getLogger("deckhand.store")
 
 
 _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER")
@@ -122,8 +125,9 @@ class _ImmediateQueue:
 
 
 class InlineConnection:
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, on_commit: Callable[[], None]) -> None:
         self._conn = conn
+        self._on_commit = on_commit
         self._connection: sqlite3.Connection | None = conn  # None once closed
         self._tx = _ImmediateQueue()
         self.reading = False  # in a transaction begun deferred (Database.read())
@@ -148,7 +152,8 @@ class InlineConnection:
 
     async def commit(self) -> None:
         self.reading = False
-        await _in_thread(self._conn.commit)  # it may run a WAL checkpoint
+        self._conn.commit()  # appends to the WAL; checkpoints are the Checkpointer's
+        self._on_commit()
 
     async def rollback(self) -> None:
         self.reading = False
@@ -169,16 +174,56 @@ class InlineConnection:
             self._conn.close()
 
 
-def creator(path: str, busy_timeout_s: float) -> Callable[[], Any]:
+def creator(path: str, busy_timeout_s: float,
+            on_commit: Callable[[], None]) -> Callable[[], Any]:
     """``async_creator`` for :func:`sqlalchemy.ext.asyncio.create_async_engine`."""
 
     async def connect() -> InlineConnection:
         conn = await _in_thread(partial(
             sqlite3.connect, path, timeout=busy_timeout_s, isolation_level=None,
             check_same_thread=False))  # used from the loop and, for waits, one worker at a time
-        return InlineConnection(conn)
+        conn.execute("PRAGMA wal_autocheckpoint=0")  # see Checkpointer
+        return InlineConnection(conn, on_commit)
 
     return connect
+
+
+class Checkpointer:
+    """WAL checkpoints off the event loop. The pool's connections never
+    checkpoint (``wal_autocheckpoint=0``), so a COMMIT only appends to the WAL
+    (no sync with ``synchronous=NORMAL``) and stays on the loop; every
+    ``every`` commits this runs a PASSIVE checkpoint, which waits for no
+    reader or writer, on its own connection in a worker thread."""
+
+    def __init__(self, path: str, every: int = 500) -> None:
+        self.path = path
+        self.every = every
+        self._commits = 0
+        self._running: asyncio.Future[None] | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._lock = threading.Lock()  # the checkpoint thread and close()
+
+    def committed(self) -> None:
+        self._commits += 1
+        if self._commits >= self.every and (self._running is None or self._running.done()):
+            self._commits = 0
+            self._running = asyncio.get_running_loop().run_in_executor(None, self.checkpoint)
+
+    def checkpoint(self) -> None:
+        with self._lock:
+            try:
+                if self._conn is None:
+                    self._conn = sqlite3.connect(self.path, isolation_level=None,
+                                                 check_same_thread=False)
+                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error as exc:  # the next one tries again
+                log.warning("WAL checkpoint failed: %s", exc)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
 
 
 class WriteGate:
