@@ -13,146 +13,27 @@ import asyncio
 import contextlib
 import json
 import os
-import secrets
 import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import httpx
 import pytest
 
 from deckhand.client import DeckhandClient
-from deckhand.machines.local import LocalMachineProvider
 from deckhand.store import runs as runs_store
 from deckhand.store import steps as steps_store
 from deckhand.store.db import Database
 from tests.conftest import _create_pg_database
+from tests.support.deployment import Deployment, free_port, poll
+from tests.support.runs import TERMINAL
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(90)]
 
-LEASE_SECONDS = "2"
-TERMINAL = {"succeeded", "failed", "cancelled", "timed_out"}
-T = TypeVar("T")
+LEASE_SECONDS = 2
 
 
-# ----------------------------------------------------------------- processes
-
-
-@dataclass
-class Proc:
-    name: str
-    popen: subprocess.Popen[bytes]
-    log: Path
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def kill9(self) -> None:
-        os.kill(self.pid, signal.SIGKILL)
-        self.popen.wait(timeout=10)
-
-    def tail(self, limit: int = 3000) -> str:
-        try:
-            text = self.log.read_text(errors="replace")
-        except OSError:
-            return "(no log)"
-        return f"--- {self.name} (pid {self.pid}) ---\n{text[-limit:]}"
-
-
-@dataclass
-class Deployment:
-    """Processes of one Deckhand installation sharing a data dir and database."""
-
-    tmp: Path
-    database_url: str | None
-    procs: list[Proc] = field(default_factory=list)
-    machines: list[str] = field(default_factory=list)
-    secret: str = field(default_factory=lambda: "crash-" + secrets.token_hex(16))
-
-    @property
-    def data_dir(self) -> Path:
-        return self.tmp / "data"
-
-    @property
-    def url(self) -> str:
-        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'deckhand.db'}"
-
-    def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DECKHAND_")}
-        env.update({
-            "DECKHAND_DATA_DIR": str(self.data_dir),
-            "DECKHAND_SECRET_KEY": self.secret,
-            "DECKHAND_LEASE_SECONDS": LEASE_SECONDS,
-            "DECKHAND_POLL_INTERVAL_SECONDS": "0.2",
-            "DECKHAND_WORKERS": "4",
-        })
-        if self.database_url:
-            env["DECKHAND_DATABASE_URL"] = self.database_url
-        return env
-
-    def cli(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "deckhand.cli", *args]
-
-    def create_key(self) -> str:
-        out = subprocess.run(self.cli("keys", "create", "--name", "t", "--json"),
-                             env=self.env(), capture_output=True, text=True, timeout=60,
-                             check=False)
-        assert out.returncode == 0, out.stderr
-        return str(json.loads(out.stdout.strip().splitlines()[-1])["key"])
-
-    def spawn(self, name: str, *args: str) -> Proc:
-        log = self.tmp / f"{name}-{len(self.procs)}.log"
-        with open(log, "wb") as f:
-            popen = subprocess.Popen(self.cli(*args), env=self.env(), stdin=subprocess.DEVNULL,
-                                     stdout=f, stderr=subprocess.STDOUT)
-        proc = Proc(name, popen, log)
-        self.procs.append(proc)
-        return proc
-
-    async def serve(self, port: int, *extra: str) -> Proc:
-        proc = self.spawn("serve", "serve", "--port", str(port), *extra)
-        base = f"http://127.0.0.1:{port}"
-
-        async def healthy() -> bool:
-            assert proc.alive(), self.logs()
-            try:
-                async with httpx.AsyncClient(timeout=1.0) as c:
-                    return (await c.get(f"{base}/v1/health")).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        await poll(healthy, timeout=30, what=f"{base}/v1/health", logs=self.logs)
-        return proc
-
-    def logs(self) -> str:
-        return "\n".join(p.tail() for p in self.procs)
-
-    async def teardown(self) -> None:
-        for p in self.procs:
-            if p.alive():
-                p.popen.kill()
-            try:
-                p.popen.wait(timeout=10)
-            except subprocess.TimeoutExpired:  # pragma: no cover - would be a kernel oddity
-                pass
-        # Whatever the test did not delete through the API (it failed midway):
-        # stop the machine agents and remove their workspaces directly, then
-        # end any session still running for this data dir (agents and their
-        # browsers run in sessions of their own, made to outlive a server).
-        provider = LocalMachineProvider(self.data_dir)
-        for mid in self.machines:
-            await provider.destroy(mid)
-        kill_sessions_naming(self.data_dir)
+# ----------------------------------------------------------------- deployments
 
 
 @pytest.fixture
@@ -160,7 +41,8 @@ async def deployments(tmp_path: Path) -> AsyncIterator[Callable[[str | None], De
     made: list[Deployment] = []
 
     def make(database_url: str | None) -> Deployment:
-        d = Deployment(tmp_path / f"d{len(made)}", database_url)
+        d = Deployment(tmp_path / f"d{len(made)}", database_url, secret_prefix="crash-",
+                       lease_seconds=LEASE_SECONDS)
         d.tmp.mkdir()
         made.append(d)
         return d
@@ -170,6 +52,10 @@ async def deployments(tmp_path: Path) -> AsyncIterator[Callable[[str | None], De
     finally:
         for d in made:
             await d.teardown()
+            # End any session still running for this data dir (agents and
+            # their browsers run in sessions of their own, made to outlive a
+            # server).
+            kill_sessions_naming(d.data_dir)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -181,12 +67,6 @@ async def backend(request: pytest.FixtureRequest) -> str | None:
 
 
 # ----------------------------------------------------------------- helpers
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def kill_sessions_naming(root: Path) -> None:
@@ -213,19 +93,6 @@ def pid_alive(pid: int) -> bool:
     except OSError:
         return False
     return raw[raw.rfind(")") + 2] not in "ZX"
-
-
-async def poll(check: Callable[[], Awaitable[T]], *, timeout: float, what: str,
-               logs: Callable[[], str] = lambda: "", every: float = 0.05) -> T:
-    """Await ``check()`` until it returns something truthy, at most ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}\n{logs()}")
-        await asyncio.sleep(every)
 
 
 def step_script(n: int, seconds: float) -> str:

@@ -7,119 +7,24 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import secrets
-import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import select
 
 from deckhand.client import sse_data
-from deckhand.machines.local import LocalMachineProvider
 from deckhand.store.db import Database
 from deckhand.store.tables import runs, workflow_steps
 from deckhand.store.types import utcnow
 from tests.conftest import _create_pg_database
+from tests.support.deployment import Deployment, free_port, poll
+from tests.support.runs import TERMINAL
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(120)]
-
-TERMINAL = {"succeeded", "failed", "cancelled", "timed_out"}
-T = TypeVar("T")
-
-
-@dataclass
-class Proc:
-    popen: subprocess.Popen[bytes]
-    log: Path
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def kill9(self) -> None:
-        os.kill(self.popen.pid, signal.SIGKILL)
-        self.popen.wait(timeout=10)
-
-
-@dataclass
-class Deployment:
-    tmp: Path
-    database_url: str | None
-    procs: list[Proc] = field(default_factory=list)
-    machines: list[str] = field(default_factory=list)
-    secret: str = field(default_factory=lambda: "wf-crash-" + secrets.token_hex(16))
-
-    @property
-    def data_dir(self) -> Path:
-        return self.tmp / "data"
-
-    @property
-    def url(self) -> str:
-        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'deckhand.db'}"
-
-    def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DECKHAND_")}
-        env.update({"DECKHAND_DATA_DIR": str(self.data_dir), "DECKHAND_SECRET_KEY": self.secret,
-                    "DECKHAND_LEASE_SECONDS": "2", "DECKHAND_POLL_INTERVAL_SECONDS": "0.2",
-                    "DECKHAND_WORKERS": "4"})
-        if self.database_url:
-            env["DECKHAND_DATABASE_URL"] = self.database_url
-        return env
-
-    def cli(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "deckhand.cli", *args]
-
-    def create_key(self) -> str:
-        out = subprocess.run(self.cli("keys", "create", "--name", "t", "--json"), check=False,
-                             env=self.env(), capture_output=True, text=True, timeout=60)
-        assert out.returncode == 0, out.stderr
-        return str(json.loads(out.stdout.strip().splitlines()[-1])["key"])
-
-    def spawn_server(self, port: int) -> Proc:
-        log = self.tmp / f"serve-{len(self.procs)}.log"
-        with open(log, "wb") as f:
-            popen = subprocess.Popen(self.cli("serve", "--port", str(port)), env=self.env(),
-                                     stdin=subprocess.DEVNULL, stdout=f,
-                                     stderr=subprocess.STDOUT)
-        proc = Proc(popen, log)
-        self.procs.append(proc)
-        return proc
-
-    async def serve(self, port: int) -> Proc:
-        proc = self.spawn_server(port)
-
-        async def healthy() -> bool:
-            assert proc.alive(), self.logs()
-            try:
-                async with httpx.AsyncClient(timeout=1.0) as c:
-                    return (await c.get(f"http://127.0.0.1:{port}/v1/health")).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        await poll(healthy, timeout=30, what="the server to answer", logs=self.logs)
-        return proc
-
-    def logs(self) -> str:
-        return "\n".join(f"--- {p.log.name} ---\n{p.log.read_text(errors='replace')[-3000:]}"
-                         for p in self.procs)
-
-    async def teardown(self) -> None:
-        for p in self.procs:
-            if p.alive():
-                p.popen.kill()
-            p.popen.wait(timeout=10)
-        provider = LocalMachineProvider(self.data_dir)
-        for mid in self.machines:
-            await provider.destroy(mid)
 
 
 @pytest.fixture
@@ -128,29 +33,11 @@ async def deployment(request: pytest.FixtureRequest,
     backend = getattr(request, "param", "sqlite")
     url = None if backend == "sqlite" else await _create_pg_database(
         request.getfixturevalue("pg_server"))
-    d = Deployment(tmp_path, url)
+    d = Deployment(tmp_path, url, secret_prefix="wf-crash-", lease_seconds=2)  # see test_kill_during_a_wait
     try:
         yield d
     finally:
         await d.teardown()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-async def poll(check: Callable[[], Awaitable[T]], *, timeout: float, what: str,
-               logs: Callable[[], str] = lambda: "", every: float = 0.05) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}\n{logs()}")
-        await asyncio.sleep(every)
 
 
 def task(step_id: str, steps: int, seconds: float, **fields: Any) -> dict[str, Any]:
