@@ -18,7 +18,7 @@ def deckhand(tmp_path: Path, *args: str, timeout: float = 120) -> subprocess.Com
     env = {k: v for k, v in os.environ.items() if not k.startswith("DECKHAND_")}
     env["DECKHAND_DATA_DIR"] = str(tmp_path / "var")
     return subprocess.run([*DECKHAND, *args], env=env, capture_output=True, text=True,
-                          timeout=timeout, cwd=tmp_path)
+                          timeout=timeout, cwd=tmp_path, check=False)  # callers read returncode
 
 
 def test_accounts_and_keys(tmp_path: Path) -> None:
