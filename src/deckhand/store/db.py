@@ -66,12 +66,16 @@ class Database:
         try:
             async with self.engine.connect() as conn:
                 await conn.execution_options(deckhand_immediate=True)
-                conn.info[_AFTER_COMMIT] = hooks
+                # The dict itself: after a failure (a cancel mid-statement
+                # invalidates the connection) reading conn.info would reconnect,
+                # outside SQLAlchemy's greenlet, and hide the original error.
+                info = conn.info
+                info[_AFTER_COMMIT] = hooks
                 try:
                     async with conn.begin():
                         yield conn
                 finally:
-                    conn.info.pop(_AFTER_COMMIT, None)
+                    info.pop(_AFTER_COMMIT, None)
         finally:
             if gate is not None:
                 gate.release()
