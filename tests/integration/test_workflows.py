@@ -14,11 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
-from deckhand.client import sse_data
 from deckhand.machines.local import LocalMachineProvider
 from tests.conftest import LiveServer
 from tests.support.contract import assert_error, assert_valid
-from tests.support.runs import machine
+from tests.support.runs import machine, poll_status, read_events
 
 pytestmark = pytest.mark.asyncio
 
@@ -80,30 +79,14 @@ async def get_wf_run(c: httpx.AsyncClient, run_id: str) -> dict[str, Any]:
 
 async def wait_wf(c: httpx.AsyncClient, run_id: str, statuses: set[str] | None = None,
                   timeout: float = 30.0) -> dict[str, Any]:
-    want = statuses or TERMINAL
-    deadline = time.monotonic() + timeout
-    while True:
-        run = await get_wf_run(c, run_id)
-        if run["status"] in want:
-            return run
-        if time.monotonic() > deadline:
-            raise AssertionError(f"workflow run {run_id} stuck in {run['status']}: {run}")
-        await asyncio.sleep(0.05)
+    return await poll_status(lambda: get_wf_run(c, run_id), f"workflow run {run_id}",
+                             statuses, timeout)
 
 
 async def wf_events(c: httpx.AsyncClient, run_id: str, *, last_event_id: int | None = None,
                     after: int | None = None, timeout: float = 30.0) -> list[dict[str, Any]]:
-    headers = {} if last_event_id is None else {"Last-Event-ID": str(last_event_id)}
-    params = {} if after is None else {"after": after}
-    out = []
-    async with asyncio.timeout(timeout):
-        async with c.stream("GET", f"/v1/workflows/runs/{run_id}/events", headers=headers,
-                            params=params) as r:
-            assert r.status_code == 200
-            assert r.headers["content-type"].startswith("text/event-stream")
-            async for data in sse_data(r.aiter_lines()):
-                out.append(json.loads(data))
-    return out
+    return await read_events(c, f"/v1/workflows/runs/{run_id}/events",
+                             last_event_id=last_event_id, after=after, timeout=timeout)
 
 
 async def child_runs(c: httpx.AsyncClient, wf_run_id: str) -> list[dict[str, Any]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -40,26 +41,44 @@ async def start(c: httpx.AsyncClient, **fields: Any) -> dict[str, Any]:
 async def wait_for(c: httpx.AsyncClient, run_id: str, statuses: set[str] | None = None,
                    timeout: float = 30.0) -> dict[str, Any]:
     """Poll until the run is in one of ``statuses`` (default: any terminal)."""
+
+    async def get() -> dict[str, Any]:
+        return (await c.get(f"/v1/runs/{run_id}")).json()  # type: ignore[no-any-return]
+
+    return await poll_status(get, f"run {run_id}", statuses, timeout)
+
+
+async def poll_status(get: Callable[[], Awaitable[dict[str, Any]]], what: str,
+                      statuses: set[str] | None = None,
+                      timeout: float = 30.0) -> dict[str, Any]:
+    """Poll ``get()`` until its ``status`` is one of ``statuses`` (default: any
+    terminal); ``what`` names it in the failure."""
     want = statuses or TERMINAL
     deadline = time.monotonic() + timeout
     while True:
-        run = (await c.get(f"/v1/runs/{run_id}")).json()
-        if run["status"] in want:
-            return run  # type: ignore[no-any-return]
+        body = await get()
+        if body["status"] in want:
+            return body
         if time.monotonic() > deadline:
-            raise AssertionError(f"run {run_id} stuck in {run['status']}: {run}")
+            raise AssertionError(f"{what} stuck in {body['status']}: {body}")
         await asyncio.sleep(0.05)
 
 
 async def events(c: httpx.AsyncClient, run_id: str, *, last_event_id: int | None = None,
                  after: int | None = None, timeout: float = 30.0) -> list[dict[str, Any]]:
-    """Read the SSE stream until it closes (after ``done``)."""
+    """Read the run's SSE stream until it closes (after ``done``)."""
+    return await read_events(c, f"/v1/runs/{run_id}/events", last_event_id=last_event_id,
+                             after=after, timeout=timeout)
+
+
+async def read_events(c: httpx.AsyncClient, path: str, *, last_event_id: int | None = None,
+                      after: int | None = None, timeout: float = 30.0) -> list[dict[str, Any]]:
+    """Read the SSE stream at ``path`` until it closes."""
     headers = {} if last_event_id is None else {"Last-Event-ID": str(last_event_id)}
     params = {} if after is None else {"after": after}
     out = []
     async with asyncio.timeout(timeout):
-        async with c.stream("GET", f"/v1/runs/{run_id}/events", headers=headers,
-                            params=params) as r:
+        async with c.stream("GET", path, headers=headers, params=params) as r:
             assert r.status_code == 200
             assert r.headers["content-type"].startswith("text/event-stream")
             async for data in sse_data(r.aiter_lines()):

@@ -22,17 +22,24 @@ async def balance(conn: AsyncConnection, account_id: str) -> int | None:
     ).scalar()
 
 
+async def take(conn: AsyncConnection, account_id: str, credits: int) -> tuple[int, int | None]:
+    """Take ``credits`` from the wallet, at most what it holds. Returns
+    (taken, balance after; None for an unlimited wallet)."""
+    left = await balance(conn, account_id)
+    if left is None:
+        return credits, None
+    taken = max(0, min(credits, left))
+    if taken:
+        await conn.execute(_DEBIT, {"p_account": account_id, "p_credits": taken})
+    return taken, left - taken
+
+
 async def debit_step(
     conn: AsyncConnection, *, account_id: str, mode: str, run_id: str, step: int, credits: int
 ) -> tuple[int, int | None]:
     """Charge one step (at most what the wallet holds). Returns (charged,
     balance after). The unique (run_id, step) entry makes it exactly-once."""
-    left = await balance(conn, account_id)
-    charged = credits if left is None else max(0, min(credits, left))
-    after = None
-    if left is not None:
-        await conn.execute(_DEBIT, {"p_account": account_id, "p_credits": charged})
-        after = left - charged
+    charged, after = await take(conn, account_id, credits)
     await conn.execute(_ENTRY, {
         "account_id": account_id, "mode": mode, "run_id": run_id, "step": step,
         "kind": "run_step", "credits": charged, "balance_after": after, "created_at": utcnow(),
@@ -45,17 +52,9 @@ async def debit_call(
 ) -> tuple[int, int | None]:
     """Charge one inference call (``kind``: its billing code), at most what the
     wallet holds. Returns (charged, balance after)."""
-    left = await balance(conn, account_id)
-    charged = credits if left is None else max(0, min(credits, left))
-    after = None
-    if left is not None:
-        await conn.execute(
-            update(accounts).where(accounts.c.id == account_id)
-            .values(credits=accounts.c.credits - charged)
-        )
-        after = left - charged
-    await conn.execute(ledger_entries.insert().values(
-        account_id=account_id, mode=mode, run_id=None, step=None, kind=kind,
-        credits=charged, balance_after=after, created_at=utcnow(),
-    ))
+    charged, after = await take(conn, account_id, credits)
+    await conn.execute(_ENTRY, {
+        "account_id": account_id, "mode": mode, "run_id": None, "step": None, "kind": kind,
+        "credits": charged, "balance_after": after, "created_at": utcnow(),
+    })
     return charged, after

@@ -8,6 +8,7 @@ from sqlalchemy import Row, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from deckhand.errors import InsufficientCredits, NotFound
+from deckhand.store import ledger
 from deckhand.store.tables import accounts, ledger_entries, machine_snapshots, machines
 from deckhand.store.types import utcnow
 
@@ -104,14 +105,7 @@ async def debit_runtime(conn: AsyncConnection, row: MachineRow, *, credits: int,
     the ledger entry (the machine's segment number makes it exactly-once) and
     move the machine's metering segment to ``since``. Returns (charged,
     wallet ran dry)."""
-    left = (await conn.execute(select(accounts.c.credits)
-                               .where(accounts.c.id == row.account_id))).scalar()
-    charged = credits if left is None else max(0, min(credits, int(left)))
-    after = None
-    if left is not None and charged:
-        await conn.execute(update(accounts).where(accounts.c.id == row.account_id)
-                           .values(credits=accounts.c.credits - charged))
-        after = int(left) - charged
+    charged, after = await ledger.take(conn, row.account_id, credits)
     segment = row.billing_segments + 1
     if charged:
         await conn.execute(ledger_entries.insert().values(
@@ -122,21 +116,16 @@ async def debit_runtime(conn: AsyncConnection, row: MachineRow, *, credits: int,
         billing_since=since, billing_carry=carry, billing_segments=segment,
         credits_billed=machines.c.credits_billed + charged,
     ))
-    return charged, left is not None and charged < credits
+    return charged, after is not None and charged < credits
 
 
 async def charge_fee(conn: AsyncConnection, *, account_id: str, mode: str, machine_id: str,
                      credits: int, kind: str, number: int) -> int:
-    """A one-time charge (a snapshot): at most what the wallet holds."""
-    left = (await conn.execute(select(accounts.c.credits)
-                               .where(accounts.c.id == account_id))).scalar()
+    """A one-time charge (a snapshot): all of it, or InsufficientCredits."""
+    left = await ledger.balance(conn, account_id)
     if left is not None and left < credits:
         raise InsufficientCredits(f"A snapshot costs {credits} credits; {left} left.")
-    after = None
-    if left is not None:
-        await conn.execute(update(accounts).where(accounts.c.id == account_id)
-                           .values(credits=accounts.c.credits - credits))
-        after = int(left) - credits
+    _, after = await ledger.take(conn, account_id, credits)
     if credits:
         await conn.execute(ledger_entries.insert().values(
             account_id=account_id, mode=mode, run_id=machine_id, step=number, kind=kind,
