@@ -52,9 +52,10 @@ import asyncpg
 import httpx
 from sqlalchemy import func, select
 
-from deckhand.agent.actions import Action, ActionResult, Wait
 from deckhand.client import DeckhandClient
 from deckhand.config import Settings
+from deckhand.core.actions import Action, ActionResult, Wait
+from deckhand.core.clock import utcnow
 from deckhand.engine.submit import RunSpec, RunSubmitter
 from deckhand.engine.worker import Worker
 from deckhand.ids import new_uuid
@@ -64,7 +65,6 @@ from deckhand.store import machines as machines_store
 from deckhand.store.db import Database
 from deckhand.store.runs import TERMINAL
 from deckhand.store.tables import run_events, run_steps, runs
-from deckhand.store.types import utcnow
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_SCRIPT = ROOT / "scripts" / "pg-test-server"

@@ -36,9 +36,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from deckhand.agent.actions import Click, OpenUrl, TypeText
-from deckhand.machines.agent.desktop import Desktop
-from deckhand.machines.agent.proctree import descendant_pids
+from deckhand.core.actions import Click, OpenUrl, TypeText
+from deckhand.machine_agent.desktop import Desktop
+from deckhand.machine_agent.proctree import descendant_pids
 from deckhand.machines.local import LocalMachineProvider, session_pids
 from deckhand.machines.pool import WarmPool
 

@@ -39,7 +39,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from deckhand.agent.actions import Click, OpenUrl, TypeText
+from deckhand.core.actions import Click, OpenUrl, TypeText
 from deckhand.machines.local import LocalMachineProvider
 from deckhand.machines.remote import RemoteMachine
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 import ast
 from typing import Any
 
-from deckhand.agent.actions import Action, Click, Drag, KeyPress, MoveMouse, Scroll, TypeText, Wait
+from deckhand.core.actions import Action, Click, Drag, KeyPress, MoveMouse, Scroll, TypeText, Wait
 from deckhand.errors import ValidationFailed
 
 SUPPORTED = ("click", "doubleClick", "write", "typewrite", "press", "hotkey", "scroll",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from deckhand.store.types import iso
+from deckhand.core.clock import iso
 
 
 def run_view(run: Any, *, webhook_secret: str | None = None) -> dict[str, Any]:

@@ -17,9 +17,9 @@ import pytest
 from sqlalchemy import select
 
 from deckhand.client import sse_data
+from deckhand.core.clock import utcnow
 from deckhand.store.db import Database
 from deckhand.store.tables import runs, workflow_steps
-from deckhand.store.types import utcnow
 from tests.conftest import _create_pg_database
 from tests.support.deployment import Deployment, free_port, poll
 from tests.support.runs import TERMINAL

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 from websockets.asyncio.client import connect
 
-from deckhand.machines.agent import ocr
+from deckhand.machine_agent import ocr
 from tests.integration.machine_pages import recorded_groundings, serve_pages, server, sqlite_server
 from tests.support.contract import assert_valid
 from tests.support.runs import start, wait_for

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from deckhand.agent.actions import Click
+from deckhand.core.actions import Click
 from tests.support.contract import assert_valid
 from tests.support.fake_providers import (
     ScreenMachine,

@@ -19,9 +19,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from deckhand.agent.actions import ReadFile, RunCommand, Wait, WriteFile
+from deckhand.core.actions import ReadFile, RunCommand, Wait, WriteFile
 from deckhand.errors import MachineError
-from deckhand.machines.agent.proctree import descendant_pids
+from deckhand.machine_agent.proctree import descendant_pids
 from deckhand.machines.local import AgentHandle, LocalMachineProvider, session_pids
 from deckhand.machines.remote import RemoteMachine
 
@@ -436,7 +436,7 @@ async def test_agent_refuses_a_token_file_readable_by_others(tmp_path: Path):
     token.chmod(0o644)
     (tmp_path / "ws").mkdir()
     proc = subprocess.run(
-        [sys.executable, "-m", "deckhand.machines.agent", "--machine-id", "x",
+        [sys.executable, "-m", "deckhand.machine_agent", "--machine-id", "x",
          "--workspace", str(tmp_path / "ws"), "--token-file", str(token)],
         capture_output=True, text=True, timeout=30)
     assert proc.returncode != 0 and "chmod 600" in proc.stderr

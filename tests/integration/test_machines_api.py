@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from deckhand.core.clock import utcnow
 from deckhand.machines.local import session_pids
 from deckhand.store import machines as machines_store
-from deckhand.store.types import utcnow
 from tests.conftest import make_settings, serve
 from tests.integration.machine_pages import server, serving, sqlite_server
 from tests.support.contract import assert_error, assert_valid

@@ -20,7 +20,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from deckhand.agent.actions import Click, MoveMouse, OpenUrl
+from deckhand.core.actions import Click, MoveMouse, OpenUrl
 from tests.integration.machine_pages import FINAL_COLOURS, serve_pages, serving
 from tests.support.contract import assert_valid
 

@@ -17,6 +17,7 @@ import pytest
 
 from deckhand import crypto
 from deckhand.config import Settings
+from deckhand.core.clock import utcnow
 from deckhand.events.webhooks import (
     SECRET_PURPOSE,
     WebhookDispatcher,
@@ -25,7 +26,6 @@ from deckhand.events.webhooks import (
 )
 from deckhand.store import webhooks as outbox
 from deckhand.store.db import Database
-from deckhand.store.types import utcnow
 from tests.conftest import make_settings
 
 WAIT = 15.0  # bound on every wait below

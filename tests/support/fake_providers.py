@@ -36,12 +36,12 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from deckhand import ids
-from deckhand.agent.actions import Action, ActionResult, Click
+from deckhand.core.actions import Action, ActionResult, Click
+from deckhand.core.clock import utcnow
+from deckhand.core.screens import Observation
 from deckhand.engine.worker import Worker
-from deckhand.machines.base import Observation
 from deckhand.store import accounts as accounts_store
 from deckhand.store import machines as machines_store
-from deckhand.store.types import utcnow
 from tests.conftest import LiveServer, make_settings, serve
 
 DEFAULT_KEY = "sk-fake-provider-key-0123456789abcdef"

@@ -10,7 +10,6 @@ import logging
 import pytest
 from PIL import Image
 
-from deckhand.agent.actions import ActionResult, Click, ReadFile, RunCommand, TypeText, WriteFile
 from deckhand.brains.anthropic import (
     BASH_TOOL,
     COMPUTER_BETA,
@@ -19,7 +18,8 @@ from deckhand.brains.anthropic import (
     EDITOR_TOOL,
     AnthropicBrain,
 )
-from deckhand.brains.base import AgentContext, StepRecord
+from deckhand.core.actions import ActionResult, Click, ReadFile, RunCommand, TypeText, WriteFile
+from deckhand.core.steps import AgentContext, StepRecord
 from deckhand.errors import ErrorCode, LlmError
 from tests.support.fake_providers import (
     anthropic_message,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-from deckhand.agent.actions import ActionResult, Click, ReadFile, RunCommand, Wait
 from deckhand.agent.context import (
     OBSERVATIONS_KEPT,
     Plan,
@@ -17,8 +16,9 @@ from deckhand.agent.context import (
 )
 from deckhand.agent.recovery import REPEATS, same_screen, with_recovery_hint
 from deckhand.agent.verifier import apply_verdict, offline_verdict, scripted_verdict
-from deckhand.brains.base import AgentContext, Decision, Outcome, StepRecord
 from deckhand.brains.offline import next_decision
+from deckhand.core.actions import ActionResult, Click, ReadFile, RunCommand, Wait
+from deckhand.core.steps import AgentContext, Decision, Outcome, StepRecord
 from tests.support.fake_providers import observation, screenshot
 
 
@@ -47,7 +47,7 @@ def test_fit_and_scaling_round_trip() -> None:
 
 
 def test_a_png_that_fits_is_passed_through() -> None:
-    from deckhand.machines.base import Observation
+    from deckhand.core.screens import Observation
 
     png = screenshot(800, 600, fmt="PNG")
     s = model_screen(Observation(screenshot_jpeg=png, width=800, height=600))
@@ -128,7 +128,7 @@ def test_recovery_hint_only_when_repeating_without_effect_in_v5() -> None:
 
 
 def test_same_screen_tolerates_reencoding() -> None:
-    from deckhand.machines.base import Observation
+    from deckhand.core.screens import Observation
 
     a = observation(640, 480)
     b = Observation(screenshot_jpeg=screenshot(640, 480, fmt="PNG"), width=640, height=480)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from deckhand.agent.actions import ActionResult, Click, KeyPress, RunCommand, Scroll, TypeText
-from deckhand.brains.base import AgentContext, StepRecord
 from deckhand.brains.openai import PREVIEW_TOOL, OpenAIBrain
+from deckhand.core.actions import ActionResult, Click, KeyPress, RunCommand, Scroll, TypeText
+from deckhand.core.steps import AgentContext, StepRecord
 from deckhand.errors import ErrorCode, LlmError
 from tests.support.fake_providers import (
     computer_call,

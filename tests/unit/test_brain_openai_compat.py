@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from deckhand.agent.actions import ActionResult, Click, Drag, KeyPress, RunCommand
-from deckhand.brains.base import AgentContext, StepRecord
 from deckhand.brains.openai_compat import OpenAICompatBrain
+from deckhand.core.actions import ActionResult, Click, Drag, KeyPress, RunCommand
+from deckhand.core.steps import AgentContext, StepRecord
 from deckhand.errors import ErrorCode, LlmError
 from tests.support.fake_providers import chat, fake_provider, observation
 

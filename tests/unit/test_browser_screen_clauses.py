@@ -3,7 +3,8 @@ it reads back what the machine answered (pure; no machine)."""
 
 from __future__ import annotations
 
-from deckhand.agent.actions import (
+from deckhand.brains.offline import next_decision
+from deckhand.core.actions import (
     ActionResult,
     ClickText,
     KeyPress,
@@ -12,9 +13,8 @@ from deckhand.agent.actions import (
     Scroll,
     TypeText,
 )
-from deckhand.brains.base import AgentContext, StepRecord
-from deckhand.brains.offline import next_decision
-from deckhand.machines.agent.browser import BrowserError, check_url
+from deckhand.core.steps import AgentContext, StepRecord
+from deckhand.machine_agent.browser import BrowserError, check_url
 
 TASK = ('open http://127.0.0.1:8000/signin.html, click "Sign in", type "a@b.c" into "Email", '
         'press enter, scroll down, verify the screen shows "Welcome"')

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from deckhand.machines.agent import ocr
-from deckhand.machines.agent.desktop import encode_jpeg, write_xauthority
-from deckhand.machines.agent.termscreen import TerminalScreen, screen_lines
-from deckhand.machines.agent.xinput import (
+from deckhand.machine_agent import ocr
+from deckhand.machine_agent.desktop import encode_jpeg, write_xauthority
+from deckhand.machine_agent.termscreen import TerminalScreen, screen_lines
+from deckhand.machine_agent.xinput import (
     InputError,
     keysym_for_char,
     keysym_for_name,

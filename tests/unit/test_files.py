@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from deckhand.machines.agent.files import MAX_FILE_BYTES, FileAccessError, WorkspaceFiles
+from deckhand.machine_agent.files import MAX_FILE_BYTES, FileAccessError, WorkspaceFiles
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """No fixed sleeps in the action path of any machine kind: after an action the
-screen is settled adaptively (deckhand.machines.agent.settle). Every sleep
-left in src/deckhand/machines/ is listed here with the reason it is not an
+screen is settled adaptively (deckhand.machine_agent.settle). Every sleep
+left in src/deckhand/machines/ and machine_agent/ is listed here with the reason it is not an
 action's wait; a new one fails this test until it is either removed or
 listed."""
 
@@ -9,23 +9,24 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-MACHINES = Path(__file__).resolve().parents[2] / "src" / "deckhand" / "machines"
+PACKAGE = Path(__file__).resolve().parents[2] / "src" / "deckhand"
+ROOTS = ("machines", "machine_agent")  # the control plane and the machine agent
 SLEEPS = {"sleep", "wait_for_timeout"}  # asyncio/time.sleep, Playwright's fixed wait
-SETTLE_MODULE = "agent/settle.py"  # polling the screen, and the caller's fixed settle
+SETTLE_MODULE = "machine_agent/settle.py"  # polling the screen, and the caller's fixed settle
 
 # (module, function) -> why that sleep is not a fixed wait after an action.
 ALLOWED = {
-    ("agent/server.py", "MachineAgent._perform"): "the wait action itself (Wait.seconds)",
-    ("agent/browser.py", "Browser.wait"): "browser_wait with ms: the wait action itself",
-    ("agent/desktop.py", "Desktop._start_apps"): "start-up: let openbox settle before xterm",
-    ("agent/desktop.py", "Desktop.close"): "shut-down: polling processes to exit",
-    ("agent/desktop.py", "Desktop.start_vnc"): "start-up: polling x11vnc to listen",
-    ("agent/live.py", "_terminal_cast.down"): "live view: the terminal's frame interval",
-    ("local.py", "LocalMachineProvider._wait_ready"): "start-up: polling the ready file",
-    ("local.py", "_terminate"): "shut-down: polling processes to exit",
-    ("pool.py", "WarmPool._fill_forever"): "retry backoff after a spare failed to start",
-    ("service.py", "MachineService.wait_running"): "provisioning: polling for running",
-    ("service.py", "MachineService._sweep_forever"): "the sweeper's interval",
+    ("machine_agent/server.py", "MachineAgent._perform"): "the wait action itself (Wait.seconds)",
+    ("machine_agent/browser.py", "Browser.wait"): "browser_wait with ms: the wait action itself",
+    ("machine_agent/desktop.py", "Desktop._start_apps"): "start-up: let openbox settle before xterm",
+    ("machine_agent/desktop.py", "Desktop.close"): "shut-down: polling processes to exit",
+    ("machine_agent/desktop.py", "Desktop.start_vnc"): "start-up: polling x11vnc to listen",
+    ("machine_agent/live.py", "_terminal_cast.down"): "live view: the terminal's frame interval",
+    ("machines/local.py", "LocalMachineProvider._wait_ready"): "start-up: polling the ready file",
+    ("machines/local.py", "_terminate"): "shut-down: polling processes to exit",
+    ("machines/pool.py", "WarmPool._fill_forever"): "retry backoff after a spare failed to start",
+    ("machines/service.py", "MachineService.wait_running"): "provisioning: polling for running",
+    ("machines/service.py", "MachineService._sweep_forever"): "the sweeper's interval",
 }
 
 
@@ -51,8 +52,8 @@ def _sleeps(path: Path) -> list[tuple[str, int]]:
 
 def _all_sleeps() -> dict[tuple[str, str], list[int]]:
     out: dict[tuple[str, str], list[int]] = {}
-    for path in sorted(MACHINES.rglob("*.py")):
-        rel = path.relative_to(MACHINES).as_posix()
+    for path in sorted(p for root in ROOTS for p in (PACKAGE / root).rglob("*.py")):
+        rel = path.relative_to(PACKAGE).as_posix()
         if rel == SETTLE_MODULE:
             continue
         for where, line in _sleeps(path):
@@ -64,7 +65,7 @@ def test_no_sleep_in_the_action_path_outside_the_settle_module() -> None:
     unlisted = {f"{rel}:{lines[0]} in {where}" for (rel, where), lines in _all_sleeps().items()
                 if (rel, where) not in ALLOWED}
     assert not unlisted, ("fixed sleeps in the machines' code (settle adaptively with "
-                          f"deckhand.machines.agent.settle, or list them here with a reason): "
+                          f"deckhand.machine_agent.settle, or list them here with a reason): "
                           f"{sorted(unlisted)}")
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from deckhand.agent.actions import ActionResult, ReadFile, RunCommand, Wait, WriteFile
-from deckhand.brains.base import AgentContext, Decision, StepRecord, TokenUsage
 from deckhand.brains.offline import COMMAND_TIMEOUT_MS, OfflineBrain, next_decision
+from deckhand.core.actions import ActionResult, ReadFile, RunCommand, Wait, WriteFile
+from deckhand.core.steps import AgentContext, Decision, StepRecord, TokenUsage
 
 REFERENCE_TASK = """Run `python3 -m venv /tmp/env && /tmp/env/bin/pip install requests`, then run
 `/tmp/env/bin/python -c "import requests; print(requests.__version__)"` and

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from deckhand.agent.actions import ActionResult, RunCommand, Wait, WriteFile
-from deckhand.brains.base import AgentContext, Decision, Outcome, StepRecord, TokenUsage
 from deckhand.brains.scripted import DEFAULT_ANSWER, ScriptedBrain, parse_script
+from deckhand.core.actions import ActionResult, RunCommand, Wait, WriteFile
+from deckhand.core.steps import AgentContext, Decision, Outcome, StepRecord, TokenUsage
 from deckhand.errors import BrainError
 
 

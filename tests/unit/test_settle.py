@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from deckhand.machines.agent.desktop import Frame
-from deckhand.machines.agent.settle import (
+from deckhand.machine_agent.desktop import Frame
+from deckhand.machine_agent.settle import (
     Sample,
     Settle,
     SettleError,

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import pytest
 
-from deckhand.agent.actions import Action, ActionResult, Click
 from deckhand.agent.loop import run_step
-from deckhand.brains.base import AgentContext, Decision
 from deckhand.brains.scripted import ScriptedBrain
-from deckhand.machines.base import Observation
+from deckhand.core.actions import Action, ActionResult, Click
+from deckhand.core.screens import Observation
+from deckhand.core.steps import AgentContext, Decision
 
 pytestmark = pytest.mark.asyncio
 

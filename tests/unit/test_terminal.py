@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from deckhand.machines.agent.terminal import OUTPUT_LIMIT, TerminalError, TerminalSessions
+from deckhand.machine_agent.terminal import OUTPUT_LIMIT, TerminalError, TerminalSessions
 
 HAVE_BWRAP = shutil.which("bwrap") is not None
 SANDBOX_MODES = [

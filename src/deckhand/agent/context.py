@@ -26,7 +26,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from deckhand.agent.actions import (
+from deckhand.core.actions import (
     Action,
     ActionResult,
     Click,
@@ -43,8 +43,8 @@ from deckhand.agent.actions import (
     Wait,
     WriteFile,
 )
-from deckhand.brains.base import AgentContext, StepRecord
-from deckhand.machines.base import Observation
+from deckhand.core.screens import Observation
+from deckhand.core.steps import AgentContext, StepRecord
 
 MODEL_SCREEN_BOX = (1280, 800)
 OBSERVATIONS_KEPT = 8  # recent steps whose screens stay in memory for the history

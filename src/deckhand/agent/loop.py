@@ -13,13 +13,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from deckhand.agent.actions import Action, ActionResult
 from deckhand.agent.recovery import with_recovery_hint
 from deckhand.agent.verifier import Verdict, apply_verdict, needs_verification, verify
-from deckhand.brains.base import AgentContext, Brain, Decision, StepRecord
+from deckhand.brains.base import Brain
+from deckhand.core.actions import Action, ActionResult
+from deckhand.core.clock import utcnow
+from deckhand.core.machine import Machine
+from deckhand.core.screens import Observation
+from deckhand.core.steps import AgentContext, Decision, StepRecord
 from deckhand.errors import MachineError
-from deckhand.machines.base import Machine, Observation
-from deckhand.store.types import utcnow
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,10 @@ import hashlib
 import io
 from collections import OrderedDict
 
-from deckhand.agent.actions import Screenshot, Wait
 from deckhand.agent.context import describe
-from deckhand.brains.base import AgentContext
-from deckhand.machines.base import Observation
+from deckhand.core.actions import Screenshot, Wait
+from deckhand.core.screens import Observation
+from deckhand.core.steps import AgentContext
 
 REPEATS = 3
 THUMB = (32, 20)

@@ -22,11 +22,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from deckhand.agent.actions import ActionResult, RunCommand
 from deckhand.agent.context import task_text, trajectory_text
-from deckhand.brains.base import AgentContext, Decision, Outcome, TokenUsage
+from deckhand.core.actions import ActionResult, RunCommand
+from deckhand.core.screens import Observation
+from deckhand.core.steps import AgentContext, Decision, Outcome, TokenUsage
 from deckhand.errors import ErrorCode
-from deckhand.machines.base import Observation
 
 VERIFIED_VERSIONS = frozenset({"v4", "v5"})
 

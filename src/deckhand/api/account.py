@@ -13,6 +13,7 @@ from deckhand.api.deps import principal, services
 from deckhand.api.idempotency import lookup_body
 from deckhand.api.routing import endpoint, router
 from deckhand.auth import Principal
+from deckhand.core.clock import iso
 from deckhand.errors import NotFound, ScopeError
 from deckhand.scopes import ALL_SCOPES, DEFAULT_SCOPES
 from deckhand.services import Services
@@ -20,7 +21,6 @@ from deckhand.store import accounts as accounts_store
 from deckhand.store import idempotency as idem_store
 from deckhand.store import keys as keys_store
 from deckhand.store import usage as usage_store
-from deckhand.store.types import iso
 
 r = router()
 

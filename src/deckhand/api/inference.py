@@ -41,7 +41,6 @@ from deckhand.api.prediction import (
 from deckhand.api.result_stream import STREAM_RESPONSE, ResultStream, wants_stream
 from deckhand.api.routing import endpoint, router
 from deckhand.auth import Principal
-from deckhand.brains.base import AgentContext, Decision
 from deckhand.brains.resolve import (
     ANTHROPIC,
     OFFLINE,
@@ -50,6 +49,7 @@ from deckhand.brains.resolve import (
     SCRIPTED,
     close_brain,
 )
+from deckhand.core.steps import AgentContext, Decision
 from deckhand.errors import DeckhandError, ErrorCode, NotFound
 from deckhand.parse_pyautogui import parse as parse_code
 from deckhand.services import Services

@@ -14,10 +14,10 @@ from deckhand.api.deps import principal, services
 from deckhand.api.routing import endpoint, router
 from deckhand.auth import Principal
 from deckhand.brains.resolve import BYOK_PROVIDERS
+from deckhand.core.clock import iso
 from deckhand.errors import ErrorCode, NotFound, ScopeError, ValidationFailed
 from deckhand.services import Services
 from deckhand.store import llm_keys as llm_keys_store
-from deckhand.store.types import iso
 
 r = router(tags=["keys"])
 

@@ -34,10 +34,10 @@ from deckhand.api.deps import principal, services
 from deckhand.api.machine_views import MachineIdParam, owned, require_running
 from deckhand.api.routing import endpoint, router
 from deckhand.auth import Principal
+from deckhand.core.clock import iso
 from deckhand.errors import AuthError, MachineError, NotFound
 from deckhand.services import Services
 from deckhand.store import machines as store
-from deckhand.store.types import iso
 
 r = router(tags=["machines"])
 Svc = Annotated[Services, Depends(services)]

@@ -22,10 +22,10 @@ from deckhand.api.deps import check_scopes, principal, services
 from deckhand.api.machine_views import MachineIdParam, owned, require_running
 from deckhand.api.routing import endpoint, router
 from deckhand.auth import Principal
+from deckhand.core.clock import iso, utcnow
 from deckhand.errors import MachineError
-from deckhand.machines.agent.commands import BROWSER_OPS, COMMANDS
+from deckhand.machine_agent.commands import BROWSER_OPS, COMMANDS
 from deckhand.services import Services
-from deckhand.store.types import iso, utcnow
 
 r = router(tags=["machines"])
 Svc = Annotated[Services, Depends(services)]

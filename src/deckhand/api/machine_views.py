@@ -8,11 +8,11 @@ from typing import Annotated, Any
 from fastapi import Path
 
 from deckhand.auth import Principal
+from deckhand.core.clock import iso, utcnow
 from deckhand.errors import InvalidState
 from deckhand.machines import billing
 from deckhand.store import machines as store
 from deckhand.store.machines import MachineRow
-from deckhand.store.types import iso, utcnow
 
 MACHINE_ID_PATTERN = (
     r"^(?:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"

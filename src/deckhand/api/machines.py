@@ -27,11 +27,11 @@ from deckhand.api.machine_views import (
 )
 from deckhand.api.routing import endpoint, router
 from deckhand.auth import Principal
+from deckhand.core.clock import iso, utcnow
 from deckhand.errors import ValidationFailed
 from deckhand.machines import billing
 from deckhand.services import Services
 from deckhand.store import machines as store
-from deckhand.store.types import iso, utcnow
 
 r = router(tags=["machines"])
 

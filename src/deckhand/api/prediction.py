@@ -15,14 +15,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from deckhand.agent.context import image_size
 from deckhand.agent.verifier import apply_verdict, needs_verification, verify
 from deckhand.auth import Principal
-from deckhand.brains.base import AgentContext, Decision, StepRecord, TokenUsage
 from deckhand.brains.resolve import (
     BrainResolver,
     Choice,
     close_brain,
 )
+from deckhand.core.screens import Observation
+from deckhand.core.steps import AgentContext, Decision, StepRecord, TokenUsage
 from deckhand.errors import DeckhandError, ErrorCode, InsufficientCredits
-from deckhand.machines.base import Observation
 from deckhand.parse_pyautogui import action_response
 from deckhand.pricing import call_credits
 from deckhand.services import Services

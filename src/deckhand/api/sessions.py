@@ -28,15 +28,15 @@ from deckhand.api.prediction import (
 from deckhand.api.result_stream import STREAM_RESPONSE, ResultStream, wants_stream
 from deckhand.api.routing import endpoint, router
 from deckhand.auth import Principal
-from deckhand.brains.base import AgentContext, Decision, TokenUsage
 from deckhand.brains.resolve import (
     OFFLINE,
     Choice,
     parse_model,
 )
+from deckhand.core.clock import iso
+from deckhand.core.steps import AgentContext, Decision, TokenUsage
 from deckhand.services import Services
 from deckhand.store import sessions as sessions_store
-from deckhand.store.types import iso
 
 r = router(tags=["sessions"])
 

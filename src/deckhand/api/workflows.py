@@ -18,6 +18,7 @@ from deckhand.api.routing import endpoint, router
 from deckhand.api.sse import event_stream, resume_cursor
 from deckhand.auth import Principal
 from deckhand.brains.resolve import LlmRequest
+from deckhand.core.clock import utcnow
 from deckhand.engine import dsl
 from deckhand.engine.workflow_lifecycle import NewRun
 from deckhand.errors import (
@@ -33,7 +34,6 @@ from deckhand.store import ledger as ledger_store
 from deckhand.store import machines as machines_store
 from deckhand.store import workflows as wf_store
 from deckhand.store.machines import GONE
-from deckhand.store.types import utcnow
 from deckhand.store.workflows import TERMINAL
 from deckhand.views import workflow_run_view, workflow_view
 

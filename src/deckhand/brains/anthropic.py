@@ -25,20 +25,6 @@ import json
 import shlex
 from typing import Any
 
-from deckhand.agent.actions import (
-    Action,
-    Click,
-    Drag,
-    KeyPress,
-    MoveMouse,
-    ReadFile,
-    RunCommand,
-    Screenshot,
-    Scroll,
-    TypeText,
-    Wait,
-    WriteFile,
-)
 from deckhand.agent.context import (
     REQUEST_HUMAN_DESCRIPTION,
     ModelScreen,
@@ -60,9 +46,23 @@ from deckhand.agent.verifier import (
     verdict_from_arguments,
     verifier_prompt,
 )
-from deckhand.brains.base import AgentContext, Decision, Outcome, TokenUsage
 from deckhand.brains.resolve import GROUND_TOOL, GROUND_TOOL_SCHEMA, Grounded, provider_error
-from deckhand.machines.base import Observation
+from deckhand.core.actions import (
+    Action,
+    Click,
+    Drag,
+    KeyPress,
+    MoveMouse,
+    ReadFile,
+    RunCommand,
+    Screenshot,
+    Scroll,
+    TypeText,
+    Wait,
+    WriteFile,
+)
+from deckhand.core.screens import Observation
+from deckhand.core.steps import AgentContext, Decision, Outcome, TokenUsage
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 COMPUTER_TOOL = "computer_20251124"

@@ -47,20 +47,6 @@ from __future__ import annotations
 
 import re
 
-from deckhand.agent.actions import (
-    ActionResult,
-    ClickText,
-    KeyPress,
-    OpenUrl,
-    ReadFile,
-    RunCommand,
-    Screenshot,
-    Wait,
-    WriteFile,
-)
-from deckhand.agent.actions import Scroll as ScrollAction
-from deckhand.agent.actions import TypeText as TypeAction
-from deckhand.brains.base import AgentContext, Decision, Outcome, StepRecord
 from deckhand.brains.offline_parse import (
     FORMS,
     SCREEN_CLAUSES,
@@ -85,6 +71,20 @@ from deckhand.brains.offline_parse import (
     parse_task,
     quote,
 )
+from deckhand.core.actions import (
+    ActionResult,
+    ClickText,
+    KeyPress,
+    OpenUrl,
+    ReadFile,
+    RunCommand,
+    Screenshot,
+    Wait,
+    WriteFile,
+)
+from deckhand.core.actions import Scroll as ScrollAction
+from deckhand.core.actions import TypeText as TypeAction
+from deckhand.core.steps import AgentContext, Decision, Outcome, StepRecord
 from deckhand.errors import ErrorCode
 
 #: a generous per-command timeout; the run's own deadline is enforced elsewhere

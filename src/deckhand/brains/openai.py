@@ -26,17 +26,6 @@ from __future__ import annotations
 import io
 from typing import Any
 
-from deckhand.agent.actions import (
-    Action,
-    Click,
-    Drag,
-    KeyPress,
-    MoveMouse,
-    Screenshot,
-    Scroll,
-    TypeText,
-    Wait,
-)
 from deckhand.agent.context import (
     ModelScreen,
     Plan,
@@ -58,10 +47,21 @@ from deckhand.agent.verifier import (
     verdict_from_text,
     verifier_prompt,
 )
-from deckhand.brains.base import AgentContext, Decision, Outcome, TokenUsage
 from deckhand.brains.openai_compat import function_actions, function_specs, parse_arguments
 from deckhand.brains.resolve import GROUND_TOOL, GROUND_TOOL_SCHEMA, Grounded, provider_error
-from deckhand.machines.base import Observation
+from deckhand.core.actions import (
+    Action,
+    Click,
+    Drag,
+    KeyPress,
+    MoveMouse,
+    Screenshot,
+    Scroll,
+    TypeText,
+    Wait,
+)
+from deckhand.core.screens import Observation
+from deckhand.core.steps import AgentContext, Decision, Outcome, TokenUsage
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 PREVIEW_TOOL = "computer_use_preview"

@@ -17,20 +17,6 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from deckhand.agent.actions import (
-    Action,
-    Click,
-    Drag,
-    KeyPress,
-    MoveMouse,
-    ReadFile,
-    RunCommand,
-    Screenshot,
-    Scroll,
-    TypeText,
-    Wait,
-    WriteFile,
-)
 from deckhand.agent.context import (
     REQUEST_HUMAN_DESCRIPTION,
     ModelScreen,
@@ -53,10 +39,24 @@ from deckhand.agent.verifier import (
     verdict_from_text,
     verifier_prompt,
 )
-from deckhand.brains.base import AgentContext, Decision, TokenUsage
 from deckhand.brains.resolve import GROUND_TOOL, GROUND_TOOL_SCHEMA, Grounded, provider_error
+from deckhand.core.actions import (
+    Action,
+    Click,
+    Drag,
+    KeyPress,
+    MoveMouse,
+    ReadFile,
+    RunCommand,
+    Screenshot,
+    Scroll,
+    TypeText,
+    Wait,
+    WriteFile,
+)
+from deckhand.core.screens import Observation
+from deckhand.core.steps import AgentContext, Decision, TokenUsage
 from deckhand.errors import ErrorCode, LlmError
-from deckhand.machines.base import Observation
 
 MAX_TOKENS = 4096
 
@@ -331,7 +331,7 @@ def decision_from(response: Any, context: AgentContext, screen: ModelScreen | No
     text = (message.content or "").strip() or None
     calls = list(getattr(message, "tool_calls", None) or [])
     if not calls:
-        from deckhand.brains.base import Outcome
+        from deckhand.core.steps import Outcome
 
         return Decision(text=text, usage=usage, outcome=Outcome(success=True,
                                                                 answer=text or "Done."))

@@ -30,8 +30,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from deckhand import crypto
 from deckhand.agent.context import ModelScreen
-from deckhand.brains.base import Brain, TokenUsage
+from deckhand.brains.base import Brain
 from deckhand.config import Settings
+from deckhand.core.steps import TokenUsage
 from deckhand.errors import ErrorCode, LlmError, ValidationFailed
 from deckhand.store import llm_keys as llm_keys_store
 

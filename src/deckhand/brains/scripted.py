@@ -46,7 +46,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from deckhand.brains.base import AgentContext, Decision, Outcome
+from deckhand.core.steps import AgentContext, Decision, Outcome
 from deckhand.errors import BrainError, ErrorCode
 
 DEFAULT_ANSWER = "Script complete."

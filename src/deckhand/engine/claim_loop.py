@@ -21,10 +21,10 @@ from typing import ClassVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from deckhand.core.clock import utcnow
 from deckhand.engine.notify import Notifier
 from deckhand.engine.workflow_state import cancel_all
 from deckhand.store.db import Database
-from deckhand.store.types import utcnow
 
 log = logging.getLogger("deckhand.worker")
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from deckhand.core.clock import utcnow
 from deckhand.engine.notify import Notifier
 from deckhand.errors import InvalidState
 from deckhand.store import events as events_store
@@ -16,7 +17,6 @@ from deckhand.store import llm_keys as llm_keys_store
 from deckhand.store import runs as runs_store
 from deckhand.store import webhooks as webhooks_store
 from deckhand.store.runs import TERMINAL, RunRow
-from deckhand.store.types import utcnow
 from deckhand.views import run_view
 
 WEBHOOK_EVENTS = frozenset({"awaiting_human", "succeeded", "failed", "cancelled", "timed_out"})

@@ -13,22 +13,22 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from deckhand.agent.actions import ActionResult
 from deckhand.agent.context import remember
 from deckhand.agent.loop import StepOutcome, run_step
-from deckhand.brains.base import AgentContext, Decision, StepRecord
 from deckhand.brains.registry import build_brain
 from deckhand.brains.resolve import BrainResolver, close_brain
+from deckhand.core.actions import ActionResult
+from deckhand.core.clock import utcnow
+from deckhand.core.machine import Machine
+from deckhand.core.steps import AgentContext, Decision, StepRecord
 from deckhand.engine.lifecycle import LeaseLost, Lifecycle
 from deckhand.errors import DeckhandError, ErrorCode, MachineError
-from deckhand.machines.base import Machine
 from deckhand.pricing import step_credits
 from deckhand.store import ledger as ledger_store
 from deckhand.store import runs as runs_store
 from deckhand.store import steps as steps_store
 from deckhand.store.db import Database
 from deckhand.store.runs import TERMINAL, RunRow
-from deckhand.store.types import utcnow
 
 log = logging.getLogger("deckhand.runner")
 

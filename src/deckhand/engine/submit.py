@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from deckhand import crypto, ids
 from deckhand.brains.registry import OFFLINE, brain_name_for
 from deckhand.brains.resolve import BrainResolver, Choice, LlmRequest
+from deckhand.core.clock import utcnow
 from deckhand.engine.lifecycle import Lifecycle
 from deckhand.errors import ErrorCode, InsufficientCredits, InvalidState, NotFound
 from deckhand.events.webhooks import new_webhook_secret
@@ -23,7 +24,6 @@ from deckhand.store import machines as machines_store
 from deckhand.store import runs as runs_store
 from deckhand.store.machines import GONE
 from deckhand.store.runs import RunRow
-from deckhand.store.types import utcnow
 
 WEBHOOK_PURPOSE = "webhook"
 OFFLINE_NOTICE = (

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from deckhand.brains.resolve import BrainResolver
+from deckhand.core.clock import utcnow
 from deckhand.engine.claim_loop import ClaimLoop, new_worker_id
 from deckhand.engine.lifecycle import Lifecycle
 from deckhand.engine.notify import Notifier
@@ -20,7 +21,6 @@ from deckhand.errors import ErrorCode
 from deckhand.store import runs as runs_store
 from deckhand.store.db import Database
 from deckhand.store.runs import TERMINAL
-from deckhand.store.types import utcnow
 
 __all__ = ["Worker", "new_worker_id"]
 

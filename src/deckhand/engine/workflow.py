@@ -31,6 +31,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from deckhand.brains.resolve import LlmRequest
+from deckhand.core.clock import utcnow
 from deckhand.engine import dsl
 from deckhand.engine.lifecycle import LeaseLost
 from deckhand.engine.submit import RunSpec
@@ -51,7 +52,6 @@ from deckhand.store import runs as runs_store
 from deckhand.store import workflows as wf_store
 from deckhand.store.runs import RunRow
 from deckhand.store.tables import workflow_runs
-from deckhand.store.types import utcnow
 from deckhand.store.workflows import TERMINAL, StepRow, WorkflowRunRow
 
 __all__ = ["MAX_ATTEMPTS", "Engine", "Interpreter", "RunEnd", "StepFailed", "Suspended"]

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from deckhand import crypto, ids
+from deckhand.core.clock import iso, utcnow
 from deckhand.engine.lifecycle import LeaseLost, Lifecycle
 from deckhand.engine.notify import Notifier
 from deckhand.errors import ErrorCode, InvalidState
@@ -24,7 +25,6 @@ from deckhand.events.webhooks import SECRET_PURPOSE, new_webhook_secret
 from deckhand.store import llm_keys as llm_keys_store
 from deckhand.store import webhooks as webhooks_store
 from deckhand.store import workflows as wf_store
-from deckhand.store.types import iso, utcnow
 from deckhand.store.workflows import TERMINAL, StepRow, WorkflowRunRow
 from deckhand.views import workflow_run_view
 

@@ -14,6 +14,7 @@ from typing import Any, NoReturn, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from deckhand.core.clock import utcnow
 from deckhand.engine import dsl
 from deckhand.engine.lifecycle import LeaseLost
 from deckhand.engine.notify import Notifier
@@ -22,7 +23,6 @@ from deckhand.engine.workflow_lifecycle import WorkflowLifecycle, error, step_ev
 from deckhand.store import runs as runs_store
 from deckhand.store import workflows as wf_store
 from deckhand.store.db import Database
-from deckhand.store.types import utcnow
 from deckhand.store.workflows import TERMINAL, StepRow, WorkflowRunRow
 
 T = TypeVar("T")

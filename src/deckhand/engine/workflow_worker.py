@@ -17,6 +17,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from deckhand.core.clock import utcnow
 from deckhand.engine.claim_loop import ClaimLoop
 from deckhand.engine.lifecycle import LeaseLost
 from deckhand.engine.notify import Notifier
@@ -26,7 +27,6 @@ from deckhand.engine.workflow_lifecycle import WorkflowLifecycle, error
 from deckhand.errors import ErrorCode
 from deckhand.store import workflows as wf_store
 from deckhand.store.db import Database
-from deckhand.store.types import utcnow
 from deckhand.store.workflows import TERMINAL
 
 log = logging.getLogger("deckhand.workflow_worker")

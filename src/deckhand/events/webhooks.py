@@ -35,10 +35,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from deckhand import crypto
 from deckhand.config import Settings
+from deckhand.core.clock import utcnow
 from deckhand.errors import ValidationFailed
 from deckhand.store import webhooks as outbox
 from deckhand.store.db import Database
-from deckhand.store.types import utcnow
 
 log = logging.getLogger(__name__)
 

@@ -35,8 +35,8 @@ from pathlib import Path
 import httpx
 
 from deckhand.errors import MachineError, ValidationFailed
-from deckhand.machines.agent.proctree import descendant_pids
-from deckhand.machines.agent.settle import SettlePolicy
+from deckhand.machine_agent.proctree import descendant_pids
+from deckhand.machine_agent.settle import SettlePolicy
 from deckhand.machines.remote import RemoteMachine
 
 READY_FILE = "agent.json"
@@ -143,7 +143,7 @@ class LocalMachineProvider:
         with contextlib.suppress(FileNotFoundError):
             ready.unlink()
 
-        argv = [self.python, "-m", "deckhand.machines.agent"]
+        argv = [self.python, "-m", "deckhand.machine_agent"]
         if machine_id is not None:
             argv += ["--machine-id", machine_id]
         argv += [
@@ -345,7 +345,7 @@ def _is_agent(pid: int, mdir: Path) -> bool:
             args = f.read().decode(errors="replace").split("\0")
     except OSError:
         return False
-    if "deckhand.machines.agent" not in args and "machine-agent" not in args:
+    if "deckhand.machine_agent" not in args and "machine-agent" not in args:
         return False
     real = mdir.resolve() if mdir.is_symlink() else mdir
     workspaces = {str(mdir / "workspace"), str(real / "workspace")}

@@ -22,9 +22,9 @@ from typing import Any
 import httpx
 from pydantic import ValidationError
 
-from deckhand.agent.actions import Action, ActionResult, RunCommand, Wait
+from deckhand.core.actions import Action, ActionResult, RunCommand, Wait
+from deckhand.core.screens import Observation
 from deckhand.errors import MachineError
-from deckhand.machines.base import Observation
 
 logger = logging.getLogger(__name__)
 
@@ -226,7 +226,7 @@ class RemoteMachine:
 
     async def files(self, op: str, parameters: dict[str, Any]) -> ActionResult:
         """A file operation (``read``, ``write``, ``list-directory``, …; see
-        ``deckhand.machines.agent.fileops.FILE_OPS``)."""
+        ``deckhand.machine_agent.fileops.FILE_OPS``)."""
         response = await self._post(f"/files/{op}", {"parameters": parameters},
                                     read_timeout=FILES_TIMEOUT_S)
         return self._result(response)

@@ -27,6 +27,7 @@ import httpx
 
 from deckhand import crypto, ids
 from deckhand.config import Settings
+from deckhand.core.clock import utcnow
 from deckhand.errors import (
     DeckhandError,
     ErrorCode,
@@ -42,7 +43,6 @@ from deckhand.machines.remote import RemoteMachine
 from deckhand.store import machines as store
 from deckhand.store.db import Database
 from deckhand.store.machines import GONE, MachineRow
-from deckhand.store.types import utcnow
 
 log = logging.getLogger("deckhand.machines")
 TOKEN_PURPOSE = "machine-agent-token"

@@ -9,9 +9,9 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from deckhand import ids
+from deckhand.core.clock import utcnow
 from deckhand.errors import NotFound, ValidationFailed
 from deckhand.store.tables import accounts
-from deckhand.store.types import utcnow
 
 
 @dataclass(frozen=True)

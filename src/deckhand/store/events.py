@@ -8,9 +8,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from deckhand.core.clock import utcnow
 from deckhand.store import runs as runs_store
 from deckhand.store.tables import run_events
-from deckhand.store.types import utcnow
 
 _INSERT = run_events.insert()  # built once: every step runs it
 

@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy import and_, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from deckhand.core.clock import utcnow
 from deckhand.store.tables import idempotency_records as t
-from deckhand.store.types import utcnow
 from deckhand.store.upsert import insert_for
 
 # A reservation still "processing" this long after it was made belongs to a

@@ -12,9 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from deckhand import ids
 from deckhand.auth import KEY_PREFIX_LEN, Principal, hash_key, key_mode
+from deckhand.core.clock import utcnow
 from deckhand.errors import NotFound
 from deckhand.store.tables import accounts, api_keys
-from deckhand.store.types import utcnow
 
 LAST_USED_RESOLUTION = timedelta(seconds=60)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from deckhand.core.clock import utcnow
 from deckhand.store.tables import accounts, ledger_entries
-from deckhand.store.types import utcnow
 
 # Built once: a step's transaction runs them every time.
 _BALANCE = select(accounts.c.credits).where(accounts.c.id == bindparam("p_account"))

@@ -12,8 +12,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from deckhand import crypto
+from deckhand.core.clock import utcnow
 from deckhand.store.tables import llm_keys, run_llm_keys, workflow_run_llm_keys
-from deckhand.store.types import utcnow
 from deckhand.store.upsert import insert_for
 
 PURPOSE = "llm-key"

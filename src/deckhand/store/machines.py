@@ -7,10 +7,10 @@ from typing import Any
 from sqlalchemy import Row, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from deckhand.core.clock import utcnow
 from deckhand.errors import InsufficientCredits, NotFound
 from deckhand.store import ledger
 from deckhand.store.tables import accounts, ledger_entries, machine_snapshots, machines
-from deckhand.store.types import utcnow
 
 MachineRow = Row[Any]
 GONE = frozenset({"terminated", "deleting"})

@@ -14,9 +14,9 @@ from typing import Any
 from sqlalchemy import Row, Update, and_, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from deckhand.core.clock import utcnow
 from deckhand.errors import NotFound
 from deckhand.store.tables import runs
-from deckhand.store.types import utcnow
 
 TERMINAL = frozenset({"succeeded", "failed", "cancelled", "timed_out"})
 ACTIVE = frozenset({"queued", "running", "awaiting_human"})

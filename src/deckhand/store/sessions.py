@@ -12,9 +12,9 @@ from typing import Any
 from sqlalchemy import and_, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from deckhand.core.clock import utcnow
 from deckhand.errors import ErrorCode, NotFound
 from deckhand.store.tables import inference_sessions as t
-from deckhand.store.types import utcnow
 
 IDLE_TTL = timedelta(hours=2)
 

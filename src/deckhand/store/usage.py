@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from deckhand.core.clock import utcnow
 from deckhand.store.tables import ledger_entries, run_steps, runs
 from deckhand.store.tables import usage_counters as t
-from deckhand.store.types import utcnow
 from deckhand.store.upsert import increment
 
 RUN_STEPS = "runSteps"  # the breakdown entry of agent steps (requests: steps)

@@ -17,8 +17,9 @@ from typing import Any
 from sqlalchemy import case, func, or_, select, type_coerce, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from deckhand.core.clock import iso, utcnow
 from deckhand.store.tables import webhook_attempts, webhook_deliveries
-from deckhand.store.types import UTCDateTime, iso, utcnow
+from deckhand.store.types import UTCDateTime
 
 PENDING = "pending"
 DELIVERED = "delivered"

@@ -15,6 +15,7 @@ from sqlalchemy import Row, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from deckhand.core.clock import utcnow
 from deckhand.errors import ErrorCode, InvalidState, NotFound
 from deckhand.store.events import Event
 from deckhand.store.runs import ACTIVE
@@ -27,7 +28,6 @@ from deckhand.store.tables import (
     workflow_versions,
     workflows,
 )
-from deckhand.store.types import utcnow
 
 TERMINAL = frozenset({"succeeded", "failed", "cancelled", "timed_out"})
 WorkflowRow = Row[Any]

@@ -1,24 +1,14 @@
 """The Machine protocol: what the agent loop and the machines API need from a
 machine, wherever it runs. Local and remote machines are both reached through
-:class:`deckhand.machines.remote.RemoteMachine`, a client of a machine agent."""
+:class:`deckhand.machines.remote.RemoteMachine`, a client of a machine agent;
+:class:`deckhand.machines.fake.FakeMachine` is the test double."""
 
 from __future__ import annotations
 
 from typing import Protocol
 
-from pydantic import BaseModel, ConfigDict
-
-from deckhand.agent.actions import Action, ActionResult
-
-
-class Observation(BaseModel):
-    """What the agent sees before deciding: the screen, when the machine has one."""
-
-    model_config = ConfigDict(frozen=True)
-
-    screenshot_jpeg: bytes
-    width: int
-    height: int
+from deckhand.core.actions import Action, ActionResult
+from deckhand.core.screens import Observation
 
 
 class Machine(Protocol):
@@ -27,6 +17,12 @@ class Machine(Protocol):
     async def act(self, action: Action) -> ActionResult:
         """Perform one action. Cancelling the awaiting task interrupts the
         action on the machine (a running command is killed)."""
+        ...
+
+    async def act_and_observe(self, action: Action, *, settle: object = None
+                              ) -> tuple[ActionResult, Observation | None]:
+        """Perform ``action`` and return the settled screen after it in the
+        same round trip (None for a machine without a screen)."""
         ...
 
     async def health(self) -> bool: ...

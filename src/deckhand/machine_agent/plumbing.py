@@ -12,8 +12,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from deckhand.agent.actions import ActionResult
-from deckhand.machines.agent.desktop import Frame
+from deckhand.core.actions import ActionResult
+from deckhand.machine_agent.desktop import Frame
 
 MAX_BODY_BYTES = 80 * 1024 * 1024  # 50 MB of file content, base64-encoded, plus JSON
 

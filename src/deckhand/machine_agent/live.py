@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any
 from playwright._impl._errors import Error as PlaywrightError  # cheap to import (async_api is not)
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from deckhand.machines.agent.desktop import DesktopError
+from deckhand.machine_agent.desktop import DesktopError
 
 if TYPE_CHECKING:
-    from deckhand.machines.agent.server import MachineAgent
+    from deckhand.machine_agent.server import MachineAgent
 
 logger = logging.getLogger(__name__)
 TERMINAL_FRAME_INTERVAL_S = 0.5

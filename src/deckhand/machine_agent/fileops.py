@@ -7,8 +7,8 @@ import base64
 import binascii
 from typing import Any
 
-from deckhand.agent.actions import ActionResult
-from deckhand.machines.agent.files import WorkspaceFiles
+from deckhand.core.actions import ActionResult
+from deckhand.machine_agent.files import WorkspaceFiles
 
 FILE_OPS = (
     "read", "exists", "list", "list-directory", "download", "list-downloads",

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import time
 
-from deckhand.machines.agent.browser import Browser
-from deckhand.machines.agent.desktop import Desktop, Frame, encode_jpeg
-from deckhand.machines.agent.pagewatch import SignalsPoller, page_busy
-from deckhand.machines.agent.settle import Sample
+from deckhand.machine_agent.browser import Browser
+from deckhand.machine_agent.desktop import Desktop, Frame, encode_jpeg
+from deckhand.machine_agent.pagewatch import SignalsPoller, page_busy
+from deckhand.machine_agent.settle import Sample
 
 DESKTOP_PAUSE_S = 0.008  # between two looks at a desktop (a grab and a compare: ~1 ms)
 SIGNALS_TIMEOUT_S = 0.5  # a page that does not answer this fast is busy

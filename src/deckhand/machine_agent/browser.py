@@ -24,8 +24,8 @@ from urllib.parse import urlparse
 from PIL import Image
 from playwright._impl._errors import Error as PlaywrightError  # cheap to import (async_api is not)
 
-from deckhand.machines.agent.desktop import Frame
-from deckhand.machines.agent.pagewatch import NetworkActivity
+from deckhand.machine_agent.desktop import Frame
+from deckhand.machine_agent.pagewatch import NetworkActivity
 
 logger = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import uvicorn
 
-from deckhand.machines.agent.server import AgentOptions, create_agent_app
-from deckhand.machines.agent.settle import SettlePolicy
+from deckhand.machine_agent.server import AgentOptions, create_agent_app
+from deckhand.machine_agent.settle import SettlePolicy
 
 logger = logging.getLogger(__name__)
 

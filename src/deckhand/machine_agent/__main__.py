@@ -1,4 +1,4 @@
-"""``python -m deckhand.machines.agent``: run a machine agent.
+"""``python -m deckhand.machine_agent``: run a machine agent.
 
 The token is read from ``--token-file`` (which must not be readable by group
 or others) or from the ``DECKHAND_AGENT_TOKEN`` environment variable, so that
@@ -13,7 +13,7 @@ import stat
 import sys
 
 TOKEN_ENV = "DECKHAND_AGENT_TOKEN"
-DEFAULT_QUIET_MS, DEFAULT_CAP_MS = 60, 3000  # as in deckhand.machines.agent.settle
+DEFAULT_QUIET_MS, DEFAULT_CAP_MS = 60, 3000  # as in deckhand.machine_agent.settle
 
 
 def read_token(token_file: str | None) -> str:
@@ -31,7 +31,7 @@ def read_token(token_file: str | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m deckhand.machines.agent",
+    parser = argparse.ArgumentParser(prog="python -m deckhand.machine_agent",
                                      description="Serve one machine over HTTP.")
     parser.add_argument("--machine-id", help="the machine's id (omitted: wait to be claimed)")
     parser.add_argument("--workspace", required=True)
@@ -56,8 +56,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     token = read_token(args.token_file)
     # Imported after the arguments are read: `--help` stays fast.
-    from deckhand.machines.agent.serving import run_agent
-    from deckhand.machines.agent.settle import SettlePolicy
+    from deckhand.machine_agent.serving import run_agent
+    from deckhand.machine_agent.settle import SettlePolicy
 
     run_agent(
         machine_id=args.machine_id,

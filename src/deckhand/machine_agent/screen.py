@@ -10,7 +10,7 @@ from typing import Any
 
 from playwright._impl._errors import Error as PlaywrightError
 
-from deckhand.agent.actions import (
+from deckhand.core.actions import (
     ActionResult,
     Click,
     ClickText,
@@ -22,14 +22,14 @@ from deckhand.agent.actions import (
     Scroll,
     TypeText,
 )
-from deckhand.machines.agent import ocr
-from deckhand.machines.agent.browser import Browser, BrowserError
-from deckhand.machines.agent.desktop import Desktop, DesktopError, Frame
-from deckhand.machines.agent.probes import BrowserProbe, DesktopProbe
-from deckhand.machines.agent.settle import Probe, SettlePolicy, Watch
-from deckhand.machines.agent.terminal import TerminalSessions
-from deckhand.machines.agent.termscreen import TerminalScreen, screen_lines
-from deckhand.machines.agent.xinput import split_combo
+from deckhand.machine_agent import ocr
+from deckhand.machine_agent.browser import Browser, BrowserError
+from deckhand.machine_agent.desktop import Desktop, DesktopError, Frame
+from deckhand.machine_agent.probes import BrowserProbe, DesktopProbe
+from deckhand.machine_agent.settle import Probe, SettlePolicy, Watch
+from deckhand.machine_agent.terminal import TerminalSessions
+from deckhand.machine_agent.termscreen import TerminalScreen, screen_lines
+from deckhand.machine_agent.xinput import split_combo
 
 SCREEN_TEXT_LIMIT = 20_000
 GROUNDING_LOOKS = 3  # text recognition again while the screen keeps changing under it

@@ -8,7 +8,7 @@ from functools import lru_cache
 
 from PIL import Image, ImageDraw, ImageFont
 
-from deckhand.machines.agent.desktop import Frame
+from deckhand.machine_agent.desktop import Frame
 
 WIDTH, HEIGHT = 1280, 800
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf"

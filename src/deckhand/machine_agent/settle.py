@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from deckhand.errors import ValidationFailed
-from deckhand.machines.agent.desktop import Frame
+from deckhand.machine_agent.desktop import Frame
 
 DEFAULT_QUIET_MS = 60
 DEFAULT_CAP_MS = 3000

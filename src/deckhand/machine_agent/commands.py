@@ -17,19 +17,19 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from deckhand.agent.actions import Click, Drag, KeyPress, Scroll, TypeText
-from deckhand.machines.agent.browser import BrowserError
-from deckhand.machines.agent.desktop import DesktopError
-from deckhand.machines.agent.files import FileAccessError
-from deckhand.machines.agent.ocr import OcrError
-from deckhand.machines.agent.screen import ScreenError
-from deckhand.machines.agent.settle import SettleError
-from deckhand.machines.agent.terminal import TerminalError
-from deckhand.machines.agent.windows import WindowError
-from deckhand.machines.agent.xinput import InputError, split_combo
+from deckhand.core.actions import Click, Drag, KeyPress, Scroll, TypeText
+from deckhand.machine_agent.browser import BrowserError
+from deckhand.machine_agent.desktop import DesktopError
+from deckhand.machine_agent.files import FileAccessError
+from deckhand.machine_agent.ocr import OcrError
+from deckhand.machine_agent.screen import ScreenError
+from deckhand.machine_agent.settle import SettleError
+from deckhand.machine_agent.terminal import TerminalError
+from deckhand.machine_agent.windows import WindowError
+from deckhand.machine_agent.xinput import InputError, split_combo
 
 if TYPE_CHECKING:
-    from deckhand.machines.agent.server import MachineAgent
+    from deckhand.machine_agent.server import MachineAgent
 
 COMMANDS = (
     "screenshot", "click", "double_click", "click_with_modifiers", "type", "key_press",

@@ -20,13 +20,13 @@ import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from deckhand.machines.agent.proctree import (
+from deckhand.machine_agent.proctree import (
     descendant_pids,
     kill_descendants,
     process_name,
     send_signal,
 )
-from deckhand.machines.agent.sandbox import bwrap_argv, bwrap_available, shell_env
+from deckhand.machine_agent.sandbox import bwrap_argv, bwrap_available, shell_env
 
 logger = logging.getLogger(__name__)
 

@@ -29,9 +29,9 @@ from pathlib import Path
 
 from PIL import Image
 
-from deckhand.machines.agent.sandbox import interactive_shell_argv, shell_env
-from deckhand.machines.agent.windows import Windows
-from deckhand.machines.agent.xinput import XInput
+from deckhand.machine_agent.sandbox import interactive_shell_argv, shell_env
+from deckhand.machine_agent.windows import Windows
+from deckhand.machine_agent.xinput import XInput
 
 logger = logging.getLogger(__name__)
 

@@ -46,7 +46,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
-from deckhand.agent.actions import (
+from deckhand.core.actions import (
     SCREEN_ACTIONS,
     Action,
     ActionResult,
@@ -55,25 +55,25 @@ from deckhand.agent.actions import (
     Wait,
     WriteFile,
 )
-from deckhand.machines.agent import live
-from deckhand.machines.agent.browser import Browser, BrowserError
-from deckhand.machines.agent.commands import run_command
-from deckhand.machines.agent.desktop import Desktop, DesktopError, Frame
-from deckhand.machines.agent.fileops import BadParameters, file_op
-from deckhand.machines.agent.files import FileAccessError, WorkspaceFiles
-from deckhand.machines.agent.ocr import OcrError
-from deckhand.machines.agent.plumbing import (
+from deckhand.machine_agent import live
+from deckhand.machine_agent.browser import Browser, BrowserError
+from deckhand.machine_agent.commands import run_command
+from deckhand.machine_agent.desktop import Desktop, DesktopError, Frame
+from deckhand.machine_agent.fileops import BadParameters, file_op
+from deckhand.machine_agent.files import FileAccessError, WorkspaceFiles
+from deckhand.machine_agent.ocr import OcrError
+from deckhand.machine_agent.plumbing import (
     BearerAuth,
     error_response,
     frame_json,
     json_body,
     wait_for_disconnect,
 )
-from deckhand.machines.agent.screen import SETTLING_ACTIONS, Screen, ScreenError
-from deckhand.machines.agent.settle import SettleError, SettlePolicy
-from deckhand.machines.agent.terminal import TerminalError, TerminalSessions
-from deckhand.machines.agent.windows import WindowError
-from deckhand.machines.agent.xinput import InputError
+from deckhand.machine_agent.screen import SETTLING_ACTIONS, Screen, ScreenError
+from deckhand.machine_agent.settle import SettleError, SettlePolicy
+from deckhand.machine_agent.terminal import TerminalError, TerminalSessions
+from deckhand.machine_agent.windows import WindowError
+from deckhand.machine_agent.xinput import InputError
 
 logger = logging.getLogger(__name__)
 
