@@ -47,6 +47,14 @@ class ErrorCode(str, Enum):
     INTERNAL_ERROR = "INTERNAL_ERROR"
     DB_UNAVAILABLE = "DB_UNAVAILABLE"
     SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
+    # How a run or a workflow step ended (in its ``error``; not HTTP answers)
+    CANCELLED = "CANCELLED"
+    AGENT_FAILED = "AGENT_FAILED"
+    STEP_FAILED = "STEP_FAILED"
+    TEMPLATE_ERROR = "TEMPLATE_ERROR"
+    CONDITION_ERROR = "CONDITION_ERROR"
+    APPROVAL_REJECTED = "APPROVAL_REJECTED"
+    MACHINE_REQUIRED = "MACHINE_REQUIRED"
 
 
 # code -> (HTTP status, envelope type, retryable, suggestion)
@@ -153,6 +161,19 @@ _SPEC: dict[ErrorCode, tuple[int, str, bool, str | None]] = {
     ),
     ErrorCode.DB_UNAVAILABLE: (503, "server_error", True, "Retry in a few seconds."),
     ErrorCode.SERVICE_UNAVAILABLE: (503, "server_error", True, "Retry in a few seconds."),
+    ErrorCode.CANCELLED: (409, "state_error", False, None),
+    ErrorCode.AGENT_FAILED: (422, "state_error", False, None),
+    ErrorCode.STEP_FAILED: (422, "state_error", False, None),
+    ErrorCode.TEMPLATE_ERROR: (
+        422, "validation_error", False, "Check the template's expressions against the workflow's inputs.",
+    ),
+    ErrorCode.CONDITION_ERROR: (
+        422, "validation_error", False, "Check the condition's expression.",
+    ),
+    ErrorCode.APPROVAL_REJECTED: (422, "state_error", False, None),
+    ErrorCode.MACHINE_REQUIRED: (
+        422, "validation_error", False, "Give the task step (or the workflow run) a machine_id.",
+    ),
 }
 
 

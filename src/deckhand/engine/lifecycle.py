@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from deckhand.core.clock import utcnow
 from deckhand.engine.notify import Notifier
-from deckhand.errors import InvalidState
+from deckhand.errors import ErrorCode, InvalidState
 from deckhand.store import events as events_store
 from deckhand.store import llm_keys as llm_keys_store
 from deckhand.store import runs as runs_store
@@ -133,7 +133,7 @@ class Lifecycle:
         )
         if not owned:
             return await self.finish(conn, run, "cancelled",
-                                     error={"code": "CANCELLED", "message": "Cancelled by request."})
+                                     error={"code": ErrorCode.CANCELLED.value, "message": "Cancelled by request."})
         await runs_store.update_run(conn, run.id, cancel_requested=True)
         await self.notifier.emit(conn, "cancel", run.id)
         fresh = await runs_store.get(conn, run.id)

@@ -76,7 +76,7 @@ class Runner:
         except asyncio.CancelledError:
             if cancel_requested():
                 await self._end(run_id, "cancelled",
-                                error=_error("CANCELLED", "Cancelled by request."))
+                                error=_error(ErrorCode.CANCELLED, "Cancelled by request."))
                 return
             await self._release(run_id)
             raise
@@ -94,7 +94,7 @@ class Runner:
                 return
             if run.cancel_requested:
                 await self.lifecycle.finish(conn, run, "cancelled", owner=self.worker_id,
-                                            error=_error("CANCELLED", "Cancelled by request."))
+                                            error=_error(ErrorCode.CANCELLED, "Cancelled by request."))
                 return
             if run.status != "running":
                 run = await self.lifecycle.start(conn, run, self.worker_id)
@@ -233,7 +233,7 @@ class Runner:
         else:
             await self.lifecycle.finish(
                 conn, run, "failed", owner=self.worker_id,
-                error=_error(o.error_code or "AGENT_FAILED", o.message or "The agent gave up."))
+                error=_error(o.error_code or ErrorCode.AGENT_FAILED, o.message or "The agent gave up."))
 
     async def _end(self, run_id: str, status: str, *, error: dict[str, Any] | None) -> None:
         async with self.db.write() as conn:

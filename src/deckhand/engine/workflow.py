@@ -96,7 +96,7 @@ class Interpreter(StepRecords):
         try:
             return render(template, self.scope(Frame()))  # type: ignore[no-any-return]
         except EvaluationError as exc:
-            raise StepFailed("output", error("TEMPLATE_ERROR", f"output: {exc}",
+            raise StepFailed("output", error(ErrorCode.TEMPLATE_ERROR, f"output: {exc}",
                                              step_id=None)) from None
 
     async def _end(self, status: str, **kw: Any) -> None:
@@ -134,11 +134,11 @@ class Interpreter(StepRecords):
             instructions = render_text(s.instructions, scope)
             system_prompt = render_text(s.system_prompt, scope)
         except EvaluationError as exc:
-            await self._refuse(s, key, "TEMPLATE_ERROR", str(exc))
+            await self._refuse(s, key, ErrorCode.TEMPLATE_ERROR, str(exc))
         if not machine:
-            await self._refuse(s, key, "MACHINE_REQUIRED", "No machine_id for this task step.")
+            await self._refuse(s, key, ErrorCode.MACHINE_REQUIRED, "No machine_id for this task step.")
         if not task.strip() or len(task) > MAX_TASK_CHARS:
-            await self._refuse(s, key, ErrorCode.VALIDATION_ERROR.value,
+            await self._refuse(s, key, ErrorCode.VALIDATION_ERROR,
                                f"The rendered task has {len(task)} characters (1-"
                                f"{MAX_TASK_CHARS} allowed).")
         assert machine is not None
@@ -157,7 +157,7 @@ class Interpreter(StepRecords):
                     row = await self._write(lambda conn, run: self._submit(conn, run, s, key,
                                                                             spec))
                 except DeckhandError as exc:
-                    await self._refuse(s, key, exc.code.value, exc.message)
+                    await self._refuse(s, key, exc.code, exc.message)
                 if row is not None:
                     self.rows[key] = row
                     return row
@@ -220,7 +220,7 @@ class Interpreter(StepRecords):
             try:
                 ok = evaluate(s.condition, scope)
             except EvaluationError as exc:
-                await self._refuse(s, key, "CONDITION_ERROR", str(exc))
+                await self._refuse(s, key, ErrorCode.CONDITION_ERROR, str(exc))
             if ok:
                 row = await self._instant(s, key, "succeeded", result={"passed": True})
             else:
@@ -238,7 +238,7 @@ class Interpreter(StepRecords):
             try:
                 taken = evaluate(s.condition, self.scope(frame))
             except EvaluationError as exc:
-                await self._refuse(s, key, "CONDITION_ERROR", str(exc))
+                await self._refuse(s, key, ErrorCode.CONDITION_ERROR, str(exc))
             branch = "then" if taken else ("else" if s.else_ else None)
             skipped = _skipped(s, branch)
             row = await self._open(s, key, data={"branch": branch}, events=[
@@ -269,7 +269,7 @@ class Interpreter(StepRecords):
                         try:
                             go = evaluate(s.while_, self.scope(inner))
                         except EvaluationError as exc:
-                            raise StepFailed(s.id, error("CONDITION_ERROR", str(exc))) from None
+                            raise StepFailed(s.id, error(ErrorCode.CONDITION_ERROR, str(exc))) from None
                     if not go:
                         return {"iterations": i}
                     if s.max_iterations is not None and i >= s.max_iterations:
@@ -402,7 +402,7 @@ class Interpreter(StepRecords):
         try:
             message = render_text(s.message, self.scope(frame)) or s.message
         except EvaluationError as exc:
-            await self._refuse(s, key, "TEMPLATE_ERROR", str(exc))
+            await self._refuse(s, key, ErrorCode.TEMPLATE_ERROR, str(exc))
         timeout_at = utcnow() + timedelta(seconds=s.timeout_seconds) \
             if s.timeout_seconds else None
 
@@ -421,7 +421,7 @@ class Interpreter(StepRecords):
             try:
                 output = self._output(s.output)
             except StepFailed as exc:
-                await self._refuse(s, key, "TEMPLATE_ERROR", exc.error["message"])
+                await self._refuse(s, key, ErrorCode.TEMPLATE_ERROR, exc.error["message"])
             row = await self._instant(s, key, "succeeded", result={"output": output})
         self._remember(s, row)
         raise RunEnd("succeeded", output=((row.data or {}).get("result") or {}).get("output"))

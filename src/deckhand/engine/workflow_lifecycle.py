@@ -199,7 +199,7 @@ class WorkflowLifecycle:
                 status="queued", **_AWAITING_CLEARED)
             await self.notifier.emit(conn, "workflow_runs", "*")
             return fresh
-        err = error("APPROVAL_REJECTED",
+        err = error(ErrorCode.APPROVAL_REJECTED,
                     f"Step {step.step_id} was not approved" + (f": {note}" if note else "."),
                     step_id=step.step_id)
         row = await wf_store.update_step(conn, run.id, step.key, status="failed",
@@ -232,7 +232,7 @@ class WorkflowLifecycle:
                  and run.lease_expires_at is not None and run.lease_expires_at > utcnow())
         if not owned:
             return await self.finish(conn, run, "cancelled",
-                                     error=error("CANCELLED", "Cancelled by request."))
+                                     error=error(ErrorCode.CANCELLED, "Cancelled by request."))
         fresh = await wf_store.advance(conn, run.id, owner=None, seqs=0, cancel_requested=True)
         assert fresh is not None
         await self.notifier.emit(conn, "workflow_cancel", run.id)

@@ -20,6 +20,7 @@ from deckhand.engine.lifecycle import LeaseLost
 from deckhand.engine.notify import Notifier
 from deckhand.engine.submit import RunSubmitter
 from deckhand.engine.workflow_lifecycle import WorkflowLifecycle, error, step_event
+from deckhand.errors import ErrorCode
 from deckhand.store import runs as runs_store
 from deckhand.store import workflows as wf_store
 from deckhand.store.db import Database
@@ -148,7 +149,7 @@ class StepRecords:
         self.rows[key] = row
         return row
 
-    async def _refuse(self, s: Any, key: str, code: str, message: str) -> NoReturn:
+    async def _refuse(self, s: Any, key: str, code: ErrorCode, message: str) -> NoReturn:
         """Record the step as failed before it could start, and fail it."""
         err = error(code, message, step_id=s.id)
         self._remember(s, await self._instant(s, key, "failed", err=err))
@@ -165,7 +166,7 @@ class StepRecords:
         """Make a finished step's outcome visible, and raise it if it failed."""
         self._remember(s, row)
         if row.status != "succeeded":
-            err = (row.data or {}).get("error") or error("STEP_FAILED", f"Step {s.id} failed.")
+            err = (row.data or {}).get("error") or error(ErrorCode.STEP_FAILED, f"Step {s.id} failed.")
             raise StepFailed(s.id, err)
 
     async def _container(self, s: Any, key: str, frame: Frame,
@@ -200,7 +201,7 @@ class StepRecords:
                     child = await runs_store.get(conn, row.child_run_id)
                     if child is not None and child.status not in TERMINAL:
                         await self.e.lifecycle.runs.request_cancel(conn, child)
-                err = error("CANCELLED", "A sibling branch failed (fail_fast).",
+                err = error(ErrorCode.CANCELLED, "A sibling branch failed (fail_fast).",
                             step_id=row.step_id)
                 fresh = await wf_store.update_step(conn, run.id, k, status="cancelled",
                                                    finished_at=utcnow(),

@@ -92,7 +92,7 @@ class WorkflowWorker(ClaimLoop):
                     return
                 if run.cancel_requested:
                     await self.lifecycle.finish(conn, run, "cancelled", owner=self.id,
-                                                error=error("CANCELLED", "Cancelled by request."))
+                                                error=error(ErrorCode.CANCELLED, "Cancelled by request."))
                     return
                 if run.status != "running":
                     run = await self.lifecycle.start(conn, run, self.id)
@@ -101,7 +101,7 @@ class WorkflowWorker(ClaimLoop):
             log.warning("workflow run %s: lease lost; stopping here", run_id)
         except asyncio.CancelledError:
             if cancel_requested():
-                await self._end(run_id, "cancelled", error("CANCELLED", "Cancelled by request."))
+                await self._end(run_id, "cancelled", error(ErrorCode.CANCELLED, "Cancelled by request."))
                 return
             await self._release(run_id)
             raise
