@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup demo test serve clean
+.PHONY: setup demo lint test serve clean
 
 setup: $(VENV)/.installed
 	@scripts/install-system-deps
@@ -17,7 +17,13 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	@scripts/demo
 
-test: setup
+# The lint gate: ruff's rule set (pyproject.toml) and mypy on core, store and engine, both at zero.
+# The layer rules are a test (tests/unit/test_layers.py), so they run with the suite.
+lint: setup
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+
+test: lint
 	$(BIN)/pytest -q
 
 serve: setup

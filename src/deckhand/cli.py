@@ -7,7 +7,7 @@ import contextlib
 import json
 import logging
 import sys
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -37,8 +37,8 @@ def _logging(settings: Settings) -> None:
 
 @app.command()
 def serve(
-    host: Annotated[Optional[str], typer.Option(help="Interface to listen on.")] = None,
-    port: Annotated[Optional[int], typer.Option(help="Port to listen on.")] = None,
+    host: Annotated[str | None, typer.Option(help="Interface to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
     workers: Annotated[bool, typer.Option(
         "--workers/--no-workers", help="Run agent workers in this process too.")] = True,
 ) -> None:
@@ -59,7 +59,7 @@ def serve(
 
 @app.command()
 def worker(
-    slots: Annotated[Optional[int], typer.Option(help="Runs driven at once.")] = None,
+    slots: Annotated[int | None, typer.Option(help="Runs driven at once.")] = None,
 ) -> None:
     """Run agent workers only (no API); scale out with PostgreSQL."""
     from deckhand.services import Services
@@ -87,14 +87,14 @@ def worker(
 @app.command()
 def run(
     task: Annotated[str, typer.Argument(help="What the agent should do.")],
-    machine: Annotated[Optional[str], typer.Option(
+    machine: Annotated[str | None, typer.Option(
         help="Machine id; a new local machine is made (and removed) when omitted.")] = None,
     max_steps: Annotated[int, typer.Option(min=1, max=1000)] = 50,
-    deadline: Annotated[Optional[int], typer.Option(help="Deadline in seconds.")] = None,
-    model: Annotated[Optional[str], typer.Option(help="Model (brain) to use.")] = None,
-    server: Annotated[Optional[str], typer.Option(
+    deadline: Annotated[int | None, typer.Option(help="Deadline in seconds.")] = None,
+    model: Annotated[str | None, typer.Option(help="Model (brain) to use.")] = None,
+    server: Annotated[str | None, typer.Option(
         envvar="DECKHAND_URL", help="Server URL; an embedded server when omitted.")] = None,
-    key: Annotated[Optional[str], typer.Option(
+    key: Annotated[str | None, typer.Option(
         envvar="DECKHAND_API_KEY", help="API key for --server.")] = None,
 ) -> None:
     """Run TASK on a machine and show it live. Exits 0 only when it succeeded."""
@@ -125,9 +125,9 @@ def run(
 
 @app.command("mcp")
 def mcp_stdio(
-    server: Annotated[Optional[str], typer.Option(
+    server: Annotated[str | None, typer.Option(
         envvar="DECKHAND_URL", help="Server URL; an embedded server when omitted.")] = None,
-    key: Annotated[Optional[str], typer.Option(
+    key: Annotated[str | None, typer.Option(
         envvar="DECKHAND_API_KEY", help="API key for --server.")] = None,
 ) -> None:
     """Serve MCP over stdio (for Claude Desktop, Claude Code, Cursor, VS Code…)."""
@@ -153,32 +153,32 @@ def mcp_stdio(
 @app.command("machine-agent")
 def machine_agent(
     listen: Annotated[str, typer.Option(help="HOST:PORT to listen on.")] = "127.0.0.1:0",
-    machine_id: Annotated[Optional[str], typer.Option(
+    machine_id: Annotated[str | None, typer.Option(
         help="The machine's id; omitted, the agent waits to be registered "
              "(deckhand machines register).")] = None,
     workspace: Annotated[str, typer.Option(help="The machine's workspace directory.")]
     = "./workspace",
-    state_dir: Annotated[Optional[str], typer.Option(
+    state_dir: Annotated[str | None, typer.Option(
         help="Where the browser profile and X cookie live (default: beside the workspace).")]
     = None,
-    token: Annotated[Optional[str], typer.Option(
+    token: Annotated[str | None, typer.Option(
         help="The bearer token (visible in `ps`: prefer --token-file or "
              "$DECKHAND_AGENT_TOKEN).")] = None,
-    token_file: Annotated[Optional[str], typer.Option(
+    token_file: Annotated[str | None, typer.Option(
         help="File holding the bearer token (else $DECKHAND_AGENT_TOKEN).")] = None,
-    ready_file: Annotated[Optional[str], typer.Option(
+    ready_file: Annotated[str | None, typer.Option(
         help="Write {pid, port, url} here once listening.")] = None,
-    sandbox: Annotated[Optional[bool], typer.Option(
+    sandbox: Annotated[bool | None, typer.Option(
         "--sandbox/--no-sandbox", help="Run shells under bubblewrap.")] = None,
     network: Annotated[bool, typer.Option("--network/--no-network")] = True,
     desktop: Annotated[bool, typer.Option(
         "--desktop", help="Serve a desktop (Xvfb, openbox, xterm, headful browser).")] = False,
     browser: Annotated[bool, typer.Option(
         "--browser", help="Launch the browser before reporting ready.")] = False,
-    settle_quiet_ms: Annotated[Optional[int], typer.Option(
+    settle_quiet_ms: Annotated[int | None, typer.Option(
         help="After a screen action the screen is settled once still this long "
              "(default: $DECKHAND_SETTLE_QUIET_MS or 60).")] = None,
-    settle_cap_ms: Annotated[Optional[int], typer.Option(
+    settle_cap_ms: Annotated[int | None, typer.Option(
         help="The longest an action waits for it (default: $DECKHAND_SETTLE_CAP_MS or "
              "3000).")] = None,
 ) -> None:
@@ -203,14 +203,14 @@ def machine_agent(
 def machines_register(
     agent_url: Annotated[str, typer.Argument(help="The agent's URL, http://HOST:PORT.")],
     name: Annotated[str, typer.Option("--name", help="The machine's display name.")],
-    agent_token: Annotated[Optional[str], typer.Option(
+    agent_token: Annotated[str | None, typer.Option(
         "--agent-token", envvar="DECKHAND_AGENT_TOKEN", help="The agent's bearer token.")]
     = None,
     server: Annotated[str, typer.Option(envvar="DECKHAND_URL", help="Server URL.")]
     = "http://127.0.0.1:8080",
-    key: Annotated[Optional[str], typer.Option(envvar="DECKHAND_API_KEY",
+    key: Annotated[str | None, typer.Option(envvar="DECKHAND_API_KEY",
                                                help="API key (machines:write).")] = None,
-    ttl_minutes: Annotated[Optional[int], typer.Option(min=5, max=10080)] = None,
+    ttl_minutes: Annotated[int | None, typer.Option(min=5, max=10080)] = None,
 ) -> None:
     """Register a machine agent started by hand on another host; prints the
     new machine's id. Runs then use it like any local machine."""
@@ -257,7 +257,7 @@ def migrate() -> None:
 @accounts_app.command("create")
 def accounts_create(
     name: str,
-    credits: Annotated[Optional[int], typer.Option(help="Finite wallet; unlimited if omitted.")]
+    credits: Annotated[int | None, typer.Option(help="Finite wallet; unlimited if omitted.")]
     = None,
 ) -> None:
     """Create an account."""
@@ -308,7 +308,7 @@ def keys_create(
     account: Annotated[str, typer.Option(help="Account id or name (created if it is "
                                               "'default' and missing).")] = DEFAULT_ACCOUNT,
     test: Annotated[bool, typer.Option("--test", help="A test-mode key.")] = False,
-    scope: Annotated[Optional[list[str]], typer.Option(
+    scope: Annotated[list[str] | None, typer.Option(
         "--scope", help="Repeat for each scope; default: every scope but the opt-in ones.")]
     = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,

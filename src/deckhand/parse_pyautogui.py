@@ -143,7 +143,7 @@ def _arguments(call: ast.Call, name: str, line: int) -> dict[str, Any]:
             positional = [*positional[0], *positional[1:]]  # click((x, y))
         if len(positional) > len(names):
             raise ParseFailed(f"Line {line}: too many arguments for pyautogui.{name}.")
-        values.update(zip(names, positional))
+        values.update(zip(names, positional, strict=False))
     for kw in call.keywords:
         if kw.arg is None:
             raise ParseFailed(f"Line {line}: **arguments are not supported.")

@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import random
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 from deckhand.config import Settings
@@ -122,7 +122,7 @@ def test_default_schedule_makes_at_least_8_attempts_over_at_least_6_hours() -> N
 # --- Retry-After ---------------------------------------------------------------
 
 
-NOW = datetime(2024, 5, 5, 12, 0, 0, tzinfo=timezone.utc)
+NOW = datetime(2024, 5, 5, 12, 0, 0, tzinfo=UTC)
 
 
 def test_retry_after_seconds() -> None:

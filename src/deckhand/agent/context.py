@@ -262,7 +262,7 @@ def step_line(step: StepRecord) -> str:
     """One line for a step: what it did and how that went."""
     d = step.decision
     parts = []
-    for action, result in zip(d.actions, step.results + (None,) * len(d.actions)):
+    for action, result in zip(d.actions, step.results + (None,) * len(d.actions), strict=False):
         what = describe(action)
         if result is None:
             parts.append(f"{what} (not done)")

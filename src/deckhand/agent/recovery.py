@@ -64,7 +64,7 @@ def same_screen(a: Observation, b: Observation) -> bool:
     ta, tb = _thumb(a.screenshot_jpeg), _thumb(b.screenshot_jpeg)
     if ta is None or tb is None:
         return False
-    diff = sum(abs(x - y) for x, y in zip(ta, tb)) / len(ta)
+    diff = sum(abs(x - y) for x, y in zip(ta, tb, strict=False)) / len(ta)
     return diff < SAME_SCREEN_MEAN_DIFF
 
 

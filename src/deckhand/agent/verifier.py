@@ -174,7 +174,7 @@ def offline_verdict(context: AgentContext) -> Verdict:
 
 def _last_command(context: AgentContext, before: int) -> ActionResult | None:
     for step in reversed(context.steps[:before]):
-        pairs = list(zip(step.decision.actions, step.results))
+        pairs = list(zip(step.decision.actions, step.results, strict=False))
         for action, result in reversed(pairs):
             if isinstance(action, RunCommand):
                 return result

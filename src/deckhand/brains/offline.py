@@ -347,7 +347,7 @@ def _check_output(
 
 def _last_command(context: AgentContext) -> tuple[RunCommand, ActionResult] | None:
     for step in reversed(context.steps):
-        for action, result in reversed(list(zip(step.decision.actions, step.results))):
+        for action, result in reversed(list(zip(step.decision.actions, step.results, strict=False))):
             if isinstance(action, RunCommand):
                 return action, result
     return None
@@ -376,7 +376,7 @@ def _look_back(clause: Clause, step: StepRecord) -> Decision | str | None:
             )
         return f"Checked: {clause.path} contains {quote(clause.text)}."
     if isinstance(clause, (Run, WriteText, WaitSeconds)):
-        for index, action in enumerate(actions):
+        for index in range(len(actions)):
             result = results[index] if index < len(results) else None
             if result is None or not result.ok:
                 why = result.error if result is not None and result.error else "no result recorded"

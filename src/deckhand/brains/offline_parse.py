@@ -53,8 +53,9 @@ Rules (these are the documented behaviour):
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Literal, Sequence, Union
+from typing import Literal, Union
 
 MAX_WAIT_SECONDS = 3600
 

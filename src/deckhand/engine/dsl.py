@@ -338,8 +338,9 @@ def _schema_problems(raw: Mapping[str, Any], exc: ValidationError) -> list[Probl
                 tag = None
                 continue
             tag = None
-            if (isinstance(node, Mapping) and isinstance(part, str) and part in node) or (
-                    isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)):
+            if isinstance(node, Mapping) and isinstance(part, str) and part in node:
+                node = node[part]
+            elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
                 node = node[part]
             elif isinstance(part, str):
                 parts.append(part)  # a field that is missing

@@ -185,8 +185,8 @@ def _compare(c: Compare, scope: Mapping[str, Any]) -> bool:
         if not (_both_numbers(left, right) or (isinstance(left, str) and isinstance(right, str))):
             raise ConditionError(f"{op} compares two numbers or two strings, not "
                                  f"{_kind(left)} and {_kind(right)}")
-        return {"gt": left > right, "gte": left >= right, "lt": left < right,
-                "lte": left <= right}[op]
+        return bool({"gt": left > right, "gte": left >= right, "lt": left < right,
+                     "lte": left <= right}[op])
     if op in ("contains", "not_contains"):
         found = _contains(left, right, op)
         return found if op == "contains" else not found

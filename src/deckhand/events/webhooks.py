@@ -25,7 +25,7 @@ import random
 import secrets
 import socket
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
@@ -234,7 +234,7 @@ def parse_retry_after(value: str | None, now: datetime) -> datetime | None:
         except (TypeError, ValueError, IndexError):
             return None
         if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
+            when = when.replace(tzinfo=UTC)
     else:
         if seconds != seconds or seconds < 0:  # NaN or negative
             return None

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import re
@@ -349,7 +350,7 @@ def _is_agent(pid: int, mdir: Path) -> bool:
         return False
     real = mdir.resolve() if mdir.is_symlink() else mdir
     workspaces = {str(mdir / "workspace"), str(real / "workspace")}
-    return any(a == "--workspace" and b in workspaces for a, b in zip(args, args[1:]))
+    return any(a == "--workspace" and b in workspaces for a, b in itertools.pairwise(args))
 
 
 def _identity(pid: int) -> tuple[int, str] | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -30,10 +31,10 @@ def _row(r) -> Account:  # type: ignore[no-untyped-def]
 async def create(conn: AsyncConnection, name: str, credits: int | None = None) -> Account:
     if await find_by_name(conn, name) is not None:
         raise ValidationFailed(f"an account named {name!r} already exists")
-    row = {"id": ids.account_id(), "name": name, "credits": credits, "tier": "enterprise",
-           "created_at": utcnow()}
-    await conn.execute(accounts.insert().values(**row))
-    return Account(**row)
+    account = Account(id=ids.account_id(), name=name, credits=credits, tier="enterprise",
+                      created_at=utcnow())
+    await conn.execute(accounts.insert().values(**dataclasses.asdict(account)))
+    return account
 
 
 async def find_by_name(conn: AsyncConnection, name: str) -> Account | None:

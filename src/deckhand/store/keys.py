@@ -112,7 +112,7 @@ async def list_for(conn: AsyncConnection, account_id: str, mode: str) -> list[Ap
             .order_by(api_keys.c.created_at.desc(), api_keys.c.id)
         )
     ).all()
-    return [_row(r._mapping) for r in rows]
+    return [_row(dict(r._mapping)) for r in rows]
 
 
 async def revoke(conn: AsyncConnection, account_id: str, mode: str, key_id: str) -> None:

@@ -17,7 +17,7 @@ _ENTRY = ledger_entries.insert()
 
 async def balance(conn: AsyncConnection, account_id: str) -> int | None:
     """Credits left, or None for an unlimited wallet."""
-    return (  # type: ignore[no-any-return]
+    return (
         await conn.execute(_BALANCE, {"p_account": account_id})
     ).scalar()
 

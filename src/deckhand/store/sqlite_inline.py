@@ -28,7 +28,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, cast
 
 T = TypeVar("T")
 log = logging.getLogger("deckhand.store")
@@ -39,6 +39,9 @@ _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER")
 
 async def _in_thread(fn: Callable[..., T], *args: Any) -> T:
     return await asyncio.get_running_loop().run_in_executor(None, partial(fn, *args))
+
+
+_IsolationLevel = Literal["DEFERRED", "EXCLUSIVE", "IMMEDIATE"] | None
 
 
 class InlineCursor:
@@ -138,7 +141,7 @@ class InlineConnection:
 
     @isolation_level.setter
     def isolation_level(self, value: str | None) -> None:
-        self._conn.isolation_level = value
+        self._conn.isolation_level = cast(_IsolationLevel, value)
 
     @property
     def in_transaction(self) -> bool:
