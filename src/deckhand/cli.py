@@ -185,9 +185,7 @@ def machine_agent(
     """Serve one machine over HTTP (bearer token)."""
     import os
 
-    from deckhand.machine_agent.__main__ import read_token
-    from deckhand.machine_agent.serving import run_agent
-    from deckhand.machine_agent.settle import SettlePolicy
+    from deckhand.machine_agent import SettlePolicy, read_token, run_agent
 
     settings = _settings()
     os.makedirs(workspace, mode=0o700, exist_ok=True)

@@ -15,7 +15,7 @@ from deckhand.engine.worker import Worker
 from deckhand.engine.workflow_lifecycle import WorkflowLifecycle
 from deckhand.engine.workflow_worker import WorkflowWorker
 from deckhand.events.webhooks import WebhookDispatcher
-from deckhand.machine_agent.settle import SettlePolicy
+from deckhand.machine_agent import SettlePolicy
 from deckhand.machines.local import LocalMachineProvider
 from deckhand.machines.service import MachineService
 from deckhand.metering import UsageMeter

@@ -61,7 +61,7 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "services": frozenset({"core", "base", "store", "brains", "agent", "machines", "events",
                            "engine", "machine_agent"}),
     "api": frozenset({"core", "base", "store", "brains", "agent", "machines", "events", "engine",
-                      "services"}),
+                      "services", "machine_agent"}),
     "clients": frozenset({"core", "base", "store", "brains", "agent", "machines", "events",
                           "engine", "services", "api", "machine_agent"}),
 }
@@ -84,14 +84,6 @@ KNOWN_DEBT: frozenset[tuple[str, str]] = frozenset({
     ("deckhand.brains.resolve", "deckhand.store"),
     ("deckhand.brains.resolve", "deckhand.store.llm_keys"),
     ("deckhand.brains.resolve", "deckhand.crypto"),
-    # the machine agent's internals used from outside (to become its public surface)
-    ("deckhand.machines.local", "deckhand.machine_agent.proctree"),
-    ("deckhand.machines.local", "deckhand.machine_agent.settle"),
-    ("deckhand.services", "deckhand.machine_agent.settle"),
-    ("deckhand.api.machine_ops", "deckhand.machine_agent.commands"),
-    ("deckhand.cli", "deckhand.machine_agent.__main__"),
-    ("deckhand.cli", "deckhand.machine_agent.serving"),
-    ("deckhand.cli", "deckhand.machine_agent.settle"),
     # the app mounts the MCP server, which reads the API's request models
     ("deckhand.api.app", "deckhand.mcp.http"),
 })

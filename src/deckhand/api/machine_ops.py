@@ -24,7 +24,7 @@ from deckhand.api.routing import endpoint, router
 from deckhand.auth import Principal
 from deckhand.core.clock import iso, utcnow
 from deckhand.errors import MachineError
-from deckhand.machine_agent.commands import BROWSER_OPS, COMMANDS
+from deckhand.machine_agent import BROWSER_OPS, COMMANDS
 from deckhand.services import Services
 
 r = router(tags=["machines"])

@@ -1,0 +1,41 @@
+"""The machine agent: the program that serves one or more machines over HTTP
+(``deckhand machine-agent``, ``python -m deckhand.machine_agent``).
+
+It imports only :mod:`deckhand.core` and the base modules, so it runs on hosts
+without the database. This package root is its public surface: the control
+plane, the CLI and the API import what they need from here, never from the
+agent's modules. The names load on first use, so importing the package costs
+nothing until one is read.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from deckhand.machine_agent.__main__ import read_token
+    from deckhand.machine_agent.commands import BROWSER_OPS, COMMANDS
+    from deckhand.machine_agent.proctree import descendant_pids
+    from deckhand.machine_agent.serving import run_agent
+    from deckhand.machine_agent.settle import SettlePolicy
+
+# public name -> the module that defines it
+_EXPORTS = {
+    "BROWSER_OPS": "commands",  # the browser_* operations the agent accepts
+    "COMMANDS": "commands",  # every operation of POST /command
+    "SettlePolicy": "settle",  # how the screen is settled after an action
+    "descendant_pids": "proctree",  # the processes under a pid (to stop an agent whole)
+    "read_token": "__main__",  # the bearer token from --token-file or the environment
+    "run_agent": "serving",  # serve machines until stopped
+}
+
+__all__ = ["BROWSER_OPS", "COMMANDS", "SettlePolicy", "descendant_pids", "read_token",
+           "run_agent"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f"{__name__}.{module}"), name)

@@ -36,8 +36,7 @@ from pathlib import Path
 import httpx
 
 from deckhand.errors import MachineError, ValidationFailed
-from deckhand.machine_agent.proctree import descendant_pids
-from deckhand.machine_agent.settle import SettlePolicy
+from deckhand.machine_agent import SettlePolicy, descendant_pids
 from deckhand.machines.remote import RemoteMachine
 
 READY_FILE = "agent.json"
