@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from deckhand.core.actions import Click
+from deckhand.machines.fake import FakeMachine
 from tests.support.contract import assert_valid
 from tests.support.fake_providers import (
-    ScreenMachine,
     anthropic_message,
     chat,
     computer_call,
@@ -121,7 +121,7 @@ async def test_terminal_runs_with_and_without_verification(
 @pytest.mark.parametrize("provider", PROVIDERS)
 async def test_click_lands_on_the_real_pixel(provider: str, tmp_path: Path,
                                              sqlite_url: str) -> None:
-    screen = ScreenMachine(2560, 1600)
+    screen = FakeMachine(2560, 1600)
     async with fake_provider() as fake, llm_server(
             tmp_path, sqlite_url, workers=0, **provider_settings(provider, fake)) as server:
         key = await server.key()
@@ -147,7 +147,7 @@ async def test_click_lands_on_the_real_pixel(provider: str, tmp_path: Path,
 
 
 async def test_v5_notices_repeats_that_change_nothing(tmp_path: Path, sqlite_url: str) -> None:
-    screen = ScreenMachine(1280, 800, frozen=True)
+    screen = FakeMachine(1280, 800, frozen=True)
     async with fake_provider() as fake, llm_server(
             tmp_path, sqlite_url, workers=0, **provider_settings("anthropic", fake)) as server:
         key = await server.key()
@@ -188,7 +188,7 @@ async def test_request_human_pauses_and_the_note_reaches_the_model(
 
 async def test_openai_safety_check_awaits_a_human_and_is_acknowledged(
         tmp_path: Path, sqlite_url: str) -> None:
-    screen = ScreenMachine(2560, 1600)
+    screen = FakeMachine(2560, 1600)
     check = {"id": "sc_9", "code": "irrelevant_domain",
              "message": "The current domain is not related to the task."}
     async with fake_provider() as fake, llm_server(

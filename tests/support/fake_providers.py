@@ -36,10 +36,10 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from deckhand import ids
-from deckhand.core.actions import Action, ActionResult, Click
 from deckhand.core.clock import utcnow
 from deckhand.core.screens import Observation
 from deckhand.engine.worker import Worker
+from deckhand.machines.fake import FakeMachine, screen_image
 from deckhand.store import accounts as accounts_store
 from deckhand.store import machines as machines_store
 from tests.conftest import LiveServer, make_settings, serve
@@ -305,16 +305,7 @@ async def fake_provider(api_key: str = DEFAULT_KEY) -> AsyncIterator[FakeProvide
 def screenshot(width: int, height: int, color: tuple[int, int, int] = (30, 90, 160),
                fmt: str = "JPEG") -> bytes:
     """An image of a known size, with a white box so screens can differ."""
-    import io
-
-    from PIL import Image, ImageDraw
-
-    img = Image.new("RGB", (width, height), color)
-    ImageDraw.Draw(img).rectangle((width // 4, height // 4, width // 2, height // 2),
-                                  fill=(255, 255, 255))
-    out = io.BytesIO()
-    img.save(out, format=fmt, quality=80)
-    return out.getvalue()
+    return screen_image(width, height, color, fmt)
 
 
 def observation(width: int, height: int, **kw: Any) -> Observation:
@@ -353,33 +344,11 @@ async def llm_server(tmp_path: Path, database_url: str, **overrides: Any
         yield s
 
 
-class ScreenMachine:
-    """A machine with a screen of a known size that records what it is asked
-    to do. A click changes the screen unless ``frozen``."""
 
-    def __init__(self, width: int, height: int, *, frozen: bool = False) -> None:
-        self.machine_id = "fake"
-        self.width, self.height = width, height
-        self.frozen = frozen
-        self.actions: list[Action] = []
-        self.screen: Observation = observation(width, height)
-
-    async def observe(self) -> Observation:
-        return self.screen
-
-    async def act(self, action: Action) -> ActionResult:
-        self.actions.append(action)
-        if isinstance(action, Click) and not self.frozen:
-            shade = (len(self.actions) * 37) % 255
-            self.screen = observation(self.width, self.height, color=(shade, 80, 200 - shade // 2))
-        return ActionResult(ok=True)
-
-    async def health(self) -> bool:
-        return True
 
 
 async def screen_machine_row(server: LiveServer, account: str = "acme") -> str:
-    """A machine row for runs that a :class:`ScreenMachine` serves."""
+    """A machine row for runs that a :class:`FakeMachine` serves."""
     machine_id = ids.new_uuid()
     async with server.services.db.write() as conn:
         acct = await accounts_store.find_by_name(conn, account)
@@ -392,11 +361,11 @@ async def screen_machine_row(server: LiveServer, account: str = "acme") -> str:
 
 
 @contextlib.asynccontextmanager
-async def screen_worker(server: LiveServer, machine: ScreenMachine) -> AsyncIterator[Worker]:
+async def screen_worker(server: LiveServer, machine: FakeMachine) -> AsyncIterator[Worker]:
     """A worker (the server runs none) whose machines are all ``machine``."""
     svc = server.services
 
-    async def connect(_machine_id: str) -> ScreenMachine:
+    async def connect(_machine_id: str) -> FakeMachine:
         return machine
 
     worker = Worker(svc.db, svc.notifier, svc.lifecycle, connect, slots=1,
