@@ -77,14 +77,14 @@ async def test_tools_run_and_errors(sqlite_server: LiveServer, transport: str) -
         assert caps["api"]["status"] == "ok"
 
         machine = structured(await client.call_tool(
-            "provision_machine", {"machine": {"display_name": "mcp"}}))["machine"]
+            "provision_machine", {"display_name": "mcp"}))["machine"]
         progress: list[float] = []
 
         async def on_progress(p: float, total: float | None, message: str | None) -> None:
             progress.append(p)
 
         run = structured(await client.call_tool(
-            "start_run", {"run": {"machine_id": machine["id"], "task": TASK}, "wait": True},
+            "start_run", {"machine_id": machine["id"], "task": TASK, "wait": True},
             progress_callback=on_progress))
         assert run["status"] == "succeeded", run
         assert progress and max(progress) >= 1
@@ -102,14 +102,14 @@ async def test_tools_run_and_errors(sqlite_server: LiveServer, transport: str) -
         err = tool_error(await client.call_tool("get_machine", {"machine_id": "mch_test_00000000"}))
         assert err["code"] == "NOT_FOUND"
         err = tool_error(await client.call_tool(
-            "start_run", {"run": {"machine_id": "mch_test_00000000", "task": "x"}}))
+            "start_run", {"machine_id": "mch_test_00000000", "task": "x"}))
         assert err["code"] == "NOT_FOUND"
         structured(await client.call_tool("delete_machine", {"machine_id": machine["id"]}))
 
     reader = await sqlite_server.key(scopes=tuple(s for s in OPERATOR_SCOPES if s != "runs:write"))
     async with connect(sqlite_server, reader) as client:
         err = tool_error(await client.call_tool(
-            "start_run", {"run": {"machine_id": machine["id"], "task": TASK}}))
+            "start_run", {"machine_id": machine["id"], "task": TASK}))
         assert err["code"] == "INSUFFICIENT_SCOPE"
 
 
@@ -125,10 +125,9 @@ async def test_cancelling_a_waiting_call_cancels_the_run(sqlite_server: LiveServ
     key = await sqlite_server.key()
     async with http(sqlite_server, key) as client:
         machine = structured(await client.call_tool(
-            "provision_machine", {"machine": {"display_name": "mcp"}}))["machine"]
+            "provision_machine", {"display_name": "mcp"}))["machine"]
         call = asyncio.create_task(client.call_tool(
-            "start_run", {"run": {"machine_id": machine["id"], "task": "Run `sleep 30`"},
-                          "wait": True}))
+            "start_run", {"machine_id": machine["id"], "task": "Run `sleep 30`", "wait": True}))
         async with sqlite_server.client(key) as c:
             async with asyncio.timeout(20):
                 while not (runs := (await c.get("/v1/runs",

@@ -53,9 +53,13 @@ def command_scope(command: str) -> str:
 class ActionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    command: Command  # type: ignore[valid-type]
-    parameters: dict[str, Any] = Field(default_factory=dict)
-    timeout_ms: int | None = Field(default=None, ge=1000, le=120000)
+    command: Command = Field(  # type: ignore[valid-type]
+        description="Canonical command name (see /v1/models), e.g. click, type, key_press.")
+    parameters: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Command-specific parameters, e.g. {x, y} for click or {text} for type.")
+    timeout_ms: int | None = Field(default=None, ge=1000, le=120000,
+                                   description="How long the action may take.")
 
     @field_validator("parameters")
     @classmethod
@@ -84,10 +88,14 @@ class BrowserOpRequest(BaseModel):
 class TerminalRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    command: str = Field(min_length=1, max_length=8192)
-    timeout_ms: int = Field(default=30000, ge=1000, le=120000)
-    session_id: str | None = Field(default=None, max_length=128)
-    cwd: str | None = Field(default=None, max_length=512)
+    command: str = Field(min_length=1, max_length=8192, description="The shell command to run.")
+    timeout_ms: int = Field(default=30000, ge=1000, le=120000,
+                            description="How long the command may take.")
+    session_id: str | None = Field(
+        default=None, max_length=128,
+        description="A terminal session to run it in (keeps cwd and environment).")
+    cwd: str | None = Field(default=None, max_length=512,
+                            description="Working directory for the command.")
 
 
 class FilesOpRequest(BaseModel):

@@ -42,15 +42,24 @@ Caller = Annotated[Principal, Depends(principal)]
 class ProvisionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    display_name: str = Field(min_length=1, max_length=64)
-    os_type: Literal["linux", "windows"] = "linux"
-    desktop_enabled: bool = False
-    cpu_cores: int | None = Field(default=None, ge=1, le=16)
-    memory_gb: int | None = Field(default=None, ge=1, le=64)
-    storage_gb: int | None = Field(default=None, ge=8, le=500)
-    restore_from_snapshot: bool | None = False
-    ttl_minutes: int | None = Field(default=None, ge=5, le=10080)
-    metadata: dict[str, str] | None = None
+    display_name: str = Field(min_length=1, max_length=64, description="A name for the machine.")
+    os_type: Literal["linux", "windows"] = Field(
+        default="linux", description="Operating system; this server runs linux machines.")
+    desktop_enabled: bool = Field(
+        default=False,
+        description="A desktop machine (a real X display and browser) instead of a terminal.")
+    cpu_cores: int | None = Field(default=None, ge=1, le=16, description="CPU cores.")
+    memory_gb: int | None = Field(default=None, ge=1, le=64, description="Memory in GB.")
+    storage_gb: int | None = Field(default=None, ge=8, le=500,
+                                   description="Workspace storage in GB.")
+    restore_from_snapshot: bool | None = Field(
+        default=False, description="Start from the account's latest snapshot (metadata.snapshot_id picks one).")
+    ttl_minutes: int | None = Field(
+        default=None, ge=5, le=10080,
+        description="Optional auto-destroy lease, measured from creation (5 minutes to 7 days).")
+    metadata: dict[str, str] | None = Field(
+        default=None,
+        description="At most 16 entries; keys at most 64 characters, values at most 256.")
     # Deckhand: register a machine agent running elsewhere.
     agent_url: str | None = Field(default=None, max_length=512, description=(
         "Deckhand: the URL of a machine agent started by hand on another host "

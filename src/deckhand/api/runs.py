@@ -37,19 +37,33 @@ EVENTS_PAGE = 500
 class RunRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    machine_id: str = Field(min_length=1, max_length=128)
-    task: str = Field(min_length=1, max_length=16000)
-    cua_version: Literal["v1", "v3", "v4", "v5"] = "v5"
-    instructions: str | None = Field(default=None, max_length=16000)
-    system_prompt: str | None = Field(default=None, max_length=32000)
-    model: str | None = None
-    max_steps: int = Field(default=50, ge=1, le=1000)
-    deadline_seconds: int | None = Field(default=None, ge=1, le=86400)
-    on_awaiting_human: Literal["pause", "fail", "cancel"] = "pause"
-    awaiting_human_timeout_seconds: int | None = Field(default=None, ge=1, le=86400)
-    webhook_url: str | None = Field(default=None, max_length=2048)
-    metadata: dict[str, Any] | None = None
-    llm: LlmConfig | None = None
+    machine_id: str = Field(min_length=1, max_length=128,
+                            description="Target machine id (must be owned by the key's account).")
+    task: str = Field(min_length=1, max_length=16000,
+                      description="Natural-language task to drive to completion.")
+    cua_version: Literal["v1", "v3", "v4", "v5"] = Field(
+        default="v5", description="CUA engine version. Defaults to the latest (v5).")
+    instructions: str | None = Field(default=None, max_length=16000,
+                                     description="Appended to the base agent prompt.")
+    system_prompt: str | None = Field(default=None, max_length=32000,
+                                      description="Replaces the base agent prompt.")
+    model: str | None = Field(
+        default=None,
+        description="Model selection, e.g. `anthropic/claude-...` (resolved server-side).")
+    max_steps: int = Field(default=50, ge=1, le=1000, description="Hard cap on agent steps.")
+    deadline_seconds: int | None = Field(default=None, ge=1, le=86400,
+                                         description="Wall-clock budget in seconds.")
+    on_awaiting_human: Literal["pause", "fail", "cancel"] = Field(
+        default="pause",
+        description="What to do when the agent needs a human: pause, fail or cancel.")
+    awaiting_human_timeout_seconds: int | None = Field(
+        default=None, ge=1, le=86400, description="How long a paused run waits for a human.")
+    webhook_url: str | None = Field(default=None, max_length=2048,
+                                    description="HTTPS URL for HMAC-signed run-event deliveries.")
+    metadata: dict[str, Any] | None = Field(
+        default=None, description="Opaque key/value map echoed back (at most 50 keys).")
+    llm: LlmConfig | None = Field(
+        default=None, description="Model provider and models for this run (bring your own key).")
 
     @field_validator("metadata")
     @classmethod
@@ -62,7 +76,8 @@ class RunRequest(BaseModel):
 class ResumeRunRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    note: str | None = Field(default=None, max_length=2000)
+    note: str | None = Field(default=None, max_length=2000,
+                             description="Recorded on the run timeline.")
 
 
 Svc = Annotated[Services, Depends(services)]

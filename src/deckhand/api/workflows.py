@@ -52,12 +52,17 @@ CANCEL_CONFIRM_SECONDS = 3.0
 class WorkflowCreateRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=128)
-    slug: str = Field(min_length=1, max_length=64, pattern=SLUG)
-    definition: dict[str, Any]
-    inputs_schema: dict[str, Any] | None = None
-    description: str | None = Field(default=None, max_length=2000)
-    metadata: dict[str, Any] | None = None
+    name: str = Field(min_length=1, max_length=128, description="A name for the workflow.")
+    slug: str = Field(min_length=1, max_length=64, pattern=SLUG,
+                      description="Stable handle: lower-case letters, digits, - and _.")
+    definition: dict[str, Any] = Field(
+        description="Workflow DSL (see docs/workflows.md), validated server-side.")
+    inputs_schema: dict[str, Any] | None = Field(
+        default=None, description="JSON Schema of the workflow's inputs.")
+    description: str | None = Field(default=None, max_length=2000,
+                                    description="What the workflow does.")
+    metadata: dict[str, Any] | None = Field(default=None,
+                                            description="Opaque key/value map echoed back.")
 
 
 class WorkflowUpdateRequest(BaseModel):
@@ -74,23 +79,36 @@ class WorkflowUpdateRequest(BaseModel):
 class StartWorkflowRunRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    inputs: dict[str, Any] | None = None
-    machine_id: str | None = Field(default=None, max_length=128)
-    budget_cents: int | None = Field(default=None, ge=0, le=10_000_000)
-    max_iterations: int | None = Field(default=None, ge=1, le=100_000)
-    deadline_seconds: int | None = Field(default=None, ge=1, le=86400)
-    webhook_url: str | None = Field(default=None, max_length=2048)
-    metadata: dict[str, Any] | None = None
-    definition: dict[str, Any] | None = None
-    inputs_schema: dict[str, Any] | None = None
-    llm: LlmConfig | None = None
+    inputs: dict[str, Any] | None = Field(default=None, description="Bound input values.")
+    machine_id: str | None = Field(default=None, max_length=128,
+                                   description="Default machine for task steps.")
+    budget_cents: int | None = Field(
+        default=None, ge=0, le=10_000_000,
+        description="Hard spend cap across all task steps; 0 or null = unlimited.")
+    max_iterations: int | None = Field(default=None, ge=1, le=100_000,
+                                       description="Cap on loop iterations across the run.")
+    deadline_seconds: int | None = Field(default=None, ge=1, le=86400,
+                                         description="Wall-clock budget in seconds.")
+    webhook_url: str | None = Field(default=None, max_length=2048,
+                                    description="HTTPS URL for HMAC-signed run-event deliveries.")
+    metadata: dict[str, Any] | None = Field(default=None,
+                                            description="Opaque key/value map echoed back.")
+    definition: dict[str, Any] | None = Field(
+        default=None, description="Inline DSL for an ad-hoc run (POST /v1/workflows/runs).")
+    inputs_schema: dict[str, Any] | None = Field(
+        default=None, description="Ad-hoc runs only: JSON Schema of the inputs.")
+    llm: LlmConfig | None = Field(default=None,
+                                  description="Model provider and models for the run's task steps.")
 
 
 class ResumeWorkflowRunRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    approved: bool = True
-    note: str | None = Field(default=None, max_length=2000)
+    approved: bool = Field(
+        default=True,
+        description="Approve (continue) or reject (fail) the pending human_approval step.")
+    note: str | None = Field(default=None, max_length=2000,
+                             description="Recorded on the run timeline.")
 
 
 def _check_id(value: str, what: str) -> None:

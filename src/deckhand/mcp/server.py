@@ -21,12 +21,26 @@ from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 
 from deckhand import __version__
+from deckhand.api.machine_ops import ActionRequest, TerminalRequest
 from deckhand.api.machines import ProvisionRequest
-from deckhand.api.runs import RunRequest
+from deckhand.api.runs import ResumeRunRequest, RunRequest
+from deckhand.api.workflows import (
+    ResumeWorkflowRunRequest,
+    StartWorkflowRunRequest,
+    WorkflowCreateRequest,
+)
 from deckhand.client import ApiError, DeckhandClient
+from deckhand.mcp.flat import arg, body_tool
 
 TERMINAL = frozenset({"succeeded", "failed", "cancelled", "timed_out"})
 POLL_SECONDS = 0.25
+
+RUN_ID = "The run's id (from start_run or list_runs)."
+MACHINE_ID = "The machine's id (from provision_machine or list_machines)."
+WORKFLOW_ID = "The workflow's id (from create_workflow)."
+WORKFLOW_RUN_ID = "The workflow run's id (from start_workflow_run)."
+RunId = Annotated[str, Field(description=RUN_ID)]
+MachineId = Annotated[str, Field(description=MACHINE_ID)]
 
 ClientFactory = Callable[[Context], contextlib.AbstractAsyncContextManager[DeckhandClient]]
 
@@ -64,32 +78,37 @@ def build_server(client_for: ClientFactory) -> MCPServer:
                       "brain: run `CMD`, verify the output matches `REGEX`, write \"TEXT\" to "
                       "PATH, verify PATH contains \"TEXT\", ask a human \"…\", finish with \"…\".",
             "how_to_start": ["provision_machine {display_name}",
-                             "start_run {run: {machine_id, task}, wait: true}",
+                             "start_run {machine_id, task, wait: true}",
                              "run_events {run_id, after} for the step-by-step record"],
         }
 
     # -- runs -----------------------------------------------------------------
-    @mcp.tool(description="Start an agent run (the API's RunRequest). With wait=true, "
-                          "report progress per step and return the finished run.")
-    async def start_run(
-        run: RunRequest, ctx: Context, wait: bool = False,
-        wait_seconds: Annotated[int, Field(ge=1, le=86400)] = 600,
-    ) -> dict[str, Any]:
-        created = await call(ctx, "POST", "/v1/runs", json=run.model_dump(exclude_none=True))
+    @mcp.tool(description="Start an agent run on a machine: the API's RunRequest fields "
+                          "(machine_id, task, max_steps, ...). With wait=true, report progress "
+                          "per step and return the finished run.")
+    @body_tool(RunRequest, after=(
+        arg("wait", bool, "Follow the run to its end, reporting each step as progress.", False),
+        arg("wait_seconds", Annotated[int, Field(ge=1, le=86400)],
+            "With wait: how long to follow the run before returning it as it is.", 600),
+    ))
+    async def start_run(ctx: Context, body: dict[str, Any], wait: bool,
+                        wait_seconds: int) -> dict[str, Any]:
+        created = await call(ctx, "POST", "/v1/runs", json=body)
         if not wait:
             return created  # type: ignore[no-any-return]
         return await _wait(ctx, call, created, wait_seconds)
 
     @mcp.tool(description="Get a run: status, steps, credits, result or error.")
-    async def get_run(run_id: str, ctx: Context) -> dict[str, Any]:
+    async def get_run(run_id: RunId, ctx: Context) -> dict[str, Any]:
         return await call(ctx, "GET", f"/v1/runs/{run_id}")  # type: ignore[no-any-return]
 
     @mcp.tool(description="List runs, newest first.")
     async def list_runs(
         ctx: Context,
-        status: Literal["queued", "running", "awaiting_human", "succeeded", "failed",
-                        "cancelled", "timed_out"] | None = None,
-        limit: Annotated[int, Field(ge=1, le=200)] = 20,
+        status: Annotated[Literal["queued", "running", "awaiting_human", "succeeded", "failed",
+                                  "cancelled", "timed_out"] | None,
+                          Field(description="Only runs in this status.")] = None,
+        limit: Annotated[int, Field(ge=1, le=200, description="At most this many runs.")] = 20,
     ) -> dict[str, Any]:
         params: dict[str, Any] = {"limit": limit}
         if status:
@@ -97,44 +116,49 @@ def build_server(client_for: ClientFactory) -> MCPServer:
         return await call(ctx, "GET", "/v1/runs", params=params)  # type: ignore[no-any-return]
 
     @mcp.tool(description="Cancel a run (interrupts the action in flight).")
-    async def cancel_run(run_id: str, ctx: Context) -> dict[str, Any]:
+    async def cancel_run(run_id: RunId, ctx: Context) -> dict[str, Any]:
         return await call(ctx, "POST", f"/v1/runs/{run_id}/cancel")  # type: ignore[no-any-return]
 
     @mcp.tool(description="Resume a run waiting for a human, with an optional note.")
-    async def resume_run(run_id: str, ctx: Context, note: str | None = None) -> dict[str, Any]:
-        body = {"note": note} if note else {}
+    @body_tool(ResumeRunRequest, before=(arg("run_id", str, RUN_ID),))
+    async def resume_run(ctx: Context, body: dict[str, Any], run_id: str) -> dict[str, Any]:
         return await call(ctx, "POST", f"/v1/runs/{run_id}/resume",  # type: ignore[no-any-return]
                           json=body)
 
     @mcp.tool(description="A run's events after sequence number `after` (0 = from the start).")
-    async def run_events(run_id: str, ctx: Context,
-                         after: Annotated[int, Field(ge=0)] = 0) -> dict[str, Any]:
+    async def run_events(
+        run_id: RunId, ctx: Context,
+        after: Annotated[int, Field(ge=0, description="Events after this sequence number.")] = 0,
+    ) -> dict[str, Any]:
         return await call(ctx, "GET", f"/v1/runs/{run_id}/events",  # type: ignore[no-any-return]
                           params={"after": after}, headers={"Accept": "application/json"})
 
     # -- machines -------------------------------------------------------------
-    @mcp.tool(description="Provision a machine (the API's ProvisionRequest).")
-    async def provision_machine(machine: ProvisionRequest, ctx: Context) -> dict[str, Any]:
-        return await call(ctx, "POST", "/v1/machines",  # type: ignore[no-any-return]
-                          json=machine.model_dump(exclude_none=True))
+    @mcp.tool(description="Provision a machine: the API's ProvisionRequest fields "
+                          "(display_name, desktop_enabled, ttl_minutes, ...).")
+    @body_tool(ProvisionRequest)
+    async def provision_machine(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
+        return await call(ctx, "POST", "/v1/machines", json=body)  # type: ignore[no-any-return]
 
     @mcp.tool(description="List machines.")
-    async def list_machines(ctx: Context,
-                            limit: Annotated[int, Field(ge=1, le=200)] = 50) -> dict[str, Any]:
+    async def list_machines(
+        ctx: Context,
+        limit: Annotated[int, Field(ge=1, le=200, description="At most this many machines.")] = 50,
+    ) -> dict[str, Any]:
         return await call(ctx, "GET", "/v1/machines",  # type: ignore[no-any-return]
                           params={"limit": limit})
 
     @mcp.tool(description="Get a machine.")
-    async def get_machine(machine_id: str, ctx: Context) -> dict[str, Any]:
+    async def get_machine(machine_id: MachineId, ctx: Context) -> dict[str, Any]:
         return await call(ctx, "GET", f"/v1/machines/{machine_id}")  # type: ignore[no-any-return]
 
     @mcp.tool(description="Delete a machine: stops its processes and removes its workspace.")
-    async def delete_machine(machine_id: str, ctx: Context) -> dict[str, Any]:
+    async def delete_machine(machine_id: MachineId, ctx: Context) -> dict[str, Any]:
         return await call(ctx, "DELETE",  # type: ignore[no-any-return]
                           f"/v1/machines/{machine_id}")
 
     @mcp.tool(description="A screenshot of the machine's screen, as an image.")
-    async def screenshot(machine_id: str, ctx: Context) -> Image:
+    async def screenshot(machine_id: MachineId, ctx: Context) -> Image:
         shot = await call(ctx, "GET", f"/v1/machines/{machine_id}/screenshot")
         data = shot.get("image_b64") or ""
         if data.startswith("data:"):
@@ -143,59 +167,52 @@ def build_server(client_for: ClientFactory) -> MCPServer:
 
     @mcp.tool(description="Run one machine action (the API's ActionRequest: command, "
                           "parameters, timeout_ms), e.g. click {x, y} or type {text}.")
-    async def machine_action(
-        machine_id: str, command: str, ctx: Context,
-        parameters: dict[str, Any] | None = None,
-        timeout_ms: Annotated[int | None, Field(ge=1000, le=120000)] = None,
-    ) -> dict[str, Any]:
-        body: dict[str, Any] = {"command": command, "parameters": parameters or {}}
-        if timeout_ms:
-            body["timeout_ms"] = timeout_ms
+    @body_tool(ActionRequest, before=(arg("machine_id", str, MACHINE_ID),))
+    async def machine_action(ctx: Context, body: dict[str, Any],
+                             machine_id: str) -> dict[str, Any]:
         return await call(ctx, "POST", f"/v1/machines/{machine_id}/actions",  # type: ignore[no-any-return]
                           json=body)
 
     @mcp.tool(description="Run a shell command in the machine's terminal (the API's "
                           "TerminalRequest).")
-    async def terminal(
-        machine_id: str, command: str, ctx: Context, session_id: str | None = None,
-        cwd: str | None = None,
-        timeout_ms: Annotated[int, Field(ge=1000, le=120000)] = 30000,
-    ) -> dict[str, Any]:
-        body = {"command": command, "session_id": session_id, "cwd": cwd,
-                "timeout_ms": timeout_ms}
+    @body_tool(TerminalRequest, before=(arg("machine_id", str, MACHINE_ID),))
+    async def terminal(ctx: Context, body: dict[str, Any], machine_id: str) -> dict[str, Any]:
         return await call(ctx, "POST", f"/v1/machines/{machine_id}/terminal",  # type: ignore[no-any-return]
-                          json={k: v for k, v in body.items() if v is not None})
+                          json=body)
 
     # -- workflows --------------------------------------------------------------
-    @mcp.tool(description="Create a workflow (name, definition; see docs/workflows.md).")
-    async def create_workflow(name: str, definition: dict[str, Any], ctx: Context,
-                              description: str | None = None) -> dict[str, Any]:
-        body = {"name": name, "definition": definition, "description": description}
-        return await call(ctx, "POST", "/v1/workflows",  # type: ignore[no-any-return]
-                          json={k: v for k, v in body.items() if v is not None})
+    @mcp.tool(description="Create a workflow: the API's WorkflowCreateRequest fields (name, "
+                          "slug, definition; see docs/workflows.md).")
+    @body_tool(WorkflowCreateRequest)
+    async def create_workflow(ctx: Context, body: dict[str, Any]) -> dict[str, Any]:
+        return await call(ctx, "POST", "/v1/workflows", json=body)  # type: ignore[no-any-return]
 
-    @mcp.tool(description="Start a run of a saved workflow with its inputs.")
-    async def start_workflow_run(workflow_id: str, ctx: Context,
-                                 inputs: dict[str, Any] | None = None,
-                                 machine_id: str | None = None) -> dict[str, Any]:
-        body = {"inputs": inputs or {}, "machine_id": machine_id}
+    @mcp.tool(description="Start a run of a saved workflow: the API's StartWorkflowRunRequest "
+                          "fields (inputs, machine_id, budget_cents, ...).")
+    @body_tool(StartWorkflowRunRequest, before=(arg("workflow_id", str, WORKFLOW_ID),))
+    async def start_workflow_run(ctx: Context, body: dict[str, Any],
+                                 workflow_id: str) -> dict[str, Any]:
         return await call(ctx, "POST", f"/v1/workflows/{workflow_id}/runs",  # type: ignore[no-any-return]
-                          json={k: v for k, v in body.items() if v is not None})
+                          json=body)
 
     @mcp.tool(description="Get a workflow run.")
-    async def get_workflow_run(run_id: str, ctx: Context) -> dict[str, Any]:
+    async def get_workflow_run(
+        run_id: Annotated[str, Field(description=WORKFLOW_RUN_ID)], ctx: Context,
+    ) -> dict[str, Any]:
         return await call(ctx, "GET", f"/v1/workflows/runs/{run_id}")  # type: ignore[no-any-return]
 
     @mcp.tool(description="Approve (or reject) a workflow run waiting on a human_approval.")
-    async def approve(run_id: str, approved: bool, ctx: Context,
-                      note: str | None = None) -> dict[str, Any]:
-        body = {"approved": approved, "note": note}
+    @body_tool(ResumeWorkflowRunRequest, before=(arg("run_id", str, WORKFLOW_RUN_ID),))
+    async def approve(ctx: Context, body: dict[str, Any], run_id: str) -> dict[str, Any]:
         return await call(ctx, "POST", f"/v1/workflows/runs/{run_id}/resume",  # type: ignore[no-any-return]
-                          json={k: v for k, v in body.items() if v is not None})
+                          json=body)
 
     # -- account ------------------------------------------------------------------
     @mcp.tool(description="Usage and credits for a month (YYYY-MM; default this month).")
-    async def usage(ctx: Context, period: str | None = None) -> dict[str, Any]:
+    async def usage(
+        ctx: Context,
+        period: Annotated[str | None, Field(description="The month, YYYY-MM (default: this month).")] = None,
+    ) -> dict[str, Any]:
         return await call(ctx, "GET", "/v1/usage",  # type: ignore[no-any-return]
                           params={"period": period} if period else None)
 
