@@ -54,7 +54,8 @@ class Settings(BaseSettings):
     # Machines (docs/machines.md)
     machine_limit_per_account: int = Field(default=10, ge=1, description="machines per "
                                            "account and mode that are not stopped or gone")
-    machine_pool_terminal: int = Field(default=0, ge=0, description="warm spare agents")
+    # One warm terminal: a first machine in milliseconds instead of a cold start.
+    machine_pool_terminal: int = Field(default=1, ge=0, description="warm spare agents")
     machine_pool_browser: int = Field(default=0, ge=0)
     machine_pool_desktop: int = Field(default=0, ge=0)
     machine_sweep_seconds: float = Field(default=30.0, gt=0, description="TTL, idle and "

@@ -193,6 +193,29 @@ def suggestion(code: ErrorCode) -> str | None:
     return _SPEC[code][3]
 
 
+# A run's outcomes: the agent tried and did not get there this time. Not
+# retryable as an HTTP request (sending it again answers the same), but a new
+# attempt of the work may end otherwise, which is what a workflow's `retry` is for.
+_OUTCOMES = frozenset({
+    ErrorCode.MAX_STEPS_REACHED, ErrorCode.DEADLINE_EXCEEDED, ErrorCode.VERIFICATION_FAILED,
+    ErrorCode.HUMAN_REQUIRED, ErrorCode.AWAITING_HUMAN_TIMEOUT, ErrorCode.AGENT_FAILED,
+    ErrorCode.STEP_FAILED, ErrorCode.CANCELLED, ErrorCode.TEMPLATE_ERROR,
+    ErrorCode.CONDITION_ERROR, ErrorCode.INVALID_SCREENSHOT,
+})
+
+
+def another_attempt_can_help(code: str) -> bool:
+    """False for failures a new attempt of the same work cannot change: the
+    request's own configuration, credentials or credits (``LLM_AUTH_FAILED``,
+    ``LLM_KEY_NOT_CONFIGURED``, ``INSUFFICIENT_CREDITS``, a machine that is not
+    there). Codes outside the tree (a workflow's ``ASSERTION_FAILED``) can."""
+    try:
+        known = ErrorCode(code)
+    except ValueError:
+        return True
+    return is_retryable(known) or known in _OUTCOMES
+
+
 class DeckhandError(Exception):
     """Base of every error Deckhand raises on purpose."""
 

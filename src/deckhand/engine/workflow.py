@@ -46,7 +46,7 @@ from deckhand.engine.workflow_state import (
     Suspended,
     cancel_all,
 )
-from deckhand.errors import DeckhandError, ErrorCode, LlmError
+from deckhand.errors import DeckhandError, ErrorCode, LlmError, another_attempt_can_help
 from deckhand.store import llm_keys as llm_keys_store
 from deckhand.store import runs as runs_store
 from deckhand.store import workflows as wf_store
@@ -357,6 +357,13 @@ class Interpreter(StepRecords):
                     return {"attempts": attempt}
                 except StepFailed as exc:
                     last = exc
+                code = str(last.error.get("code") or "")
+                if not another_attempt_can_help(code):
+                    raise StepFailed(s.id, error(
+                        code, f"Retry {s.id} stopped after attempt {attempt} of "
+                        f"{s.max_attempts}: {code} cannot change on a retry; "
+                        f"{last.error.get('message')}",
+                        attempts=attempt, retryable=False, last_error=last.error))
             assert last is not None
             raise StepFailed(s.id, error(
                 "RETRY_EXHAUSTED",
