@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from deckhand.cli_remote import MachineKind, machines_app, runs_app
 from deckhand.config import Settings
 from deckhand.scopes import ALL_SCOPES, OPERATOR_SCOPES
 
@@ -20,7 +21,7 @@ accounts_app = typer.Typer(no_args_is_help=True, help="Accounts and their credit
 keys_app = typer.Typer(no_args_is_help=True, help="API keys.")
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(keys_app, name="keys")
-machines_app = typer.Typer(no_args_is_help=True, help="Machines: register remote agents.")
+app.add_typer(runs_app, name="runs")
 app.add_typer(machines_app, name="machines")
 
 DEFAULT_ACCOUNT = "default"
@@ -88,7 +89,9 @@ def worker(
 def run(
     task: Annotated[str, typer.Argument(help="What the agent should do.")],
     machine: Annotated[str | None, typer.Option(
-        help="Machine id; a new local machine is made (and removed) when omitted.")] = None,
+        help="Machine id; a new machine is made (and removed) when omitted.")] = None,
+    kind: Annotated[MachineKind, typer.Option(
+        help="The kind of the new machine: terminal, browser or desktop.")] = "terminal",
     max_steps: Annotated[int, typer.Option(min=1, max=1000)] = 50,
     deadline: Annotated[int | None, typer.Option(help="Deadline in seconds.")] = None,
     model: Annotated[str | None, typer.Option(help="Model (brain) to use.")] = None,
@@ -108,10 +111,10 @@ def run(
             if not key:
                 raise typer.BadParameter("--key (or DECKHAND_API_KEY) is needed with --server")
             return await run_task(server, key, task, machine_id=machine, max_steps=max_steps,
-                                  deadline=deadline, model=model)
+                                  deadline=deadline, model=model, kind=kind)
         async with embedded_server(settings) as (url, raw):
             return await run_task(url, raw, task, machine_id=machine, max_steps=max_steps,
-                                  deadline=deadline, model=model)
+                                  deadline=deadline, model=model, kind=kind)
 
     try:
         final = asyncio.run(go())
@@ -195,42 +198,6 @@ def machine_agent(
               browser=browser, settle=SettlePolicy(
                   settle_quiet_ms if settle_quiet_ms is not None else settings.settle_quiet_ms,
                   settle_cap_ms if settle_cap_ms is not None else settings.settle_cap_ms))
-
-
-@machines_app.command("register")
-def machines_register(
-    agent_url: Annotated[str, typer.Argument(help="The agent's URL, http://HOST:PORT.")],
-    name: Annotated[str, typer.Option("--name", help="The machine's display name.")],
-    agent_token: Annotated[str | None, typer.Option(
-        "--agent-token", envvar="DECKHAND_AGENT_TOKEN", help="The agent's bearer token.")]
-    = None,
-    server: Annotated[str, typer.Option(envvar="DECKHAND_URL", help="Server URL.")]
-    = "http://127.0.0.1:8080",
-    key: Annotated[str | None, typer.Option(envvar="DECKHAND_API_KEY",
-                                               help="API key (machines:write).")] = None,
-    ttl_minutes: Annotated[int | None, typer.Option(min=5, max=10080)] = None,
-) -> None:
-    """Register a machine agent started by hand on another host; prints the
-    new machine's id. Runs then use it like any local machine."""
-    import httpx
-
-    if not key or not agent_token:
-        raise typer.BadParameter("--key (DECKHAND_API_KEY) and --agent-token "
-                                 "(DECKHAND_AGENT_TOKEN) are required")
-    body: dict[str, object] = {"display_name": name, "agent_url": agent_url,
-                               "agent_token": agent_token}
-    if ttl_minutes:
-        body["ttl_minutes"] = ttl_minutes
-    r = httpx.post(server.rstrip("/") + "/v1/machines", json=body,
-                   headers={"X-API-Key": key}, timeout=60)
-    data = r.json()
-    if r.status_code != 200:
-        err = data.get("error", {})
-        typer.echo(f"error: {err.get('code')}: {err.get('message')}", err=True)
-        raise typer.Exit(2)
-    m = data["machine"]
-    typer.echo(f"machine {m['id']} ({m['display_name']}, {m['kind']}): {m['status']}")
-    typer.echo(m["id"])
 
 
 @app.command()

@@ -9,6 +9,7 @@ import sys
 from collections.abc import AsyncIterator
 from typing import Any, TextIO
 
+from deckhand.cli_remote import kind_fields, live_view_url
 from deckhand.client import DeckhandClient
 from deckhand.config import Settings
 
@@ -56,15 +57,22 @@ async def embedded_server(settings: Settings) -> AsyncIterator[tuple[str, str]]:
 
 async def run_task(
     base_url: str, key: str, task: str, *, machine_id: str | None, max_steps: int,
-    deadline: int | None, model: str | None = None, out: TextIO = sys.stdout,
+    deadline: int | None, model: str | None = None, kind: str = "terminal",
+    out: TextIO = sys.stdout,
 ) -> dict[str, Any]:
     async with DeckhandClient(base_url, key) as api:
         created_machine = None
         if machine_id is None:
-            machine = await api.create_machine("deckhand-run")
+            machine = await api.create_machine("deckhand-run", **kind_fields(kind))
             machine_id = created_machine = machine["id"]
-            say(out, f"machine {machine_id} ready")
+            say(out, f"machine {machine_id} ({machine['kind']}) ready")
+        else:
+            machine = await api.call("GET", f"/v1/machines/{machine_id}")
+            machine = machine.get("machine", machine)
         try:
+            live = await live_view_url(api, machine)
+            if live:
+                say(out, f"live view: {live}")
             fields: dict[str, Any] = {"machine_id": machine_id, "task": task,
                                       "max_steps": max_steps}
             if deadline:

@@ -44,6 +44,7 @@ LAYER_OF: dict[str, str] = {
     "deckhand.client": "clients",
     "deckhand.cli": "clients",
     "deckhand.cli_run": "clients",
+    "deckhand.cli_remote": "clients",
     "deckhand.mcp": "clients",
 }
 

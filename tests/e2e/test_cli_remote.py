@@ -1,0 +1,112 @@
+"""``deckhand runs …``, ``deckhand machines …`` and ``deckhand run --kind`` as
+a user runs them: real CLI processes against a real server on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import LiveServer
+from tests.support.runs import wait_for
+
+DECKHAND = [sys.executable, "-m", "deckhand.cli"]
+ASK = 'Ask a human "which branch?"'
+
+
+async def deckhand(tmp_path: Path, *args: str, server: LiveServer | None = None,
+                   key: str | None = None, timeout: float = 120) -> tuple[int, str, str]:
+    """Run the CLI; the server and key come from the environment, as a user sets them."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DECKHAND_")}
+    env["DECKHAND_DATA_DIR"] = str(tmp_path / "var")
+    if server is not None:
+        env["DECKHAND_URL"] = server.url
+    if key is not None:
+        env["DECKHAND_API_KEY"] = key
+    proc = await asyncio.create_subprocess_exec(
+        *DECKHAND, *args, env=env, cwd=tmp_path, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+@pytest.mark.asyncio
+async def test_machines_and_runs_from_the_shell(sqlite_server: LiveServer, tmp_path: Path) -> None:
+    key = await sqlite_server.key()
+    cli = {"server": sqlite_server, "key": key}
+
+    code, out, err = await deckhand(tmp_path, "machines", "create", "from-cli", "--json", **cli)
+    assert code == 0, err
+    machine = json.loads(out)["machine"]
+    assert machine["display_name"] == "from-cli" and machine["kind"] == "terminal"
+    assert json.loads(out)["live_view_url"] is None  # a terminal has no screen to watch
+    code, out, _ = await deckhand(tmp_path, "machines", "list", **cli)
+    assert code == 0 and machine["id"] in out and "from-cli" in out
+
+    async with sqlite_server.client(key) as c:
+        r = await c.post("/v1/runs", json={"machine_id": machine["id"], "task": ASK})
+        assert r.status_code == 200, r.text
+        run = r.json()
+        await wait_for(c, run["id"], {"awaiting_human"})
+
+        code, out, _ = await deckhand(tmp_path, "runs", "list", "--status", "awaiting_human",
+                                      **cli)
+        assert code == 0 and run["id"] in out and "awaiting_human" in out
+        code, out, _ = await deckhand(tmp_path, "runs", "show", run["id"], "--json", **cli)
+        assert code == 0 and json.loads(out)["status"] == "awaiting_human"
+        code, out, _ = await deckhand(tmp_path, "runs", "resume", run["id"], "--note", "main",
+                                      **cli)
+        assert code == 0 and out.strip() in (f"run {run['id']}: queued",
+                                             f"run {run['id']}: running")
+        code, out, _ = await deckhand(tmp_path, "runs", "events", run["id"], "--follow",
+                                      "--json", **cli)
+        assert code == 0
+        events = [json.loads(line) for line in out.splitlines()]
+        assert events[-1]["type"] == "done"
+        assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+        assert any(e["type"] == "resumed" and e["data"].get("note") == "main" for e in events)
+        code, out, _ = await deckhand(tmp_path, "runs", "events", run["id"], **cli)
+        assert code == 0 and "waiting for a human: which branch?" in out and "resumed: main" in out
+
+        r = await c.post("/v1/runs", json={"machine_id": machine["id"],
+                                           "task": "Run `sleep 60`"})
+        slow = r.json()
+        await wait_for(c, slow["id"], {"running"})
+        code, out, _ = await deckhand(tmp_path, "runs", "cancel", slow["id"], **cli)
+        assert code == 0, out
+        assert (await wait_for(c, slow["id"]))["status"] == "cancelled"
+
+    shot = tmp_path / "shot.jpg"
+    code, out, err = await deckhand(tmp_path, "machines", "screenshot", machine["id"],
+                                    "--out", str(shot), **cli)
+    assert code == 0, err
+    assert out.strip() == str(shot) and shot.read_bytes()[:2] == b"\xff\xd8"
+
+    code, out, err = await deckhand(tmp_path, "runs", "show", "5f0c9c1e-0000-4000-8000-000000000000",
+                                    **cli)
+    assert code == 2 and "error: NOT_FOUND" in err
+    code, _, err = await deckhand(tmp_path, "runs", "list", server=sqlite_server)
+    assert code != 0 and "--key" in err  # no key: says which option is missing
+    code, out, _ = await deckhand(tmp_path, "machines", "delete", machine["id"], **cli)
+    assert code == 0 and "deleted" in out
+    code, out, _ = await deckhand(tmp_path, "machines", "list", "--json", **cli)
+    listed = json.loads(out)
+    assert all(m["id"] != machine["id"] or m["status"] in ("stopped", "terminated", "deleted")
+               for m in listed.get("machines", listed.get("data", [])))
+
+
+@pytest.mark.asyncio
+async def test_run_on_a_browser_machine_prints_its_live_view(tmp_path: Path) -> None:
+    code, out, err = await deckhand(
+        tmp_path, "run", "--kind", "browser",
+        'Run `echo kind-$((40+2))` and verify the output contains "kind-42"', timeout=180)
+    assert code == 0, out + err
+    assert "(browser) ready" in out
+    live = next(line for line in out.splitlines() if line.startswith("live view: "))
+    assert live.startswith("live view: http://127.0.0.1:") and "/live?ticket=" in live
+    assert "result: succeeded" in out
