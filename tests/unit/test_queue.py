@@ -20,28 +20,11 @@ from deckhand.store import webhooks as outbox
 from deckhand.store import workflows as wf_store
 from deckhand.store.db import Database
 from deckhand.store.queue import LeasedQueue, QueueRow
+from tests.support.rows import new_run, new_workflow_run
 
 pytestmark = pytest.mark.asyncio
 
 LEASE = timedelta(seconds=60)
-
-
-async def _new_run(conn: AsyncConnection, account_id: str, created_at: datetime) -> str:
-    run_id = ids.new_uuid()
-    await runs_store.insert(conn, {
-        "id": run_id, "account_id": account_id, "mode": "live", "machine_id": "m_1",
-        "status": "queued", "task": "t", "cua_version": "v1", "brain": "offline",
-        "max_steps": 5, "on_awaiting_human": "wait", "created_at": created_at})
-    return run_id
-
-
-async def _new_workflow_run(conn: AsyncConnection, account_id: str,
-                            created_at: datetime) -> str:
-    run_id = ids.new_uuid()
-    await wf_store.insert_run(conn, {
-        "id": run_id, "account_id": account_id, "mode": "live", "status": "queued",
-        "definition": {"steps": []}, "inputs": {}, "created_at": created_at})
-    return run_id
 
 
 async def _new_delivery(conn: AsyncConnection, account_id: str, created_at: datetime) -> str:
@@ -63,8 +46,8 @@ class Kind:
 
 
 KINDS = [
-    Kind("runs", runs_store.QUEUE, _new_run),
-    Kind("workflow_runs", wf_store.QUEUE, _new_workflow_run),
+    Kind("runs", runs_store.QUEUE, new_run),
+    Kind("workflow_runs", wf_store.QUEUE, new_workflow_run),
     Kind("webhook_deliveries", outbox.OUTBOX, _new_delivery),
 ]
 OWNED = [k for k in KINDS if k.queue.owner is not None]
