@@ -3,8 +3,9 @@
 A worker takes claimable items (runs, workflow runs) up to its slots and
 drives each in a task; keeps their leases alive and stops the task of any
 lease it lost; interrupts the tasks of items a user cancels; and sweeps items
-nobody drives past their deadline. What an item is — how it is claimed,
-renewed, driven and swept — is the subclass's.
+nobody drives past their deadline. The queue it claims from (and renews and
+reads cancel flags in) is given to it; how an item is driven and swept is
+the subclass's.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ import os
 import secrets
 import socket
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -33,6 +34,22 @@ def new_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
+class Queue(Protocol):
+    """The table a worker claims items from (store/queue.py's LeasedQueue)."""
+
+    async def claim(self, conn: AsyncConnection, worker_id: str, lease_until: datetime,
+                    exclude: Collection[str]) -> str | None:
+        """Claim one claimable item not in ``exclude``; its id, or None."""
+
+    async def renew(self, conn: AsyncConnection, worker_id: str, ids: Sequence[str],
+                    lease_until: datetime) -> set[str]:
+        """Extend the leases ``worker_id`` still holds among ``ids``; the ids held."""
+
+    async def cancel_requested_among(self, conn: AsyncConnection,
+                                     ids: Sequence[str]) -> set[str]:
+        """The ids among ``ids`` that a user asked to cancel."""
+
+
 class ClaimLoop(ABC):
     kind: ClassVar[str]  # what an item is called in logs and task names
     claim_topic: ClassVar[str]  # wake-ups meaning "there may be something to claim"
@@ -41,10 +58,11 @@ class ClaimLoop(ABC):
     # (None: once is enough).
     recancel_seconds: ClassVar[float | None] = None
 
-    def __init__(self, db: Database, notifier: Notifier, *, slots: int,
+    def __init__(self, db: Database, notifier: Notifier, queue: Queue, *, slots: int,
                  lease_seconds: float, poll_seconds: float,
                  worker_id: str | None = None) -> None:
         self.db = db
+        self.queue = queue
         self.notifier = notifier
         self.slots = slots
         self.lease = timedelta(seconds=lease_seconds)
@@ -57,20 +75,6 @@ class ClaimLoop(ABC):
         self._stopping = False
 
     # -- what an item is ------------------------------------------------------------
-    @abstractmethod
-    async def claim(self, conn: AsyncConnection, lease_until: datetime,
-                    exclude: set[str]) -> str | None:
-        """Claim one claimable item not in ``exclude``; its id, or None."""
-
-    @abstractmethod
-    async def renew(self, conn: AsyncConnection, ids: list[str],
-                    lease_until: datetime) -> set[str]:
-        """Extend the leases still held among ``ids``; the ids held."""
-
-    @abstractmethod
-    async def cancel_requested_among(self, conn: AsyncConnection, ids: list[str]) -> set[str]:
-        """The ids among ``ids`` that a user asked to cancel."""
-
     @abstractmethod
     async def drive(self, item_id: str, cancel_requested: Callable[[], bool]) -> None:
         """Drive the item until it ends or gives up its lease. Cancelled by a
@@ -120,7 +124,8 @@ class ClaimLoop(ABC):
     async def _claim_one(self) -> str | None:
         try:
             async with self.db.write() as conn:
-                return await self.claim(conn, utcnow() + self.lease, set(self._running))
+                return await self.queue.claim(conn, self.id, utcnow() + self.lease,
+                                              set(self._running))
         except Exception:
             log.exception("%s claim failed; retrying", self.kind)
             return None
@@ -151,7 +156,7 @@ class ClaimLoop(ABC):
                 try:
                     if loop.time() - last_renew >= renew_every:
                         async with self.db.write() as conn:
-                            held = await self.renew(conn, ids, utcnow() + self.lease)
+                            held = await self.queue.renew(conn, self.id, ids, utcnow() + self.lease)
                         last_renew = loop.time()
                         for lost in set(ids) - held:
                             # An item that ended during the renewal is not held
@@ -161,7 +166,7 @@ class ClaimLoop(ABC):
                                 log.warning("%s %s: lease lost; stopping", self.kind, lost)
                                 task.cancel()
                     async with self.db.read() as conn:
-                        cancelled = await self.cancel_requested_among(conn, ids)
+                        cancelled = await self.queue.cancel_requested_among(conn, ids)
                 except Exception:
                     log.exception("%s lease upkeep failed; retrying", self.kind)
                 self._interrupt(cancelled, loop.time())

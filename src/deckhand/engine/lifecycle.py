@@ -5,7 +5,8 @@ rules 6 and 7)."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -141,11 +142,37 @@ class Lifecycle:
         return fresh
 
     async def _webhook(self, conn: AsyncConnection, run: RunRow, status: str) -> None:
-        if not run.webhook_url or not run.webhook_secret_sealed or status not in WEBHOOK_EVENTS:
-            return
-        await webhooks_store.enqueue(
-            conn, account_id=run.account_id, run_id=run.id, url=run.webhook_url,
-            event_type=f"run.{status}", payload={"run": run_view(run)},
-            secret_sealed=run.webhook_secret_sealed,
-        )
-        await self.notifier.emit(conn, "webhooks", "*")
+        await queue_webhook(conn, self.notifier, run, status, kind="run", view=run_view)
+
+
+class WebhookSource(Protocol):
+    """What announcing a state change needs of a run or a workflow run."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def account_id(self) -> str: ...
+    @property
+    def webhook_url(self) -> str | None: ...
+    @property
+    def webhook_secret_sealed(self) -> str | None: ...
+
+
+Source = TypeVar("Source", bound=WebhookSource)
+
+
+async def queue_webhook(conn: AsyncConnection, notifier: Notifier, run: Source, status: str,
+                        *, kind: str, view: Callable[[Source], dict[str, object]]) -> None:
+    """Queue the ``{kind}.{status}`` webhook of a state change in its
+    transaction (the outbox) and wake the dispatchers — when the item has a
+    webhook and the status is one clients are told of. Runs and workflow runs
+    (engine/workflow_lifecycle.py) announce their changes alike; only the
+    event's prefix and the view in its payload differ."""
+    if not run.webhook_url or not run.webhook_secret_sealed or status not in WEBHOOK_EVENTS:
+        return
+    await webhooks_store.enqueue(
+        conn, account_id=run.account_id, run_id=run.id, url=run.webhook_url,
+        event_type=f"{kind}.{status}", payload={kind: view(run)},
+        secret_sealed=run.webhook_secret_sealed,
+    )
+    await notifier.emit(conn, "webhooks", "*")

@@ -245,8 +245,7 @@ class Runner:
     async def _release(self, run_id: str) -> None:
         """Give the run back (worker shutting down): another worker takes it."""
         async with self.db.write() as conn:
-            await runs_store.update_run(conn, run_id, owner=self.worker_id, claimed_by=None,
-                                        lease_expires_at=None)
+            await runs_store.QUEUE.release(conn, run_id, self.worker_id)
             await self.lifecycle.notifier.emit(conn, "runs", "*")
 
 

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
-
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from deckhand.brains.resolve import BrainResolver
 from deckhand.core.clock import utcnow
@@ -43,21 +41,11 @@ class Worker(ClaimLoop):
         worker_id: str | None = None,
         brains: BrainResolver | None = None,
     ) -> None:
-        super().__init__(db, notifier, slots=slots, lease_seconds=lease_seconds,
-                         poll_seconds=poll_seconds, worker_id=worker_id)
+        super().__init__(db, notifier, runs_store.QUEUE, slots=slots,
+                         lease_seconds=lease_seconds, poll_seconds=poll_seconds,
+                         worker_id=worker_id)
         self.lifecycle = lifecycle
         self.runner = Runner(db, lifecycle, connect_machine, self.id, brains=brains)
-
-    async def claim(self, conn: AsyncConnection, lease_until: datetime,
-                    exclude: set[str]) -> str | None:
-        return await runs_store.claim(conn, self.id, lease_until, exclude=exclude)
-
-    async def renew(self, conn: AsyncConnection, ids: list[str],
-                    lease_until: datetime) -> set[str]:
-        return await runs_store.renew_leases(conn, self.id, ids, lease_until)
-
-    async def cancel_requested_among(self, conn: AsyncConnection, ids: list[str]) -> set[str]:
-        return await runs_store.cancel_requested_among(conn, ids)
 
     async def drive(self, item_id: str, cancel_requested: Callable[[], bool]) -> None:
         await self.runner.drive(item_id, cancel_requested)

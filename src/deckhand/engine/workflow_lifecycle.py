@@ -18,17 +18,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from deckhand import crypto, ids
 from deckhand.core.clock import iso, utcnow
-from deckhand.engine.lifecycle import LeaseLost, Lifecycle
+from deckhand.engine.lifecycle import LeaseLost, Lifecycle, queue_webhook
 from deckhand.engine.notify import Notifier
 from deckhand.errors import ErrorCode, InvalidState
 from deckhand.events.webhooks import SECRET_PURPOSE, new_webhook_secret
 from deckhand.store import llm_keys as llm_keys_store
-from deckhand.store import webhooks as webhooks_store
 from deckhand.store import workflows as wf_store
 from deckhand.store.workflows import TERMINAL, StepRow, WorkflowRunRow
 from deckhand.views import workflow_run_view
 
-WEBHOOK_EVENTS = frozenset({"awaiting_human", "succeeded", "failed", "cancelled", "timed_out"})
 Events = list[tuple[str, dict[str, Any]]]
 _AWAITING_CLEARED = {"awaiting_step_id": None, "awaiting_step_key": None,
                      "awaiting_human_since": None, "awaiting_timeout_at": None}
@@ -239,11 +237,5 @@ class WorkflowLifecycle:
         return fresh
 
     async def _webhook(self, conn: AsyncConnection, run: WorkflowRunRow, status: str) -> None:
-        if not run.webhook_url or not run.webhook_secret_sealed or status not in WEBHOOK_EVENTS:
-            return
-        await webhooks_store.enqueue(
-            conn, account_id=run.account_id, run_id=run.id, url=run.webhook_url,
-            event_type=f"workflow_run.{status}", payload={"workflow_run": workflow_run_view(run)},
-            secret_sealed=run.webhook_secret_sealed,
-        )
-        await self.notifier.emit(conn, "webhooks", "*")
+        await queue_webhook(conn, self.notifier, run, status, kind="workflow_run",
+                            view=workflow_run_view)

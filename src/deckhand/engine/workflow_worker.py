@@ -13,9 +13,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from datetime import datetime
-
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from deckhand.core.clock import utcnow
 from deckhand.engine.claim_loop import ClaimLoop
@@ -53,22 +50,12 @@ class WorkflowWorker(ClaimLoop):
         child_limit: int,
         worker_id: str | None = None,
     ) -> None:
-        super().__init__(db, notifier, slots=slots, lease_seconds=lease_seconds,
-                         poll_seconds=poll_seconds, worker_id=worker_id)
+        super().__init__(db, notifier, wf_store.QUEUE, slots=slots,
+                         lease_seconds=lease_seconds, poll_seconds=poll_seconds,
+                         worker_id=worker_id)
         self.lifecycle = lifecycle
         self.engine = Engine(db, notifier, lifecycle, submitter, self.id, poll_seconds,
                              child_limit)
-
-    async def claim(self, conn: AsyncConnection, lease_until: datetime,
-                    exclude: set[str]) -> str | None:
-        return await wf_store.claim(conn, self.id, lease_until, exclude=exclude)
-
-    async def renew(self, conn: AsyncConnection, ids: list[str],
-                    lease_until: datetime) -> set[str]:
-        return await wf_store.renew_leases(conn, self.id, ids, lease_until)
-
-    async def cancel_requested_among(self, conn: AsyncConnection, ids: list[str]) -> set[str]:
-        return await wf_store.cancel_requested_among(conn, ids)
 
     async def crashed(self, item_id: str) -> None:
         """A database hiccup (a deadlock victim, a lost connection) must not
@@ -116,8 +103,7 @@ class WorkflowWorker(ClaimLoop):
     async def _release(self, run_id: str) -> None:
         with contextlib.suppress(Exception):
             async with self.db.write() as conn:
-                await wf_store.advance(conn, run_id, owner=self.id, seqs=0, claimed_by=None,
-                                       lease_expires_at=None)
+                await wf_store.QUEUE.release(conn, run_id, self.id)
                 await self.notifier.emit(conn, "workflow_runs", "*")
 
     async def sweep(self) -> None:

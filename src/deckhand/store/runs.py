@@ -8,14 +8,13 @@ this module only reads and writes rows.
 from __future__ import annotations
 
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Row, Update, and_, bindparam, or_, select, update
+from sqlalchemy import Row, and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from deckhand.core.clock import utcnow
 from deckhand.errors import NotFound
+from deckhand.store.queue import worker_queue
 from deckhand.store.tables import runs
 
 TERMINAL = frozenset({"succeeded", "failed", "cancelled", "timed_out"})
@@ -78,81 +77,9 @@ async def update_run(conn: AsyncConnection, run_id: str, *, owner: str | None = 
     return bool((await conn.execute(q.values(**values))).rowcount)
 
 
-async def claim(
-    conn: AsyncConnection, worker_id: str, lease_until: datetime, exclude: set[str]
-) -> str | None:
-    """Take one claimable run: queued, or running with no live lease."""
-    now = utcnow()
-    q = (
-        select(runs.c.id)
-        .where(
-            runs.c.status.in_(("queued", "running")),
-            or_(runs.c.claimed_by.is_(None), runs.c.lease_expires_at < now),
-        )
-        .order_by(runs.c.created_at)
-        .limit(1)
-    )
-    if exclude:
-        q = q.where(runs.c.id.not_in(exclude))
-    if conn.dialect.name == "postgresql":
-        q = q.with_for_update(skip_locked=True)
-    run_id = (await conn.execute(q)).scalar()
-    if run_id is None:
-        return None
-    await conn.execute(
-        update(runs).where(runs.c.id == run_id).values(
-            claimed_by=worker_id, lease_expires_at=lease_until, attempts=runs.c.attempts + 1)
-    )
-    return str(run_id)
-
-
-async def renew_leases(conn: AsyncConnection, worker_id: str, run_ids: list[str],
-                       lease_until: datetime) -> set[str]:
-    """Extend the leases this worker still holds; return the runs it holds."""
-    if not run_ids:
-        return set()
-    await conn.execute(
-        update(runs)
-        .where(runs.c.id.in_(run_ids), runs.c.claimed_by == worker_id)
-        .values(lease_expires_at=lease_until)
-    )
-    held = await conn.execute(
-        select(runs.c.id).where(runs.c.id.in_(run_ids), runs.c.claimed_by == worker_id)
-    )
-    return {str(r) for r in held.scalars()}
-
-
-async def cancel_requested_among(conn: AsyncConnection, run_ids: list[str]) -> set[str]:
-    if not run_ids:
-        return set()
-    rows = await conn.execute(
-        select(runs.c.id).where(runs.c.id.in_(run_ids), runs.c.cancel_requested.is_(True))
-    )
-    return {str(r) for r in rows.scalars()}
-
-
-async def advance(conn: AsyncConnection, run_id: str, *, owner: str | None, seqs: int,
-                  **values: Any) -> RunRow | None:
-    """Reserve ``seqs`` event numbers and apply ``values`` in one statement
-    (with ``owner``, only while that worker holds the lease). Returns the
-    updated row, whose ``last_seq`` is the last number reserved; None when no
-    row matched."""
-    params = {f"v_{k}": v for k, v in values.items()}
-    params.update(p_run=run_id, p_owner=owner, p_seqs=seqs)
-    q = _advance_statement(owner is not None, tuple(sorted(values)))
-    return (await conn.execute(q, params)).first()
-
-
-@lru_cache(maxsize=64)
-def _advance_statement(owned: bool, columns: tuple[str, ...]) -> Update:
-    """The UPDATE … RETURNING of :func:`advance` for one set of columns,
-    built once: building it (40 returned columns) cost more than running it.
-    The callers use a handful of column sets."""
-    q = update(runs).where(runs.c.id == bindparam("p_run"))
-    if owned:
-        q = q.where(runs.c.claimed_by == bindparam("p_owner"))
-    sets = {c: bindparam(f"v_{c}", type_=runs.c[c].type) for c in columns}
-    return q.values(last_seq=runs.c.last_seq + bindparam("p_seqs"), **sets).returning(*runs.c)
+# The run queue: claim, renew, cancel flags, hand back (store/queue.py).
+QUEUE = worker_queue(runs)
+advance = QUEUE.advance  # reserve event numbers and apply a change in one statement
 
 
 async def next_seqs(conn: AsyncConnection, run_id: str, count: int) -> int:

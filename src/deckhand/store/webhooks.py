@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, func, or_, select, type_coerce, update
+from sqlalchemy import case, func, select, type_coerce, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from deckhand.core.clock import iso, utcnow
+from deckhand.store.queue import LeasedQueue
 from deckhand.store.tables import webhook_attempts, webhook_deliveries
 from deckhand.store.types import UTCDateTime
 
@@ -115,41 +116,24 @@ async def enqueue(
     return new_id
 
 
-def _due(now: datetime):  # type: ignore[no-untyped-def]
-    c = webhook_deliveries.c
-    return (
-        (c.status == PENDING)
-        & (c.next_attempt_at <= now)
-        & or_(c.claimed_until.is_(None), c.claimed_until < now)
-    )
+# The outbox as a leased queue: a delivery is due while pending, once its
+# next attempt time has come and no dispatcher's lease on it is live; a
+# claim only sets the lease (the attempt is counted when it is recorded).
+OUTBOX = LeasedQueue(
+    webhook_deliveries, status="status", claimable_statuses=(PENDING,),
+    lease_until="claimed_until", order_by=("next_attempt_at", "id"), due_at="next_attempt_at",
+)
 
 
 async def claim_due(
     conn: AsyncConnection, *, now: datetime, limit: int, lease_seconds: float
 ) -> list[Delivery]:
-    """Lease up to ``limit`` due deliveries to the caller until now + lease.
-
-    On PostgreSQL the rows are picked with ``FOR UPDATE SKIP LOCKED`` so that
-    concurrent dispatchers never claim the same delivery; on SQLite the write
-    transaction (``BEGIN IMMEDIATE``) already excludes other writers.
-    """
-    c = webhook_deliveries.c
-    pick = select(c.id).where(_due(now)).order_by(c.next_attempt_at, c.id).limit(limit)
-    if conn.dialect.name == "postgresql":
-        pick = pick.with_for_update(skip_locked=True)
-    picked = [r.id for r in (await conn.execute(pick)).all()]
-    if not picked:
-        return []
+    """Lease up to ``limit`` due deliveries to the caller until now + lease,
+    in the order they fell due. Concurrent dispatchers never claim the same
+    delivery (see :mod:`deckhand.store.queue`)."""
     until = now + timedelta(seconds=lease_seconds)
-    rows = (
-        await conn.execute(
-            update(webhook_deliveries)
-            .where(c.id.in_(picked), _due(now))
-            .values(claimed_until=until)
-            .returning(*webhook_deliveries.c)
-        )
-    ).all()
-    return sorted((_delivery(r) for r in rows), key=lambda d: (d.next_attempt_at, d.id))
+    rows = await OUTBOX.claim_many(conn, now=now, lease_until=until, limit=limit)
+    return [_delivery(r) for r in rows]
 
 
 async def record_attempt(

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from deckhand.core.clock import utcnow
 from deckhand.errors import ErrorCode, InvalidState, NotFound
 from deckhand.store.events import Event
+from deckhand.store.queue import worker_queue
 from deckhand.store.runs import ACTIVE
 from deckhand.store.tables import (
     accounts,
@@ -161,57 +162,9 @@ async def list_runs(conn: AsyncConnection, account_id: str, mode: str, *,
     return rows[:limit], len(rows) > limit
 
 
-async def advance(conn: AsyncConnection, run_id: str, *, owner: str | None, seqs: int,
-                  **values: Any) -> WorkflowRunRow | None:
-    """Reserve ``seqs`` event numbers and apply ``values`` in one statement
-    (with ``owner``: only while that worker holds the lease). Returns the
-    updated row, or None when nothing matched (the lease is lost)."""
-    q = update(workflow_runs).where(workflow_runs.c.id == run_id)
-    if owner is not None:
-        q = q.where(workflow_runs.c.claimed_by == owner)
-    q = q.values(last_seq=workflow_runs.c.last_seq + seqs, **values).returning(*workflow_runs.c)
-    return (await conn.execute(q)).first()
-
-
-async def claim(conn: AsyncConnection, worker_id: str, lease_until: datetime,
-                exclude: set[str]) -> str | None:
-    """Take one claimable workflow run: queued, or running with no live lease."""
-    now = utcnow()
-    c = workflow_runs.c
-    q = (select(c.id)
-         .where(c.status.in_(("queued", "running")),
-                or_(c.claimed_by.is_(None), c.lease_expires_at < now))
-         .order_by(c.created_at).limit(1))
-    if exclude:
-        q = q.where(c.id.not_in(exclude))
-    if conn.dialect.name == "postgresql":
-        q = q.with_for_update(skip_locked=True)
-    run_id = (await conn.execute(q)).scalar()
-    if run_id is None:
-        return None
-    await conn.execute(update(workflow_runs).where(c.id == run_id).values(
-        claimed_by=worker_id, lease_expires_at=lease_until, attempts=c.attempts + 1))
-    return str(run_id)
-
-
-async def renew_leases(conn: AsyncConnection, worker_id: str, run_ids: list[str],
-                       lease_until: datetime) -> set[str]:
-    if not run_ids:
-        return set()
-    c = workflow_runs.c
-    held = await conn.execute(
-        update(workflow_runs).where(c.id.in_(run_ids), c.claimed_by == worker_id)
-        .values(lease_expires_at=lease_until).returning(c.id))
-    return {str(r) for r in held.scalars()}
-
-
-async def cancel_requested_among(conn: AsyncConnection, run_ids: list[str]) -> set[str]:
-    if not run_ids:
-        return set()
-    c = workflow_runs.c
-    rows = await conn.execute(
-        select(c.id).where(c.id.in_(run_ids), c.cancel_requested.is_(True)))
-    return {str(r) for r in rows.scalars()}
+# The workflow run queue: claim, renew, cancel flags, hand back (store/queue.py).
+QUEUE = worker_queue(workflow_runs)
+advance = QUEUE.advance  # reserve event numbers and apply a change in one statement
 
 
 async def overdue(conn: AsyncConnection, now: datetime, limit: int = 100) -> list[WorkflowRunRow]:
