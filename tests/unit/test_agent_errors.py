@@ -15,6 +15,7 @@ import pkgutil
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 import deckhand.machine_agent as agent_pkg
@@ -22,7 +23,7 @@ from deckhand.core.actions import Click
 from deckhand.errors import DeckhandError, ErrorCode, ValidationFailed
 from deckhand.machine_agent.commands import run_command
 from deckhand.machine_agent.errors import AgentError, error_text
-from deckhand.machine_agent.server import MachineAgent
+from deckhand.machine_agent.server import AgentOptions, MachineAgent, create_agent_app
 from deckhand.machine_agent.settle import SettleError
 
 
@@ -153,3 +154,27 @@ async def test_an_unexpected_error_is_named_at_each_boundary(
     assert acted.error == "machine agent error: RuntimeError: kaput\ndetails"
     assert missing.error == "parameter 'x' (an integer) is required"
     assert bad_settle.error is not None and bad_settle.error.startswith("settle must be")
+
+
+async def test_the_http_answers_carry_the_same_error(tmp_path: Path) -> None:
+    """Through the agent's HTTP app (no lifespan: nothing is started): a refused
+    claim, an unknown command and a refused file operation."""
+    (tmp_path / "ws").mkdir()
+    app = create_agent_app("m-1", tmp_path / "ws", "tok",
+                           options=AgentOptions(sandbox=False, state_dir=str(tmp_path / "s")))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://agent",
+                                 headers={"Authorization": "Bearer tok"}) as c:
+        claim = await c.post("/claim", json={"machine_id": "m-2", "network": True})
+        command = await c.post("/command", json={"command": "nope", "parameters": {}})
+        files = await c.post("/files/read", json={"parameters": {"path": "/etc/passwd"}})
+        bad = await c.post("/files/read", json={"parameters": {}})
+    assert (claim.status_code, claim.json()) == (
+        409, {"error": "this agent already serves machine m-1"})
+    assert command.status_code == 200
+    assert {k: command.json()[k] for k in ("ok", "result", "error")} == {
+        "ok": False, "result": None, "error": "unknown command 'nope'"}
+    assert files.status_code == 200 and files.json()["ok"] is False
+    assert "outside the workspace" in files.json()["error"]
+    assert (bad.status_code, bad.json()["error"]) == (
+        200, "parameter 'path' (a string) is required")
