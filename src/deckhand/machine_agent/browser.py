@@ -25,6 +25,7 @@ from PIL import Image
 from playwright._impl._errors import Error as PlaywrightError  # cheap to import (async_api is not)
 
 from deckhand.machine_agent.desktop import Frame
+from deckhand.machine_agent.errors import AgentError
 from deckhand.machine_agent.pagewatch import NetworkActivity
 
 logger = logging.getLogger(__name__)
@@ -127,7 +128,7 @@ FIND_LABEL_JS = """
 """
 
 
-class BrowserError(Exception):
+class BrowserError(AgentError):
     pass
 
 

@@ -18,15 +18,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from deckhand.core.actions import Click, Drag, KeyPress, Scroll, TypeText
-from deckhand.machine_agent.browser import BrowserError
-from deckhand.machine_agent.desktop import DesktopError
-from deckhand.machine_agent.files import FileAccessError
-from deckhand.machine_agent.ocr import OcrError
+from deckhand.errors import ErrorCode
+from deckhand.machine_agent.errors import AgentError, error_text
 from deckhand.machine_agent.screen import ScreenError
-from deckhand.machine_agent.settle import SettleError
-from deckhand.machine_agent.terminal import TerminalError
-from deckhand.machine_agent.windows import WindowError
-from deckhand.machine_agent.xinput import InputError, split_combo
+from deckhand.machine_agent.xinput import split_combo
 
 if TYPE_CHECKING:
     from deckhand.machine_agent.server import MachineAgent
@@ -70,8 +65,10 @@ SETTLING_COMMANDS = frozenset({
 })  # not browser_execute: a script mostly reads (parameters.settle: "auto" when it acts)
 
 
-class CommandFailed(Exception):
-    pass
+class CommandFailed(AgentError):
+    """A command that cannot be carried out as asked (unknown, missing parameter)."""
+
+    code = ErrorCode.VALIDATION_ERROR
 
 
 @dataclass(frozen=True)
@@ -111,24 +108,9 @@ async def run_command(agent: MachineAgent, command: str, params: dict[str, Any],
     except TimeoutError:
         return CommandResult(ok=False, error=f"{command} did not finish within "
                              f"{(timeout_ms or 120_000) / 1000:g} s", duration_ms=_ms(started))
-    except (CommandFailed, BrowserError, DesktopError, FileAccessError, OcrError, ScreenError,
-            TerminalError, WindowError, InputError, SettleError, ValueError, TypeError,
-            KeyError) as exc:
-        return CommandResult(ok=False, error=_message(exc), duration_ms=_ms(started))
-    except Exception as exc:  # Playwright's errors and the like: the error boundary
-        name = type(exc).__name__
-        return CommandResult(ok=False, error=f"{command} failed: {name}: {_first_line(exc)}",
-                             duration_ms=_ms(started))
-
-
-def _message(exc: BaseException) -> str:
-    if isinstance(exc, KeyError):
-        return f"parameter {exc.args[0]!r} is required"
-    return str(exc)
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [""])[0][:500]
+    except Exception as exc:  # the error boundary: an answer, never a traceback
+        error = error_text(exc, failed=f"{command} failed", parameters=True)
+        return CommandResult(ok=False, error=error, duration_ms=_ms(started))
 
 
 def _ms(started: float) -> int:

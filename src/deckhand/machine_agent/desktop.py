@@ -29,6 +29,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from deckhand.machine_agent.errors import AgentError
 from deckhand.machine_agent.sandbox import interactive_shell_argv, shell_env
 from deckhand.machine_agent.windows import Windows
 from deckhand.machine_agent.xinput import XInput
@@ -42,7 +43,7 @@ WM_SETTLE_S = 0.5  # launching an app the instant openbox is up can stall ~5 s
 VNC_TIMEOUT_S = 10.0
 
 
-class DesktopError(Exception):
+class DesktopError(AgentError):
     pass
 
 

@@ -8,6 +8,8 @@ import binascii
 from typing import Any
 
 from deckhand.core.actions import ActionResult
+from deckhand.errors import ErrorCode
+from deckhand.machine_agent.errors import AgentError
 from deckhand.machine_agent.files import WorkspaceFiles
 
 FILE_OPS = (
@@ -16,8 +18,10 @@ FILE_OPS = (
 )
 
 
-class BadParameters(Exception):
-    pass
+class BadParameters(AgentError):
+    """Parameters a file operation cannot use (missing, of the wrong type)."""
+
+    code = ErrorCode.VALIDATION_ERROR
 
 
 def file_op(f: WorkspaceFiles, op: str, p: dict[str, Any]) -> ActionResult:

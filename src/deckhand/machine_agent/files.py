@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from deckhand.machine_agent.errors import AgentError
+
 MAX_FILE_BYTES = 50 * 1024 * 1024
 MAX_LIST_ENTRIES = 10_000
 
@@ -29,7 +31,7 @@ Encoding = Literal["utf-8", "base64"]
 EntryType = Literal["file", "directory", "symlink", "other"]
 
 
-class FileAccessError(Exception):
+class FileAccessError(AgentError):
     """A file operation was refused or failed; the message is meant for the
     agent (it names the path and what to do differently)."""
 

@@ -17,11 +17,13 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageOps
 
+from deckhand.machine_agent.errors import AgentError
+
 SCALE = 2
 TIMEOUT_S = 30.0
 
 
-class OcrError(Exception):
+class OcrError(AgentError):
     pass
 
 

@@ -25,6 +25,7 @@ from deckhand.core.actions import (
 from deckhand.machine_agent import ocr
 from deckhand.machine_agent.browser import Browser, BrowserError
 from deckhand.machine_agent.desktop import Desktop, DesktopError, Frame
+from deckhand.machine_agent.errors import AgentError
 from deckhand.machine_agent.probes import BrowserProbe, DesktopProbe
 from deckhand.machine_agent.settle import Probe, SettlePolicy, Watch
 from deckhand.machine_agent.terminal import TerminalSessions
@@ -38,7 +39,7 @@ SETTLING_ACTIONS = frozenset({"click", "move", "drag", "type", "key", "scroll", 
                               "click_text"})
 
 
-class ScreenError(Exception):
+class ScreenError(AgentError):
     pass
 
 

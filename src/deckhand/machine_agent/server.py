@@ -21,7 +21,8 @@ Endpoints (every request needs ``Authorization: Bearer <token>``):
 If the client disconnects while ``/act`` runs (the worker cancelled the call),
 the action's task is cancelled, which kills a running command. Errors become
 ``ActionResult(ok=False, error=…)`` in :meth:`MachineAgent.act` and
-:meth:`MachineAgent.files_op`, never a traceback.
+:meth:`MachineAgent.files_op`, never a traceback; the words of the error come
+from :func:`.errors.error_text`, as they do for ``/command``.
 """
 
 from __future__ import annotations
@@ -55,13 +56,14 @@ from deckhand.core.actions import (
     Wait,
     WriteFile,
 )
+from deckhand.errors import ErrorCode
 from deckhand.machine_agent import live
-from deckhand.machine_agent.browser import Browser, BrowserError
+from deckhand.machine_agent.browser import Browser
 from deckhand.machine_agent.commands import run_command
-from deckhand.machine_agent.desktop import Desktop, DesktopError, Frame
-from deckhand.machine_agent.fileops import BadParameters, file_op
-from deckhand.machine_agent.files import FileAccessError, WorkspaceFiles
-from deckhand.machine_agent.ocr import OcrError
+from deckhand.machine_agent.desktop import Desktop, Frame
+from deckhand.machine_agent.errors import AgentError, error_text
+from deckhand.machine_agent.fileops import file_op
+from deckhand.machine_agent.files import WorkspaceFiles
 from deckhand.machine_agent.plumbing import (
     BearerAuth,
     error_response,
@@ -69,11 +71,9 @@ from deckhand.machine_agent.plumbing import (
     json_body,
     wait_for_disconnect,
 )
-from deckhand.machine_agent.screen import SETTLING_ACTIONS, Screen, ScreenError
-from deckhand.machine_agent.settle import SettleError, SettlePolicy
+from deckhand.machine_agent.screen import SETTLING_ACTIONS, Screen
+from deckhand.machine_agent.settle import SettlePolicy
 from deckhand.machine_agent.terminal import TerminalError, TerminalSessions
-from deckhand.machine_agent.windows import WindowError
-from deckhand.machine_agent.xinput import InputError
 
 logger = logging.getLogger(__name__)
 
@@ -224,8 +224,8 @@ class MachineAgent:
         started = time.monotonic()
         try:
             result = await asyncio.to_thread(file_op, self.files, op, parameters)
-        except (FileAccessError, BadParameters) as exc:
-            return ActionResult(ok=False, error=str(exc), duration_ms=_ms_since(started))
+        except AgentError as exc:  # anything else is a bug: a 500, as it always was
+            return ActionResult(ok=False, error=error_text(exc), duration_ms=_ms_since(started))
         return result.model_copy(update={"duration_ms": _ms_since(started)})
 
     async def close(self) -> None:
@@ -252,16 +252,9 @@ class MachineAgent:
             done = await watch.settle(spec, frame=screenshot)
         except asyncio.CancelledError:
             raise
-        except (TerminalError, FileAccessError, ScreenError, BrowserError, DesktopError,
-                OcrError, InputError, WindowError, SettleError) as exc:
-            return ActionResult(ok=False, error=str(exc), duration_ms=_ms_since(started)), None
         except Exception as exc:  # the error boundary: report, never a traceback
-            logger.exception("action %s failed", action.kind)
-            return ActionResult(
-                ok=False,
-                error=f"machine agent error: {type(exc).__name__}: {exc}",
-                duration_ms=_ms_since(started),
-            ), None
+            error = error_text(exc, failed="machine agent error", whole=True, log=logger)
+            return ActionResult(ok=False, error=error, duration_ms=_ms_since(started)), None
         update: dict[str, Any] = {"duration_ms": _ms_since(started)}
         if spec.mode != "none" or settle is not None:
             update["data"] = {**result.data, "settle": done.report.as_dict()}
@@ -308,8 +301,10 @@ class MachineAgent:
         raise TerminalError(f"unsupported action kind {getattr(action, 'kind', '?')!r}")
 
 
-class ClaimRefused(Exception):
-    pass
+class ClaimRefused(AgentError):
+    """The agent already serves another machine, or cannot change its network."""
+
+    code = ErrorCode.CONFLICT
 
 
 def _empty_dir(path: Path) -> None:
@@ -404,8 +399,8 @@ def create_agent_app(
             return error_response(422, 'send {"machine_id": "…", "network": true|false}')
         try:
             agent.claim(mid, network)
-        except ClaimRefused as exc:
-            return JSONResponse({"error": str(exc)}, status_code=409)
+        except AgentError as exc:
+            return JSONResponse({"error": error_text(exc)}, status_code=409)
         return JSONResponse(agent.info())
 
     async def release(request: Request) -> Response:
@@ -463,8 +458,8 @@ def create_agent_app(
     async def screenshot(request: Request) -> Response:
         try:
             frame = await agent.screen.capture()
-        except (BrowserError, DesktopError, ScreenError) as exc:
-            return error_response(409, str(exc))
+        except AgentError as exc:
+            return error_response(409, error_text(exc))
         return Response(frame.jpeg, media_type="image/jpeg", headers={
             "X-Width": str(frame.width), "X-Height": str(frame.height),
             "X-Source": frame.source})
@@ -496,8 +491,8 @@ def create_agent_app(
             return error_response(409, "this machine has no desktop")
         try:
             v = await agent.desktop.start_vnc()
-        except DesktopError as exc:
-            return error_response(502, str(exc))
+        except AgentError as exc:
+            return error_response(502, error_text(exc))
         return JSONResponse({"port": v.port, "password": v.password,
                              "width": agent.desktop.width, "height": agent.desktop.height})
 

@@ -25,8 +25,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from deckhand.errors import ValidationFailed
+from deckhand.errors import ErrorCode, ValidationFailed
 from deckhand.machine_agent.desktop import Frame
+from deckhand.machine_agent.errors import AgentError
 
 DEFAULT_QUIET_MS = 60
 DEFAULT_CAP_MS = 3000
@@ -34,8 +35,11 @@ MAX_MS = 60_000
 MODES = ("none", "auto", "fixed")
 
 
-class SettleError(ValidationFailed):
-    """A ``settle`` parameter that means nothing."""
+class SettleError(AgentError, ValidationFailed):
+    """A ``settle`` parameter that means nothing (the caller's mistake, so
+    also a :class:`ValidationFailed`)."""
+
+    code = ErrorCode.VALIDATION_ERROR
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from deckhand.machine_agent.errors import AgentError
 from deckhand.machine_agent.proctree import (
     descendant_pids,
     kill_descendants,
@@ -46,7 +47,7 @@ _LAST_GRACE_S = 2.0
 # Longest marker line: "\n__DH_END_<16 hex>__<rc> <PWD>\n" with PWD up to PATH_MAX.
 _MARKER_TAIL = 64 + 4096
 
-class TerminalError(Exception):
+class TerminalError(AgentError):
     """The terminal could not run a command (no shell, bad request). A command
     that fails inside the shell is not an error: its exit code is data."""
 

@@ -14,10 +14,12 @@ from Xlib.display import Display
 from Xlib.error import XError
 from Xlib.protocol import event
 
+from deckhand.machine_agent.errors import AgentError
+
 SOURCE_PAGER = 2
 
 
-class WindowError(Exception):
+class WindowError(AgentError):
     pass
 
 

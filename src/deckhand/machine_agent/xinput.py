@@ -17,6 +17,8 @@ from Xlib import XK, X
 from Xlib.display import Display
 from Xlib.ext import xtest
 
+from deckhand.machine_agent.errors import AgentError
+
 BUTTONS = {"left": 1, "middle": 2, "right": 3}
 SCROLL_BUTTONS = {"up": 4, "down": 5, "left": 6, "right": 7}
 
@@ -36,7 +38,7 @@ ALIASES = {
 _CHAR_KEYSYMS = {"\n": "Return", "\r": "Return", "\t": "Tab", " ": "space"}
 
 
-class InputError(Exception):
+class InputError(AgentError):
     """A key name that does not exist, or input the display refused."""
 
 
