@@ -72,7 +72,7 @@ async def submit(db: Database, account_id: str, spec: RunSpec, *, mode: str = "l
 async def claim(db: Database, worker_id: str) -> str | None:
     """Take the next claimable run for ``worker_id``, as the claim loop does."""
     async with db.write() as conn:
-        return await runs_store.claim(conn, worker_id, utcnow() + timedelta(seconds=60), set())
+        return await runs_store.QUEUE.claim(conn, worker_id, utcnow() + timedelta(seconds=60))
 
 
 async def run(db: Database, run_id: str) -> RunRow:
