@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from deckhand.agent.recovery import with_recovery_hint
-from deckhand.agent.verifier import Verdict, apply_verdict, needs_verification, verify
+from deckhand.agent.verifier import apply_verdict, needs_verification, verify
 from deckhand.brains.base import Brain
 from deckhand.core.actions import Action, ActionResult
 from deckhand.core.clock import utcnow
 from deckhand.core.machine import Machine
 from deckhand.core.screens import Observation
 from deckhand.core.steps import AgentContext, Decision, StepRecord
+from deckhand.core.verdicts import Verdict
 from deckhand.errors import MachineError
 
 

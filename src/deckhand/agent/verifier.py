@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from deckhand.agent.context import task_text, trajectory_text
 from deckhand.core.actions import ActionResult, RunCommand
 from deckhand.core.screens import Observation
 from deckhand.core.steps import AgentContext, Decision, Outcome, TokenUsage
+from deckhand.core.verdicts import Verdict
 from deckhand.errors import ErrorCode
 
 VERIFIED_VERSIONS = frozenset({"v4", "v5"})
@@ -47,14 +47,6 @@ REPORT_VERDICT_SCHEMA: dict[str, Any] = {
     },
     "required": ["passed", "reason"],
 }
-
-
-@dataclass(frozen=True)
-class Verdict:
-    passed: bool
-    reason: str
-    by: str = ""
-    usage: TokenUsage = field(default_factory=TokenUsage)
 
 
 class ModelVerifier(Protocol):

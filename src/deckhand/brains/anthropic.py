@@ -42,11 +42,10 @@ from deckhand.agent.verifier import (
     REPORT_VERDICT_DESCRIPTION,
     REPORT_VERDICT_SCHEMA,
     VERIFIER_SYSTEM_PROMPT,
-    Verdict,
     verdict_from_arguments,
     verifier_prompt,
 )
-from deckhand.brains.resolve import GROUND_TOOL, GROUND_TOOL_SCHEMA, Grounded, provider_error
+from deckhand.brains.resolve import GROUND_TOOL, GROUND_TOOL_SCHEMA, provider_error
 from deckhand.core.actions import (
     Action,
     Click,
@@ -63,6 +62,7 @@ from deckhand.core.actions import (
 )
 from deckhand.core.screens import Observation
 from deckhand.core.steps import AgentContext, Decision, Outcome, TokenUsage
+from deckhand.core.verdicts import Grounded, Verdict
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 COMPUTER_TOOL = "computer_20251124"

@@ -42,13 +42,12 @@ from deckhand.agent.verifier import (
     REPORT_VERDICT_DESCRIPTION,
     REPORT_VERDICT_SCHEMA,
     VERIFIER_SYSTEM_PROMPT,
-    Verdict,
     verdict_from_arguments,
     verdict_from_text,
     verifier_prompt,
 )
 from deckhand.brains.openai_compat import function_actions, function_specs, parse_arguments
-from deckhand.brains.resolve import GROUND_TOOL, GROUND_TOOL_SCHEMA, Grounded, provider_error
+from deckhand.brains.resolve import GROUND_TOOL, GROUND_TOOL_SCHEMA, provider_error
 from deckhand.core.actions import (
     Action,
     Click,
@@ -62,6 +61,7 @@ from deckhand.core.actions import (
 )
 from deckhand.core.screens import Observation
 from deckhand.core.steps import AgentContext, Decision, Outcome, TokenUsage
+from deckhand.core.verdicts import Grounded, Verdict
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 PREVIEW_TOOL = "computer_use_preview"

@@ -34,12 +34,11 @@ from deckhand.agent.verifier import (
     REPORT_VERDICT_DESCRIPTION,
     REPORT_VERDICT_SCHEMA,
     VERIFIER_SYSTEM_PROMPT,
-    Verdict,
     verdict_from_arguments,
     verdict_from_text,
     verifier_prompt,
 )
-from deckhand.brains.resolve import GROUND_TOOL, GROUND_TOOL_SCHEMA, Grounded, provider_error
+from deckhand.brains.resolve import GROUND_TOOL, GROUND_TOOL_SCHEMA, provider_error
 from deckhand.core.actions import (
     Action,
     Click,
@@ -56,6 +55,7 @@ from deckhand.core.actions import (
 )
 from deckhand.core.screens import Observation
 from deckhand.core.steps import AgentContext, Decision, TokenUsage
+from deckhand.core.verdicts import Grounded, Verdict
 from deckhand.errors import ErrorCode, LlmError
 
 MAX_TOKENS = 4096

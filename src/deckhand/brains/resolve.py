@@ -21,7 +21,6 @@ failures surface as ``LLM_*`` codes.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,10 +28,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from deckhand import crypto
-from deckhand.agent.context import ModelScreen
 from deckhand.brains.base import Brain
 from deckhand.config import Settings
-from deckhand.core.steps import TokenUsage
 from deckhand.errors import ErrorCode, LlmError, ValidationFailed
 from deckhand.store import llm_keys as llm_keys_store
 
@@ -143,29 +140,6 @@ class Choice:
     model: str | None
     llm: dict[str, Any] | None = None  # the non-secret BYOK echo
     sealed_key: str | None = field(default=None, repr=False)  # BYOK key, sealed
-
-
-@dataclass(frozen=True)
-class Grounded:
-    found: bool
-    x: int = 0
-    y: int = 0
-    usage: TokenUsage = field(default_factory=TokenUsage)
-
-    @classmethod
-    def from_arguments(cls, arguments: Any, screen: ModelScreen, usage: TokenUsage) -> Grounded:
-        if isinstance(arguments, str):
-            try:
-                arguments = json.loads(arguments)
-            except ValueError:
-                return cls(found=False, usage=usage)
-        if not isinstance(arguments, dict) or arguments.get("found") is False:
-            return cls(found=False, usage=usage)
-        try:
-            x, y = screen.to_real(float(arguments["x"]), float(arguments["y"]))
-        except (KeyError, TypeError, ValueError):
-            return cls(found=False, usage=usage)
-        return cls(found=True, x=x, y=y, usage=usage)
 
 
 # --------------------------------------------------------------------------- errors
