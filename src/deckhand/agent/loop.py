@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from deckhand.agent.recovery import with_recovery_hint
-from deckhand.agent.verifier import apply_verdict, needs_verification, verify
+from deckhand.agent.verifier import apply_verdict, needs_verification
 from deckhand.brains.base import Brain
 from deckhand.core.actions import Action, ActionResult
 from deckhand.core.clock import utcnow
@@ -86,8 +86,8 @@ async def run_step(
                           results=tuple(results), observation=observation)
         checked = context.model_copy(update={"steps": (*context.steps, done),
                                              "observation": final})
-        verdict = await verify(brain, checked, decision.outcome.answer or decision.text or "",
-                               final)
+        verdict = await brain.verify(checked, decision.outcome.answer or decision.text or "",
+                                     final)
         decision = apply_verdict(decision, verdict)
     return StepOutcome(
         decision=decision, results=tuple(results), started_at=started_at, finished_at=utcnow(),

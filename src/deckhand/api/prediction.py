@@ -13,8 +13,9 @@ from fastapi import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from deckhand.agent.context import image_size
-from deckhand.agent.verifier import apply_verdict, needs_verification, verify
+from deckhand.agent.verifier import apply_verdict, needs_verification
 from deckhand.auth import Principal
+from deckhand.brains.base import Brain
 from deckhand.brains.resolve import (
     BrainResolver,
     Choice,
@@ -172,7 +173,7 @@ async def charge(conn: Any, caller: Principal, billing_code: str, operation: str
     return charged
 
 
-async def decide(brain: Any, context: AgentContext) -> Decision:
+async def decide(brain: Brain, context: AgentContext) -> Decision:
     """One decision, verified (v4/v5) when it says the task is done."""
     decision = await brain.decide(context)
     outcome = decision.outcome
@@ -180,8 +181,8 @@ async def decide(brain: Any, context: AgentContext) -> Decision:
         raise DeckhandError(outcome.message or "The brain cannot serve this call.",
                             code=ErrorCode(outcome.error_code))
     if outcome is not None and outcome.success and needs_verification(context.cua_version):
-        verdict = await verify(brain, context, outcome.answer or decision.text or "",
-                               context.observation)
+        verdict = await brain.verify(context, outcome.answer or decision.text or "",
+                                     context.observation)
         decision = apply_verdict(decision, verdict)
     return decision
 

@@ -45,6 +45,7 @@ from deckhand.agent.verifier import (
     verdict_from_arguments,
     verifier_prompt,
 )
+from deckhand.brains.base import Brain
 from deckhand.brains.resolve import GROUND_TOOL, GROUND_TOOL_SCHEMA, provider_error
 from deckhand.core.actions import (
     Action,
@@ -86,7 +87,7 @@ _CLICKS = {"left_click": ("left", 1), "right_click": ("right", 1), "middle_click
            "double_click": ("left", 2), "triple_click": ("left", 3)}
 
 
-class AnthropicBrain:
+class AnthropicBrain(Brain):
     name = "anthropic"
 
     def __init__(self, *, api_key: str, model: str, base_url: str | None = None,

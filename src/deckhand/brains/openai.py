@@ -46,6 +46,7 @@ from deckhand.agent.verifier import (
     verdict_from_text,
     verifier_prompt,
 )
+from deckhand.brains.base import Brain
 from deckhand.brains.openai_compat import function_actions, function_specs, parse_arguments
 from deckhand.brains.resolve import GROUND_TOOL, GROUND_TOOL_SCHEMA, provider_error
 from deckhand.core.actions import (
@@ -71,7 +72,7 @@ ENVIRONMENT = "linux"
 _BUTTONS = {"left": "left", "right": "right", "wheel": "middle", "middle": "middle"}
 
 
-class OpenAIBrain:
+class OpenAIBrain(Brain):
     name = "openai"
 
     def __init__(self, *, api_key: str, model: str, base_url: str | None = None,

@@ -38,6 +38,7 @@ from deckhand.agent.verifier import (
     verdict_from_text,
     verifier_prompt,
 )
+from deckhand.brains.base import Brain
 from deckhand.brains.resolve import GROUND_TOOL, GROUND_TOOL_SCHEMA, provider_error
 from deckhand.core.actions import (
     Action,
@@ -171,7 +172,7 @@ def function_actions(name: str, args: dict[str, Any],
         return f"Invalid arguments for {name}: {exc}"
 
 
-class OpenAICompatBrain:
+class OpenAICompatBrain(Brain):
     name = "openai_compat"
 
     def __init__(self, *, api_key: str, base_url: str, model: str | None = None,
