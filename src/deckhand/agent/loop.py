@@ -2,9 +2,10 @@
 runner's job; the loop hands it the decision before acting (so progress shows
 live) and the results after.
 
-The step's last action asks a machine that can (``act_and_observe``) for the
+The step's last action asks the machine (``act_and_observe``) for the
 settled screen in the same call: the verifier looks at it, and the machine
-keeps it for the next step's observe, so a step costs one round trip."""
+keeps it for the next step's observe, so a step costs one round trip. A
+machine without a screen answers None, and the verifier then looks again."""
 
 from __future__ import annotations
 
@@ -37,22 +38,13 @@ class StepOutcome:
     verdict: Verdict | None = None  # v4/v5: the independent check of a "done"
 
 
-async def observe(machine: Machine) -> Observation | None:
-    """The machine's screen now, or None when it has none (or cannot say)."""
-    look = getattr(machine, "observe", None)
-    if look is None:
-        return None
-    return await look()  # type: ignore[no-any-return]
-
-
 async def act(machine: Machine, action: Action, *, then_observe: bool = False
               ) -> tuple[ActionResult, Observation | None]:
     """Perform ``action``; with ``then_observe``, also the settled screen
-    after it when the machine returns it with the result (else None)."""
-    act_and_observe = getattr(machine, "act_and_observe", None) if then_observe else None
-    if act_and_observe is None:
+    after it, in the same round trip (None when the machine has no screen)."""
+    if not then_observe:
         return await machine.act(action), None
-    return await act_and_observe(action)  # type: ignore[no-any-return]
+    return await machine.act_and_observe(action)
 
 
 async def run_step(
@@ -62,7 +54,7 @@ async def run_step(
     on_decided: Callable[[Decision], Awaitable[None]],
 ) -> StepOutcome:
     started_at, t0 = utcnow(), time.perf_counter()
-    observation = await observe(machine)
+    observation = await machine.observe()
     given_hint = context.hint
     context = with_recovery_hint(context.model_copy(update={"observation": observation}))
     decision = await brain.decide(context)
@@ -81,7 +73,7 @@ async def run_step(
     verdict = None
     if (decision.outcome is not None and decision.outcome.success
             and needs_verification(context.cua_version)):
-        final = (after or await observe(machine)) if decision.actions else observation
+        final = (after or await machine.observe()) if decision.actions else observation
         done = StepRecord(number=len(context.steps) + 1, decision=decision,
                           results=tuple(results), observation=observation)
         checked = context.model_copy(update={"steps": (*context.steps, done),

@@ -19,7 +19,6 @@ from deckhand.brains.base import Brain
 from deckhand.brains.resolve import (
     BrainResolver,
     Choice,
-    close_brain,
 )
 from deckhand.core.screens import Observation
 from deckhand.core.steps import AgentContext, Decision, StepRecord, TokenUsage
@@ -193,4 +192,4 @@ async def run_brain(brains: BrainResolver, choice: Choice, task: str,
     try:
         return await decide(brain, context)
     finally:
-        await close_brain(brain)
+        await brain.aclose()

@@ -331,13 +331,6 @@ class BrainResolver:
         raise LlmError(f"Unknown brain {brain!r}.", code=ErrorCode.LLM_PROVIDER_UNSUPPORTED)
 
 
-async def close_brain(brain: Any) -> None:
-    """Release a brain's HTTP client, if it has one."""
-    close = getattr(brain, "aclose", None)
-    if close is not None:
-        await close()
-
-
 def _secret(value: Any, brain: str) -> str:
     if value is None:
         raise LlmError(f"This server has no {brain} key ({_how_to_configure(brain)}).",
