@@ -17,11 +17,11 @@ from deckhand.agent.verifier import apply_verdict, needs_verification
 from deckhand.auth import Principal
 from deckhand.brains.base import Brain
 from deckhand.brains.resolve import (
-    BrainResolver,
     Choice,
 )
 from deckhand.core.screens import Observation
 from deckhand.core.steps import AgentContext, Decision, StepRecord, TokenUsage
+from deckhand.engine.llm_credentials import LlmCredentials
 from deckhand.errors import DeckhandError, ErrorCode, InsufficientCredits
 from deckhand.parse_pyautogui import action_response
 from deckhand.pricing import call_credits
@@ -186,7 +186,7 @@ async def decide(brain: Brain, context: AgentContext) -> Decision:
     return decision
 
 
-async def run_brain(brains: BrainResolver, choice: Choice, task: str,
+async def run_brain(brains: LlmCredentials, choice: Choice, task: str,
                      context: AgentContext) -> Decision:
     brain = brains.for_choice(choice, task)
     try:

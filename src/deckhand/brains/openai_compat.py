@@ -39,7 +39,8 @@ from deckhand.agent.verifier import (
     verifier_prompt,
 )
 from deckhand.brains.base import Brain
-from deckhand.brains.resolve import GROUND_TOOL, GROUND_TOOL_SCHEMA, provider_error
+from deckhand.brains.providers import Provider
+from deckhand.brains.resolve import GROUND_TOOL, GROUND_TOOL_SCHEMA
 from deckhand.core.actions import (
     Action,
     Click,
@@ -175,16 +176,14 @@ def function_actions(name: str, args: dict[str, Any],
 class OpenAICompatBrain(Brain):
     name = "openai_compat"
 
-    def __init__(self, *, api_key: str, base_url: str, model: str | None = None,
-                 timeout: float = 120.0, max_retries: int = 2,
+    def __init__(self, provider: Provider, *, model: str | None = None,
                  grounding_model: str | None = None) -> None:
-        from openai import AsyncOpenAI
-
+        """``provider``: the server's base URL and key (see
+        :mod:`deckhand.brains.providers`); ``model`` None: the first it serves."""
         self.model = model
         self.grounding_model = grounding_model
-        self._key = api_key
-        self.client = AsyncOpenAI(api_key=api_key, base_url=base_url, timeout=timeout,
-                                  max_retries=max_retries)
+        self.provider = provider
+        self.client = provider.openai_client()
 
     async def aclose(self) -> None:
         await self.client.close()
@@ -195,7 +194,7 @@ class OpenAICompatBrain(Brain):
         try:
             return await make()
         except openai.APIError as exc:  # the SDK's errors become LLM_* codes here only
-            raise provider_error(exc, "openai_compat", self._key) from None
+            raise self.provider.error(exc) from None
 
     async def _model(self) -> str:
         if self.model is None:

@@ -17,12 +17,12 @@ from deckhand.agent.context import remember
 from deckhand.agent.loop import StepOutcome, run_step
 from deckhand.brains.base import Brain
 from deckhand.brains.registry import build_brain
-from deckhand.brains.resolve import BrainResolver
 from deckhand.core.actions import ActionResult
 from deckhand.core.clock import utcnow
 from deckhand.core.machine import Machine
 from deckhand.core.steps import AgentContext, Decision, StepRecord
 from deckhand.engine.lifecycle import LeaseLost, Lifecycle
+from deckhand.engine.llm_credentials import LlmCredentials
 from deckhand.errors import DeckhandError, ErrorCode, MachineError
 from deckhand.pricing import step_credits
 from deckhand.store import ledger as ledger_store
@@ -56,7 +56,7 @@ class Runner:
         lifecycle: Lifecycle,
         connect_machine: Callable[[str], Any],
         worker_id: str,
-        brains: BrainResolver | None = None,
+        brains: LlmCredentials | None = None,
     ) -> None:
         self.db = db
         self.lifecycle = lifecycle
