@@ -1,5 +1,6 @@
-"""Which brain, which model and whose key: for a new run, for a run being
-driven, and for an inference call (/v1/predict, /v1/ground, /v1/sessions).
+"""Which brain and which model, and the brain built for them: for a new run,
+for a run being driven, and for an inference call (/v1/predict, /v1/ground,
+/v1/sessions). Whose key is settled by :mod:`deckhand.engine.llm_credentials`.
 
 The server's default (``managed``) comes from :class:`~deckhand.config.Settings`:
 ``DECKHAND_BRAIN`` names a brain outright; left at ``managed`` it is the first
