@@ -86,6 +86,10 @@ class NullMachine:
             await asyncio.sleep(action.seconds)
         return ActionResult(ok=True)
 
+    async def act_and_observe(self, action: Action, *, settle: object = None
+                              ) -> tuple[ActionResult, None]:
+        return await self.act(action), None  # no screen
+
     async def health(self) -> bool:
         return True
 

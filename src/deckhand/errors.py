@@ -277,3 +277,10 @@ class LlmError(DeckhandError):
     """A model provider failed: bad key, rate limit, outage, refusal."""
 
     code = ErrorCode.LLM_UPSTREAM_ERROR
+
+
+class BrainUnsupported(DeckhandError):
+    """The brain cannot do what was asked of it (the offline planner asked to
+    ground an element on a screenshot): a model is needed."""
+
+    code = ErrorCode.OFFLINE_BRAIN_UNSUPPORTED

@@ -9,6 +9,7 @@ from deckhand.auth import Principal
 from deckhand.brains.resolve import BrainResolver
 from deckhand.config import Settings
 from deckhand.engine.lifecycle import Lifecycle
+from deckhand.engine.llm_credentials import LlmCredentials
 from deckhand.engine.notify import Notifier
 from deckhand.engine.submit import RunSubmitter
 from deckhand.engine.worker import Worker
@@ -35,7 +36,7 @@ class Services:
     webhooks: WebhookDispatcher
     submitter: RunSubmitter
     workflows: WorkflowLifecycle
-    brains: BrainResolver
+    brains: LlmCredentials
     workers: list[Worker] = field(default_factory=list)
     workflow_workers: list[WorkflowWorker] = field(default_factory=list)
 
@@ -48,7 +49,7 @@ class Services:
         secret = settings.secret()
         notifier = Notifier(db)
         lifecycle = Lifecycle(notifier)
-        brains = BrainResolver(settings, secret)
+        brains = LlmCredentials(BrainResolver(settings), secret)
         return cls(
             settings=settings, db=db, secret=secret, usage=UsageMeter(db), notifier=notifier,
             lifecycle=lifecycle,

@@ -6,7 +6,8 @@ official SDKs (which use their own HTTP stack) can be driven through
     async with fake_provider() as fake:
         fake.reply(anthropic_message(tool_use("computer", {"action": "left_click",
                                                            "coordinate": [640, 400]})))
-        brain = AnthropicBrain(api_key=fake.api_key, model="m", base_url=fake.anthropic_url)
+        brain = AnthropicBrain(Provider("anthropic", SecretStr(fake.api_key),
+                                        fake.anthropic_url), model="m")
 
 - ``reply(payload)`` queues the next answer (built with the helpers below);
 - ``fail(status, times)`` answers errors first (429, 529, 500…);

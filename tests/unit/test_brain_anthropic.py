@@ -9,6 +9,7 @@ import logging
 
 import pytest
 from PIL import Image
+from pydantic import SecretStr
 
 from deckhand.brains.anthropic import (
     BASH_TOOL,
@@ -18,6 +19,7 @@ from deckhand.brains.anthropic import (
     EDITOR_TOOL,
     AnthropicBrain,
 )
+from deckhand.brains.providers import Provider
 from deckhand.core.actions import ActionResult, Click, ReadFile, RunCommand, TypeText, WriteFile
 from deckhand.core.steps import AgentContext, StepRecord
 from deckhand.errors import ErrorCode, LlmError
@@ -31,8 +33,9 @@ from tests.support.fake_providers import (
 
 
 def brain_for(fake, **kw) -> AnthropicBrain:  # type: ignore[no-untyped-def]
-    return AnthropicBrain(api_key=fake.api_key, model="claude-test", base_url=fake.anthropic_url,
-                          timeout=10, max_retries=kw.pop("max_retries", 0), **kw)
+    provider = Provider("anthropic", SecretStr(fake.api_key), fake.anthropic_url, timeout=10,
+                        max_retries=kw.pop("max_retries", 0))
+    return AnthropicBrain(provider, model="claude-test", **kw)
 
 
 def ctx(**kw) -> AgentContext:  # type: ignore[no-untyped-def]
@@ -189,8 +192,8 @@ async def test_v3_performs_several_actions() -> None:
 async def test_bad_key_is_llm_auth_failed_and_never_logged(caplog) -> None:  # type: ignore[no-untyped-def]
     caplog.set_level(logging.DEBUG)
     async with fake_provider() as fake:
-        brain = AnthropicBrain(api_key="sk-ant-wrong-key-000000000000", model="m",
-                               base_url=fake.anthropic_url, max_retries=0)
+        brain = AnthropicBrain(Provider("anthropic", SecretStr("sk-ant-wrong-key-000000000000"),
+                                        fake.anthropic_url, max_retries=0), model="m")
         try:
             with pytest.raises(LlmError) as caught:
                 await brain.decide(ctx())

@@ -15,8 +15,10 @@ from deckhand.agent.context import (
     xdotool_keys,
 )
 from deckhand.agent.recovery import REPEATS, same_screen, with_recovery_hint
-from deckhand.agent.verifier import apply_verdict, offline_verdict, scripted_verdict
+from deckhand.agent.verifier import apply_verdict
 from deckhand.brains.offline import next_decision
+from deckhand.brains.offline_verdict import offline_verdict
+from deckhand.brains.scripted import scripted_verdict
 from deckhand.core.actions import ActionResult, Click, ReadFile, RunCommand, Wait
 from deckhand.core.steps import AgentContext, Decision, Outcome, StepRecord
 from tests.support.fake_providers import observation, screenshot

@@ -4,8 +4,10 @@ SDK (base_url): the computer-use tool, scaling, safety checks, function tools.""
 from __future__ import annotations
 
 import pytest
+from pydantic import SecretStr
 
 from deckhand.brains.openai import PREVIEW_TOOL, OpenAIBrain
+from deckhand.brains.providers import Provider
 from deckhand.core.actions import ActionResult, Click, KeyPress, RunCommand, Scroll, TypeText
 from deckhand.core.steps import AgentContext, StepRecord
 from deckhand.errors import ErrorCode, LlmError
@@ -21,8 +23,9 @@ from tests.support.fake_providers import (
 
 
 def brain_for(fake, model: str = "computer-use-preview", **kw) -> OpenAIBrain:  # type: ignore[no-untyped-def]
-    return OpenAIBrain(api_key=fake.api_key, model=model, base_url=fake.openai_url, timeout=10,
-                       max_retries=kw.pop("max_retries", 0), **kw)
+    provider = Provider("openai", SecretStr(fake.api_key), fake.openai_url, timeout=10,
+                        max_retries=kw.pop("max_retries", 0))
+    return OpenAIBrain(provider, model=model, **kw)
 
 
 def ctx(**kw) -> AgentContext:  # type: ignore[no-untyped-def]
@@ -133,8 +136,9 @@ async def test_function_tools_on_a_terminal_machine_and_request_human() -> None:
 
 async def test_bad_key_and_server_errors() -> None:
     async with fake_provider() as fake:
-        brain = OpenAIBrain(api_key="sk-wrong-000000000000000000", model="computer-use-preview",
-                            base_url=fake.openai_url, max_retries=0)
+        brain = OpenAIBrain(Provider("openai", SecretStr("sk-wrong-000000000000000000"),
+                                     fake.openai_url, max_retries=0),
+                            model="computer-use-preview")
         try:
             with pytest.raises(LlmError) as caught:
                 await brain.decide(ctx())

@@ -4,8 +4,10 @@ the official SDK (base_url): function calls, images, scaling, discovery."""
 from __future__ import annotations
 
 import pytest
+from pydantic import SecretStr
 
 from deckhand.brains.openai_compat import OpenAICompatBrain
+from deckhand.brains.providers import Provider
 from deckhand.core.actions import ActionResult, Click, Drag, KeyPress, RunCommand
 from deckhand.core.steps import AgentContext, StepRecord
 from deckhand.errors import ErrorCode, LlmError
@@ -13,8 +15,9 @@ from tests.support.fake_providers import chat, fake_provider, observation
 
 
 def brain_for(fake, **kw) -> OpenAICompatBrain:  # type: ignore[no-untyped-def]
-    return OpenAICompatBrain(api_key=fake.api_key, base_url=fake.openai_url, timeout=10,
-                             max_retries=kw.pop("max_retries", 0), **kw)
+    provider = Provider("openai_compat", SecretStr(fake.api_key), fake.openai_url, timeout=10,
+                        max_retries=kw.pop("max_retries", 0))
+    return OpenAICompatBrain(provider, **kw)
 
 
 def ctx(**kw) -> AgentContext:  # type: ignore[no-untyped-def]
@@ -85,8 +88,8 @@ async def test_v1_sends_no_parallel_tool_calls_and_bad_arguments_are_told() -> N
 
 async def test_bad_key() -> None:
     async with fake_provider() as fake:
-        brain = OpenAICompatBrain(api_key="wrong-key-0000000000000", base_url=fake.openai_url,
-                                  model="m", max_retries=0)
+        brain = OpenAICompatBrain(Provider("openai_compat", SecretStr("wrong-key-0000000000000"),
+                                           fake.openai_url, max_retries=0), model="m")
         try:
             with pytest.raises(LlmError) as caught:
                 await brain.decide(ctx())

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from deckhand.brains.resolve import BrainResolver, LlmRequest, parse_model, provider_error
+from deckhand.brains.providers import provider_error
+from deckhand.brains.resolve import BrainResolver, LlmRequest, parse_model
 from deckhand.config import Settings
 from deckhand.errors import ErrorCode, ValidationFailed
 
@@ -14,7 +15,7 @@ CLEAR = {"anthropic_api_key": None, "openai_api_key": None, "openai_base_url": N
 
 
 def resolver(**kw) -> BrainResolver:  # type: ignore[no-untyped-def]
-    return BrainResolver(Settings(**{**CLEAR, **kw}), b"s" * 32)
+    return BrainResolver(Settings(**{**CLEAR, **kw}))
 
 
 def test_managed_is_the_first_configured_provider() -> None:
@@ -86,3 +87,29 @@ def test_provider_errors_become_llm_codes_without_the_key() -> None:
         ErrorCode.LLM_UPSTREAM_ERROR
     timeout = provider_error(APITimeoutError("Request timed out"), "anthropic", None)
     assert timeout.code == ErrorCode.LLM_UPSTREAM_ERROR and "timed out" in timeout.message
+
+
+def test_providers_carry_the_url_the_key_and_the_limits() -> None:
+    from pydantic import SecretStr
+
+    from deckhand.brains.providers import ANTHROPIC_URL, OPENAI_URL
+    from deckhand.errors import LlmError
+
+    r = resolver(anthropic_api_key="sk-ant-server-0000000000", llm_timeout_seconds=7,
+                 llm_max_retries=1)
+    server = r.provider("anthropic")
+    assert (server.name, server.base_url, server.timeout, server.max_retries) == \
+        ("anthropic", ANTHROPIC_URL, 7, 1)
+    assert server.api_key.get_secret_value() == "sk-ant-server-0000000000"
+    assert "sk-ant-server" not in repr(server)
+    caller = r.provider("openai", SecretStr("sk-caller-000000000000"))
+    assert (caller.base_url, caller.api_key.get_secret_value()) == \
+        (OPENAI_URL, "sk-caller-000000000000")
+    with pytest.raises(LlmError) as caught:
+        r.provider("openai")
+    assert caught.value.code == ErrorCode.LLM_KEY_NOT_CONFIGURED
+    compat = resolver(openai_compat_base_url="http://vllm:8000/v1").provider("openai_compat")
+    assert (compat.base_url, compat.api_key.get_secret_value()) == \
+        ("http://vllm:8000/v1", "not-needed")
+    assert "sk-x-secret" not in r.provider("anthropic").error(
+        _StatusError(401, "bad key sk-x-secret-value")).message

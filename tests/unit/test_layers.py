@@ -80,11 +80,6 @@ KNOWN_DEBT: frozenset[tuple[str, str]] = frozenset({
     ("deckhand.brains.openai", "deckhand.agent.verifier"),
     ("deckhand.brains.openai_compat", "deckhand.agent.context"),
     ("deckhand.brains.openai_compat", "deckhand.agent.verifier"),
-    ("deckhand.brains.resolve", "deckhand.agent.context"),
-    # BYOK key lookup and sealing still live in the brain resolver (to move to engine/api)
-    ("deckhand.brains.resolve", "deckhand.store"),
-    ("deckhand.brains.resolve", "deckhand.store.llm_keys"),
-    ("deckhand.brains.resolve", "deckhand.crypto"),
     # the app mounts the MCP server, which reads the API's request models
     ("deckhand.api.app", "deckhand.mcp.http"),
 })

@@ -30,11 +30,12 @@ class SettlingMachine:
         self.calls.append("act")
         return ActionResult(ok=True)
 
-    async def act_and_observe(self, action: Action) -> tuple[ActionResult, Observation]:
+    async def act_and_observe(self, action: Action, *, settle: object = None
+                              ) -> tuple[ActionResult, Observation | None]:
         self.calls.append("act_and_observe")
         return ActionResult(ok=True), _screen(b"after")
 
-    async def observe(self) -> Observation:
+    async def observe(self) -> Observation | None:
         self.calls.append("observe")
         return _screen(b"before")
 
@@ -43,7 +44,13 @@ class SettlingMachine:
 
 
 class PlainMachine(SettlingMachine):
-    act_and_observe = None  # type: ignore[assignment]
+    """Answers ``act_and_observe`` with the result only (no settled screen to
+    give), as the Machine protocol allows."""
+
+    async def act_and_observe(self, action: Action, *, settle: object = None
+                              ) -> tuple[ActionResult, Observation | None]:
+        self.calls.append("act_and_observe")
+        return ActionResult(ok=True), None
 
 
 async def _decided(_: Decision) -> None:
@@ -73,9 +80,10 @@ async def test_the_verifier_sees_the_screen_returned_with_the_action() -> None:
     assert outcome.verdict is not None and outcome.verdict.passed
 
 
-async def test_a_machine_without_act_and_observe_is_observed_again_for_the_verdict() -> None:
+async def test_a_machine_that_returns_no_screen_is_observed_again_for_the_verdict() -> None:
     machine = PlainMachine()
     brain = ScriptedBrain([{"actions": [{"kind": "click", "x": 1, "y": 1}],
                             "outcome": {"success": True, "answer": "done"}}])
-    await run_step(brain, machine, _context("v5"), _decided)
-    assert machine.calls == ["observe", "act", "observe"]
+    outcome = await run_step(brain, machine, _context("v5"), _decided)
+    assert machine.calls == ["observe", "act_and_observe", "observe"]
+    assert outcome.verdict is not None and outcome.verdict.passed

@@ -2,9 +2,10 @@
 runner's job; the loop hands it the decision before acting (so progress shows
 live) and the results after.
 
-The step's last action asks a machine that can (``act_and_observe``) for the
+The step's last action asks the machine (``act_and_observe``) for the
 settled screen in the same call: the verifier looks at it, and the machine
-keeps it for the next step's observe, so a step costs one round trip."""
+keeps it for the next step's observe, so a step costs one round trip. A
+machine without a screen answers None, and the verifier then looks again."""
 
 from __future__ import annotations
 
@@ -14,13 +15,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from deckhand.agent.recovery import with_recovery_hint
-from deckhand.agent.verifier import Verdict, apply_verdict, needs_verification, verify
+from deckhand.agent.verifier import apply_verdict, needs_verification
 from deckhand.brains.base import Brain
 from deckhand.core.actions import Action, ActionResult
 from deckhand.core.clock import utcnow
 from deckhand.core.machine import Machine
 from deckhand.core.screens import Observation
 from deckhand.core.steps import AgentContext, Decision, StepRecord
+from deckhand.core.verdicts import Verdict
 from deckhand.errors import MachineError
 
 
@@ -36,22 +38,13 @@ class StepOutcome:
     verdict: Verdict | None = None  # v4/v5: the independent check of a "done"
 
 
-async def observe(machine: Machine) -> Observation | None:
-    """The machine's screen now, or None when it has none (or cannot say)."""
-    look = getattr(machine, "observe", None)
-    if look is None:
-        return None
-    return await look()  # type: ignore[no-any-return]
-
-
 async def act(machine: Machine, action: Action, *, then_observe: bool = False
               ) -> tuple[ActionResult, Observation | None]:
     """Perform ``action``; with ``then_observe``, also the settled screen
-    after it when the machine returns it with the result (else None)."""
-    act_and_observe = getattr(machine, "act_and_observe", None) if then_observe else None
-    if act_and_observe is None:
+    after it, in the same round trip (None when the machine has no screen)."""
+    if not then_observe:
         return await machine.act(action), None
-    return await act_and_observe(action)  # type: ignore[no-any-return]
+    return await machine.act_and_observe(action)
 
 
 async def run_step(
@@ -61,7 +54,7 @@ async def run_step(
     on_decided: Callable[[Decision], Awaitable[None]],
 ) -> StepOutcome:
     started_at, t0 = utcnow(), time.perf_counter()
-    observation = await observe(machine)
+    observation = await machine.observe()
     given_hint = context.hint
     context = with_recovery_hint(context.model_copy(update={"observation": observation}))
     decision = await brain.decide(context)
@@ -80,13 +73,13 @@ async def run_step(
     verdict = None
     if (decision.outcome is not None and decision.outcome.success
             and needs_verification(context.cua_version)):
-        final = (after or await observe(machine)) if decision.actions else observation
+        final = (after or await machine.observe()) if decision.actions else observation
         done = StepRecord(number=len(context.steps) + 1, decision=decision,
                           results=tuple(results), observation=observation)
         checked = context.model_copy(update={"steps": (*context.steps, done),
                                              "observation": final})
-        verdict = await verify(brain, checked, decision.outcome.answer or decision.text or "",
-                               final)
+        verdict = await brain.verify(checked, decision.outcome.answer or decision.text or "",
+                                     final)
         decision = apply_verdict(decision, verdict)
     return StepOutcome(
         decision=decision, results=tuple(results), started_at=started_at, finished_at=utcnow(),

@@ -47,10 +47,9 @@ from deckhand.brains.resolve import (
     OPENAI,
     OPENAI_COMPAT,
     SCRIPTED,
-    close_brain,
 )
 from deckhand.core.steps import AgentContext, Decision
-from deckhand.errors import DeckhandError, ErrorCode, NotFound
+from deckhand.errors import NotFound
 from deckhand.parse_pyautogui import parse as parse_code
 from deckhand.services import Services
 
@@ -165,16 +164,9 @@ async def ground(
                                          model=None, llm=llm)
     brain = svc.brains.for_choice(choice)
     try:
-        locate = getattr(brain, "ground", None)
-        if locate is None:
-            raise DeckhandError(
-                f"The {choice.brain} brain cannot ground elements on a screenshot; configure a "
-                "model (ANTHROPIC_API_KEY, OPENAI_API_KEY or an OpenAI-compatible base URL) or "
-                "send your own key with X-LLM-Provider and X-LLM-Api-Key.",
-                code=ErrorCode.OFFLINE_BRAIN_UNSUPPORTED)
-        found = await locate(observation, body.element)
+        found = await brain.ground(observation, body.element)
     finally:
-        await close_brain(brain)
+        await brain.aclose()
     if not found.found:  # not charged; the model's tokens were spent all the same
         async with svc.db.write() as conn:
             await meter(conn, caller, "ground", 0, found.usage)

@@ -13,15 +13,15 @@ from fastapi import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from deckhand.agent.context import image_size
-from deckhand.agent.verifier import apply_verdict, needs_verification, verify
+from deckhand.agent.verifier import apply_verdict, needs_verification
 from deckhand.auth import Principal
+from deckhand.brains.base import Brain
 from deckhand.brains.resolve import (
-    BrainResolver,
     Choice,
-    close_brain,
 )
 from deckhand.core.screens import Observation
 from deckhand.core.steps import AgentContext, Decision, StepRecord, TokenUsage
+from deckhand.engine.llm_credentials import LlmCredentials
 from deckhand.errors import DeckhandError, ErrorCode, InsufficientCredits
 from deckhand.parse_pyautogui import action_response
 from deckhand.pricing import call_credits
@@ -172,7 +172,7 @@ async def charge(conn: Any, caller: Principal, billing_code: str, operation: str
     return charged
 
 
-async def decide(brain: Any, context: AgentContext) -> Decision:
+async def decide(brain: Brain, context: AgentContext) -> Decision:
     """One decision, verified (v4/v5) when it says the task is done."""
     decision = await brain.decide(context)
     outcome = decision.outcome
@@ -180,16 +180,16 @@ async def decide(brain: Any, context: AgentContext) -> Decision:
         raise DeckhandError(outcome.message or "The brain cannot serve this call.",
                             code=ErrorCode(outcome.error_code))
     if outcome is not None and outcome.success and needs_verification(context.cua_version):
-        verdict = await verify(brain, context, outcome.answer or decision.text or "",
-                               context.observation)
+        verdict = await brain.verify(context, outcome.answer or decision.text or "",
+                                     context.observation)
         decision = apply_verdict(decision, verdict)
     return decision
 
 
-async def run_brain(brains: BrainResolver, choice: Choice, task: str,
+async def run_brain(brains: LlmCredentials, choice: Choice, task: str,
                      context: AgentContext) -> Decision:
     brain = brains.for_choice(choice, task)
     try:
         return await decide(brain, context)
     finally:
-        await close_brain(brain)
+        await brain.aclose()

@@ -42,11 +42,12 @@ from deckhand.agent.verifier import (
     REPORT_VERDICT_DESCRIPTION,
     REPORT_VERDICT_SCHEMA,
     VERIFIER_SYSTEM_PROMPT,
-    Verdict,
     verdict_from_arguments,
     verifier_prompt,
 )
-from deckhand.brains.resolve import GROUND_TOOL, GROUND_TOOL_SCHEMA, Grounded, provider_error
+from deckhand.brains.base import Brain
+from deckhand.brains.providers import Provider
+from deckhand.brains.resolve import GROUND_TOOL, GROUND_TOOL_SCHEMA
 from deckhand.core.actions import (
     Action,
     Click,
@@ -63,8 +64,8 @@ from deckhand.core.actions import (
 )
 from deckhand.core.screens import Observation
 from deckhand.core.steps import AgentContext, Decision, Outcome, TokenUsage
+from deckhand.core.verdicts import Grounded, Verdict
 
-DEFAULT_BASE_URL = "https://api.anthropic.com"
 COMPUTER_TOOL = "computer_20251124"
 COMPUTER_BETA = "computer-use-2025-11-24"
 BASH_TOOL = "bash_20250124"
@@ -86,19 +87,17 @@ _CLICKS = {"left_click": ("left", 1), "right_click": ("right", 1), "middle_click
            "double_click": ("left", 2), "triple_click": ("left", 3)}
 
 
-class AnthropicBrain:
+class AnthropicBrain(Brain):
     name = "anthropic"
 
-    def __init__(self, *, api_key: str, model: str, base_url: str | None = None,
-                 timeout: float = 120.0, max_retries: int = 2,
+    def __init__(self, provider: Provider, *, model: str,
                  grounding_model: str | None = None) -> None:
-        from anthropic import AsyncAnthropic
-
+        """``provider``: where the requests go, with whose key (see
+        :mod:`deckhand.brains.providers`)."""
         self.model = model
         self.grounding_model = grounding_model or model
-        self._key = api_key
-        self.client = AsyncAnthropic(api_key=api_key, base_url=base_url or DEFAULT_BASE_URL,
-                                     timeout=timeout, max_retries=max_retries)
+        self.provider = provider
+        self.client = provider.anthropic_client()
 
     async def aclose(self) -> None:
         await self.client.close()
@@ -129,7 +128,7 @@ class AnthropicBrain:
         try:
             return await self.client.beta.messages.create(betas=[COMPUTER_BETA], **request)
         except anthropic.APIError as exc:  # the SDK's errors become LLM_* codes here only
-            raise provider_error(exc, "anthropic", self._key) from None
+            raise self.provider.error(exc) from None
 
     # ------------------------------------------------------------------ verify and ground
 

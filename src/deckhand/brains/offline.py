@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import re
 
+from deckhand.brains.base import Brain
 from deckhand.brains.offline_parse import (
     FORMS,
     SCREEN_CLAUSES,
@@ -71,6 +72,7 @@ from deckhand.brains.offline_parse import (
     parse_task,
     quote,
 )
+from deckhand.brains.offline_verdict import offline_verdict
 from deckhand.core.actions import (
     ActionResult,
     ClickText,
@@ -84,7 +86,9 @@ from deckhand.core.actions import (
 )
 from deckhand.core.actions import Scroll as ScrollAction
 from deckhand.core.actions import TypeText as TypeAction
+from deckhand.core.screens import Observation
 from deckhand.core.steps import AgentContext, Decision, Outcome, StepRecord
+from deckhand.core.verdicts import Verdict
 from deckhand.errors import ErrorCode
 
 #: a generous per-command timeout; the run's own deadline is enforced elsewhere
@@ -101,7 +105,7 @@ CONFIGURE_A_MODEL = (
 )
 
 
-class OfflineBrain:
+class OfflineBrain(Brain):
     """The embedded default brain for machines with no model provider."""
 
     name = "offline"
@@ -111,6 +115,11 @@ class OfflineBrain:
 
     async def decide(self, context: AgentContext) -> Decision:
         return next_decision(context, command_timeout_ms=self.command_timeout_ms)
+
+    async def verify(self, context: AgentContext, answer: str,
+                     screen: Observation | None) -> Verdict:
+        """Its verify clauses checked again against the recorded results."""
+        return offline_verdict(context)
 
 
 def next_decision(

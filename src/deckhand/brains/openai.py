@@ -42,13 +42,14 @@ from deckhand.agent.verifier import (
     REPORT_VERDICT_DESCRIPTION,
     REPORT_VERDICT_SCHEMA,
     VERIFIER_SYSTEM_PROMPT,
-    Verdict,
     verdict_from_arguments,
     verdict_from_text,
     verifier_prompt,
 )
+from deckhand.brains.base import Brain
 from deckhand.brains.openai_compat import function_actions, function_specs, parse_arguments
-from deckhand.brains.resolve import GROUND_TOOL, GROUND_TOOL_SCHEMA, Grounded, provider_error
+from deckhand.brains.providers import Provider
+from deckhand.brains.resolve import GROUND_TOOL, GROUND_TOOL_SCHEMA
 from deckhand.core.actions import (
     Action,
     Click,
@@ -62,8 +63,8 @@ from deckhand.core.actions import (
 )
 from deckhand.core.screens import Observation
 from deckhand.core.steps import AgentContext, Decision, Outcome, TokenUsage
+from deckhand.core.verdicts import Grounded, Verdict
 
-DEFAULT_BASE_URL = "https://api.openai.com/v1"
 PREVIEW_TOOL = "computer_use_preview"
 GA_TOOL = "computer"
 AUX_MODEL = "gpt-4o"
@@ -71,20 +72,18 @@ ENVIRONMENT = "linux"
 _BUTTONS = {"left": "left", "right": "right", "wheel": "middle", "middle": "middle"}
 
 
-class OpenAIBrain:
+class OpenAIBrain(Brain):
     name = "openai"
 
-    def __init__(self, *, api_key: str, model: str, base_url: str | None = None,
-                 timeout: float = 120.0, max_retries: int = 2,
+    def __init__(self, provider: Provider, *, model: str,
                  grounding_model: str | None = None) -> None:
-        from openai import AsyncOpenAI
-
+        """``provider``: where the requests go, with whose key (see
+        :mod:`deckhand.brains.providers`)."""
         self.model = model
         self.aux_model = grounding_model or (AUX_MODEL if model.startswith("computer-use")
                                              else model)
-        self._key = api_key
-        self.client = AsyncOpenAI(api_key=api_key, base_url=base_url or DEFAULT_BASE_URL,
-                                  timeout=timeout, max_retries=max_retries)
+        self.provider = provider
+        self.client = provider.openai_client()
 
     async def aclose(self) -> None:
         await self.client.close()
@@ -95,7 +94,7 @@ class OpenAIBrain:
         try:
             return await self.client.responses.create(**request)
         except openai.APIError as exc:  # the SDK's errors become LLM_* codes here only
-            raise provider_error(exc, "openai", self._key) from None
+            raise self.provider.error(exc) from None
 
     # ------------------------------------------------------------------ decide
 

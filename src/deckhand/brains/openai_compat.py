@@ -34,12 +34,13 @@ from deckhand.agent.verifier import (
     REPORT_VERDICT_DESCRIPTION,
     REPORT_VERDICT_SCHEMA,
     VERIFIER_SYSTEM_PROMPT,
-    Verdict,
     verdict_from_arguments,
     verdict_from_text,
     verifier_prompt,
 )
-from deckhand.brains.resolve import GROUND_TOOL, GROUND_TOOL_SCHEMA, Grounded, provider_error
+from deckhand.brains.base import Brain
+from deckhand.brains.providers import Provider
+from deckhand.brains.resolve import GROUND_TOOL, GROUND_TOOL_SCHEMA
 from deckhand.core.actions import (
     Action,
     Click,
@@ -56,6 +57,7 @@ from deckhand.core.actions import (
 )
 from deckhand.core.screens import Observation
 from deckhand.core.steps import AgentContext, Decision, TokenUsage
+from deckhand.core.verdicts import Grounded, Verdict
 from deckhand.errors import ErrorCode, LlmError
 
 MAX_TOKENS = 4096
@@ -171,19 +173,17 @@ def function_actions(name: str, args: dict[str, Any],
         return f"Invalid arguments for {name}: {exc}"
 
 
-class OpenAICompatBrain:
+class OpenAICompatBrain(Brain):
     name = "openai_compat"
 
-    def __init__(self, *, api_key: str, base_url: str, model: str | None = None,
-                 timeout: float = 120.0, max_retries: int = 2,
+    def __init__(self, provider: Provider, *, model: str | None = None,
                  grounding_model: str | None = None) -> None:
-        from openai import AsyncOpenAI
-
+        """``provider``: the server's base URL and key (see
+        :mod:`deckhand.brains.providers`); ``model`` None: the first it serves."""
         self.model = model
         self.grounding_model = grounding_model
-        self._key = api_key
-        self.client = AsyncOpenAI(api_key=api_key, base_url=base_url, timeout=timeout,
-                                  max_retries=max_retries)
+        self.provider = provider
+        self.client = provider.openai_client()
 
     async def aclose(self) -> None:
         await self.client.close()
@@ -194,7 +194,7 @@ class OpenAICompatBrain:
         try:
             return await make()
         except openai.APIError as exc:  # the SDK's errors become LLM_* codes here only
-            raise provider_error(exc, "openai_compat", self._key) from None
+            raise self.provider.error(exc) from None
 
     async def _model(self) -> str:
         if self.model is None:

@@ -1,6 +1,6 @@
-"""Which brains exist. Choosing one for a run (and whose key it uses) is
-:mod:`deckhand.brains.resolve`; this module keeps the names and the two
-brains that need no configuration."""
+"""Which brains exist. Choosing one for a run is :mod:`deckhand.brains.resolve`
+(whose key it uses, :mod:`deckhand.engine.llm_credentials`); this module keeps
+the names and the two brains that need no configuration."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""Which brain, which model and whose key: for a new run, for a run being
-driven, and for an inference call (/v1/predict, /v1/ground, /v1/sessions).
+"""Which brain and which model, and the brain built for them: for a new run,
+for a run being driven, and for an inference call (/v1/predict, /v1/ground,
+/v1/sessions). Whose key is settled by :mod:`deckhand.engine.llm_credentials`.
 
 The server's default (``managed``) comes from :class:`~deckhand.config.Settings`:
 ``DECKHAND_BRAIN`` names a brain outright; left at ``managed`` it is the first
@@ -16,25 +17,23 @@ Bring your own key (the contract's ``llm`` block and ``X-LLM-*`` headers): the
 caller's key for ``anthropic`` or ``openai`` — the header's, else the one
 stored with PUT /v1/llm/keys — runs the whole harness. There is no fallback:
 without a key the request fails with ``LLM_KEY_NOT_CONFIGURED``, and provider
-failures surface as ``LLM_*`` codes.
+failures surface as ``LLM_*`` codes. This module checks the request
+(:class:`LlmRequest`) and builds the brain for a key it is handed; looking the
+key up, sealing and opening it is :mod:`deckhand.engine.llm_credentials`'s job.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+from pydantic import SecretStr
 
-from deckhand import crypto
-from deckhand.agent.context import ModelScreen
 from deckhand.brains.base import Brain
+from deckhand.brains.providers import ANTHROPIC_URL, OPENAI_URL, Provider
 from deckhand.config import Settings
-from deckhand.core.steps import TokenUsage
 from deckhand.errors import ErrorCode, LlmError, ValidationFailed
-from deckhand.store import llm_keys as llm_keys_store
 
 OFFLINE = "offline"
 SCRIPTED = "scripted"
@@ -145,71 +144,17 @@ class Choice:
     sealed_key: str | None = field(default=None, repr=False)  # BYOK key, sealed
 
 
-@dataclass(frozen=True)
-class Grounded:
-    found: bool
-    x: int = 0
-    y: int = 0
-    usage: TokenUsage = field(default_factory=TokenUsage)
-
-    @classmethod
-    def from_arguments(cls, arguments: Any, screen: ModelScreen, usage: TokenUsage) -> Grounded:
-        if isinstance(arguments, str):
-            try:
-                arguments = json.loads(arguments)
-            except ValueError:
-                return cls(found=False, usage=usage)
-        if not isinstance(arguments, dict) or arguments.get("found") is False:
-            return cls(found=False, usage=usage)
-        try:
-            x, y = screen.to_real(float(arguments["x"]), float(arguments["y"]))
-        except (KeyError, TypeError, ValueError):
-            return cls(found=False, usage=usage)
-        return cls(found=True, x=x, y=y, usage=usage)
-
-
-# --------------------------------------------------------------------------- errors
-
-_KEYISH = re.compile(r"\b(sk|key|ant|proj)[-_][A-Za-z0-9_\-*]{6,}")
-
-
-def provider_error(exc: Exception, provider: str, api_key: str | None) -> LlmError:
-    """A model SDK's exception as an ``LLM_*`` error (the key never in the message)."""
-    status = getattr(exc, "status_code", None)
-    detail = _redact(str(getattr(exc, "api_message", None) or getattr(exc, "message", None)
-                         or exc), api_key)
-    if status in (401, 403):
-        code = ErrorCode.LLM_AUTH_FAILED
-        message = f"{provider} rejected the API key ({status}): {detail}"
-    elif status == 429:
-        code = ErrorCode.LLM_PROVIDER_RATE_LIMITED
-        message = f"{provider} rate-limited the request: {detail}"
-    elif status is None:
-        code = ErrorCode.LLM_UPSTREAM_ERROR
-        what = "timed out" if "Timeout" in type(exc).__name__ else "could not be reached"
-        message = f"{provider} {what}: {detail}"
-    else:
-        code = ErrorCode.LLM_UPSTREAM_ERROR
-        message = f"{provider} answered {status}: {detail}"
-    return LlmError(message[:2000], code=code)
-
-
-def _redact(text: str, api_key: str | None) -> str:
-    if api_key:
-        text = text.replace(api_key, "[redacted]")
-    return _KEYISH.sub("[redacted]", text)
-
-
 # --------------------------------------------------------------------------- the resolver
 
 
 class BrainResolver:
-    """Builds brains from the settings, the account's stored keys and a
-    run's key snapshot."""
+    """Which brain and model a run or a call gets, and the brain built for
+    it, from the server's settings. Whose key a bring-your-own-key brain uses
+    is settled before (:mod:`deckhand.engine.llm_credentials` opens it) and
+    handed in as ``api_key``."""
 
-    def __init__(self, settings: Settings, secret: bytes) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.secret = secret
         if settings.brain not in (MANAGED, *BRAINS):
             raise ValueError(f"DECKHAND_BRAIN={settings.brain!r}: use managed or one of "
                              + ", ".join(BRAINS))
@@ -246,11 +191,8 @@ class BrainResolver:
 
     # -- choosing ------------------------------------------------------------
 
-    async def choose(self, conn: AsyncConnection, *, account_id: str, mode: str,
-                     model: str | None, llm: LlmRequest | None) -> Choice:
-        """The brain for a new run or call; BYOK keys are looked up and sealed."""
-        if llm is not None:
-            return await self._byok(conn, account_id=account_id, mode=mode, llm=llm)
+    def choose(self, model: str | None) -> Choice:
+        """The server's brain for a run's or call's ``model`` (no BYOK)."""
         brain, name = parse_model(model)
         brain = brain or self.managed()
         if not self.configured(brain):
@@ -263,64 +205,41 @@ class BrainResolver:
             return Choice(brain=brain, model=None)
         return Choice(brain=brain, model=name or self.default_model(brain))
 
-    async def _byok(self, conn: AsyncConnection, *, account_id: str, mode: str,
-                    llm: LlmRequest) -> Choice:
-        if llm.sealed_key is not None:
-            sealed, source = llm.sealed_key, llm.key_source or "header"
-            key = llm_keys_store.open_key(self.secret, sealed)
-        elif llm.api_key is not None:
-            key, source = llm.api_key, "header"
-            sealed = llm_keys_store.seal(self.secret, key)
-        else:
-            stored = None if mode == "test" else await llm_keys_store.get(conn, account_id,
-                                                                          llm.provider)
-            if stored is None:
-                why = ("test keys use only X-LLM-Api-Key (stored keys belong to live mode)"
-                       if mode == "test" else f"no {llm.provider} key is stored")
-                raise ValidationFailed(
-                    f"Bring-your-own-key {llm.provider} was asked for, but {why}. Send "
-                    "X-LLM-Api-Key, or store a key with PUT /v1/llm/keys/"
-                    f"{llm.provider}. Deckhand does not fall back to its own keys.",
-                    code=ErrorCode.LLM_KEY_NOT_CONFIGURED)
-            sealed, source = stored.key_sealed, "stored"
-            key = llm_keys_store.open_key(self.secret, sealed)
-        model = llm.model or BYOK_DEFAULT_MODELS[llm.provider]
-        echo = {"provider": llm.provider, "model": model,
-                "key_fingerprint": crypto.fingerprint(key), "key_source": source,
-                "key_scrubbed": False}
-        if llm.grounding_model:
-            echo["grounding_model"] = llm.grounding_model
-        return Choice(brain=llm.provider, model=model, llm=echo, sealed_key=sealed)
+    def choose_for_run(self, brain: str | None, model: str | None) -> Choice:
+        """The server's brain for a run recorded with ``brain`` and ``model``
+        (its model name, else the brain's default)."""
+        _, name = parse_model(model)
+        brain = brain or self.managed()
+        return Choice(brain=brain, model=name or self.default_model(brain))
 
     # -- building ------------------------------------------------------------
 
-    async def for_run(self, conn: AsyncConnection, run: Any) -> Brain:
-        """The brain that drives ``run`` (its BYOK snapshot, or the server's)."""
-        if run.llm:
-            sealed = await llm_keys_store.run_key(conn, run.id)
-            if sealed is None:
-                raise LlmError("The run's key snapshot is gone; it cannot continue without "
-                               "the caller's key.", code=ErrorCode.LLM_KEY_NOT_CONFIGURED)
-            return self.build(run.llm["provider"], model=run.llm.get("model"),
-                              api_key=llm_keys_store.open_key(self.secret, sealed),
-                              task=run.task, grounding_model=run.llm.get("grounding_model"))
-        _, name = parse_model(run.model)
-        brain = run.brain or self.managed()
-        return self.build(brain, model=name or self.default_model(brain), task=run.task)
-
-    def for_choice(self, choice: Choice, task: str = "") -> Brain:
-        """The brain for an inference call."""
-        key = (llm_keys_store.open_key(self.secret, choice.sealed_key)
-               if choice.sealed_key else None)
-        grounding = (choice.llm or {}).get("grounding_model")
-        return self.build(choice.brain, model=choice.model, api_key=key, task=task,
-                          grounding_model=grounding)
+    def provider(self, brain: str, api_key: SecretStr | None = None) -> Provider:
+        """Where ``brain``'s requests go: ``api_key`` given, with the caller's
+        key (BYOK); otherwise with the server's."""
+        s = self.settings
+        timeout, retries = s.llm_timeout_seconds, s.llm_max_retries
+        if brain == ANTHROPIC:
+            return Provider(ANTHROPIC, api_key or _secret(s.anthropic_api_key, brain),
+                            s.anthropic_base_url or ANTHROPIC_URL, timeout, retries)
+        if brain == OPENAI:
+            return Provider(OPENAI, api_key or _secret(s.openai_api_key, brain),
+                            s.openai_base_url or OPENAI_URL, timeout, retries)
+        if brain == OPENAI_COMPAT:
+            base_url = s.openai_compat_base_url or s.openai_base_url
+            if not base_url:
+                raise LlmError(f"No OpenAI-compatible server is configured "
+                               f"({_how_to_configure(brain)}).",
+                               code=ErrorCode.LLM_KEY_NOT_CONFIGURED)
+            key = api_key or s.openai_compat_api_key or s.openai_api_key \
+                or SecretStr("not-needed")
+            return Provider(OPENAI_COMPAT, key, base_url, timeout, retries)
+        raise LlmError(f"Unknown brain {brain!r}.", code=ErrorCode.LLM_PROVIDER_UNSUPPORTED)
 
     def build(self, brain: str, *, model: str | None, task: str = "",
-              api_key: str | None = None, grounding_model: str | None = None) -> Brain:
-        """``api_key`` given: the caller's key (BYOK); otherwise the server's."""
+              api_key: SecretStr | None = None, grounding_model: str | None = None) -> Brain:
+        """The brain named ``brain`` (a model brain through :meth:`provider`)."""
         s = self.settings
-        common = {"timeout": s.llm_timeout_seconds, "max_retries": s.llm_max_retries}
         if brain == SCRIPTED:
             from deckhand.brains.scripted import ScriptedBrain
 
@@ -329,46 +248,27 @@ class BrainResolver:
             from deckhand.brains.offline import OfflineBrain
 
             return OfflineBrain()
+        provider = self.provider(brain, api_key)
         if brain == ANTHROPIC:
             from deckhand.brains.anthropic import AnthropicBrain
 
-            return AnthropicBrain(api_key=api_key or _secret(s.anthropic_api_key, brain),
-                                  model=model or s.anthropic_model,
-                                  base_url=s.anthropic_base_url,
-                                  grounding_model=grounding_model, **common)
+            return AnthropicBrain(provider, model=model or s.anthropic_model,
+                                  grounding_model=grounding_model)
         if brain == OPENAI:
             from deckhand.brains.openai import OpenAIBrain
 
-            return OpenAIBrain(api_key=api_key or _secret(s.openai_api_key, brain),
-                               model=model or s.openai_model, base_url=s.openai_base_url,
-                               grounding_model=grounding_model, **common)
-        if brain == OPENAI_COMPAT:
-            from deckhand.brains.openai_compat import OpenAICompatBrain
+            return OpenAIBrain(provider, model=model or s.openai_model,
+                               grounding_model=grounding_model)
+        from deckhand.brains.openai_compat import OpenAICompatBrain
 
-            base_url = s.openai_compat_base_url or s.openai_base_url
-            if not base_url:
-                raise LlmError(f"No OpenAI-compatible server is configured "
-                               f"({_how_to_configure(brain)}).",
-                               code=ErrorCode.LLM_KEY_NOT_CONFIGURED)
-            server_key = s.openai_compat_api_key or s.openai_api_key
-            key = api_key or (server_key.get_secret_value() if server_key else "not-needed")
-            return OpenAICompatBrain(api_key=key, model=model, base_url=base_url,
-                                     grounding_model=grounding_model, **common)
-        raise LlmError(f"Unknown brain {brain!r}.", code=ErrorCode.LLM_PROVIDER_UNSUPPORTED)
+        return OpenAICompatBrain(provider, model=model, grounding_model=grounding_model)
 
 
-async def close_brain(brain: Any) -> None:
-    """Release a brain's HTTP client, if it has one."""
-    close = getattr(brain, "aclose", None)
-    if close is not None:
-        await close()
-
-
-def _secret(value: Any, brain: str) -> str:
+def _secret(value: SecretStr | None, brain: str) -> SecretStr:
     if value is None:
         raise LlmError(f"This server has no {brain} key ({_how_to_configure(brain)}).",
                        code=ErrorCode.LLM_KEY_NOT_CONFIGURED)
-    return str(value.get_secret_value())
+    return value
 
 
 def _how_to_configure(brain: str) -> str:

@@ -15,13 +15,14 @@ from typing import Any
 
 from deckhand.agent.context import remember
 from deckhand.agent.loop import StepOutcome, run_step
+from deckhand.brains.base import Brain
 from deckhand.brains.registry import build_brain
-from deckhand.brains.resolve import BrainResolver, close_brain
 from deckhand.core.actions import ActionResult
 from deckhand.core.clock import utcnow
 from deckhand.core.machine import Machine
 from deckhand.core.steps import AgentContext, Decision, StepRecord
 from deckhand.engine.lifecycle import LeaseLost, Lifecycle
+from deckhand.engine.llm_credentials import LlmCredentials
 from deckhand.errors import DeckhandError, ErrorCode, MachineError
 from deckhand.pricing import step_credits
 from deckhand.store import ledger as ledger_store
@@ -55,7 +56,7 @@ class Runner:
         lifecycle: Lifecycle,
         connect_machine: Callable[[str], Any],
         worker_id: str,
-        brains: BrainResolver | None = None,
+        brains: LlmCredentials | None = None,
     ) -> None:
         self.db = db
         self.lifecycle = lifecycle
@@ -114,7 +115,7 @@ class Runner:
                             number=len(steps) + 1, decision=outcome.decision,
                             results=outcome.results, observation=outcome.observation))
                 finally:
-                    await close_brain(brain)
+                    await brain.aclose()
         except TimeoutError:
             await self._end(run_id, "timed_out", error=_error(
                 ErrorCode.DEADLINE_EXCEEDED,
@@ -124,7 +125,7 @@ class Runner:
         except DeckhandError as exc:
             await self._end(run_id, "failed", error=_error(exc.code, exc.message))
 
-    async def _brain(self, run: RunRow) -> Any:
+    async def _brain(self, run: RunRow) -> Brain:
         if self.brains is None:
             return build_brain(run.brain, run.task)
         async with self.db.read() as conn:
@@ -148,7 +149,7 @@ class Runner:
                 f"The wallet ran dry: a step costs {cost} credits, {wallet} left."))
             raise _Finished
 
-    async def _step(self, run: RunRow, brain: Any, machine: Machine,
+    async def _step(self, run: RunRow, brain: Brain, machine: Machine,
                     steps: list[StepRecord]) -> tuple[RunRow, int | None, StepOutcome]:
         """Do and record one step: (the run row, the wallet, the outcome)
         after it; raises _Finished if the step ended the run or handed it to

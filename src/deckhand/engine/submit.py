@@ -12,9 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from deckhand import crypto, ids
 from deckhand.brains.registry import OFFLINE, brain_name_for
-from deckhand.brains.resolve import BrainResolver, Choice, LlmRequest
+from deckhand.brains.resolve import Choice, LlmRequest
 from deckhand.core.clock import utcnow
 from deckhand.engine.lifecycle import Lifecycle
+from deckhand.engine.llm_credentials import LlmCredentials
 from deckhand.errors import ErrorCode, InsufficientCredits, InvalidState, NotFound
 from deckhand.events.webhooks import new_webhook_secret
 from deckhand.pricing import step_credits
@@ -61,7 +62,7 @@ class Submitted:
 
 class RunSubmitter:
     def __init__(self, lifecycle: Lifecycle, secret: bytes, max_steps_ceiling: int,
-                 brains: BrainResolver | None = None) -> None:
+                 brains: LlmCredentials | None = None) -> None:
         self.lifecycle = lifecycle
         self.secret = secret
         self.max_steps_ceiling = max_steps_ceiling

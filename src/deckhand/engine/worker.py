@@ -9,10 +9,10 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
-from deckhand.brains.resolve import BrainResolver
 from deckhand.core.clock import utcnow
 from deckhand.engine.claim_loop import ClaimLoop, new_worker_id
 from deckhand.engine.lifecycle import Lifecycle
+from deckhand.engine.llm_credentials import LlmCredentials
 from deckhand.engine.notify import Notifier
 from deckhand.engine.runner import Runner
 from deckhand.errors import ErrorCode
@@ -39,7 +39,7 @@ class Worker(ClaimLoop):
         lease_seconds: float,
         poll_seconds: float,
         worker_id: str | None = None,
-        brains: BrainResolver | None = None,
+        brains: LlmCredentials | None = None,
     ) -> None:
         super().__init__(db, notifier, runs_store.QUEUE, slots=slots,
                          lease_seconds=lease_seconds, poll_seconds=poll_seconds,
