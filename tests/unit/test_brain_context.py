@@ -5,20 +5,16 @@ from __future__ import annotations
 
 import json
 
-from deckhand.agent.context import (
-    OBSERVATIONS_KEPT,
-    Plan,
-    fit,
-    history,
-    model_screen,
-    remember,
-    xdotool_keys,
-)
+from deckhand.agent.context import remember
 from deckhand.agent.recovery import REPEATS, same_screen, with_recovery_hint
 from deckhand.agent.verifier import apply_verdict, offline_verdict, scripted_verdict
+from deckhand.brains.history import history
+from deckhand.brains.keys import xdotool_keys
 from deckhand.brains.offline import next_decision
+from deckhand.brains.plan import Plan
+from deckhand.brains.screen import fit, model_screen
 from deckhand.core.actions import ActionResult, Click, ReadFile, RunCommand, Wait
-from deckhand.core.steps import AgentContext, Decision, Outcome, StepRecord
+from deckhand.core.steps import OBSERVATIONS_KEPT, AgentContext, Decision, Outcome, StepRecord
 from tests.support.fake_providers import observation, screenshot
 
 

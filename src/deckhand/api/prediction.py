@@ -12,7 +12,6 @@ from typing import Any, Literal
 from fastapi import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from deckhand.agent.context import image_size
 from deckhand.agent.verifier import apply_verdict, needs_verification, verify
 from deckhand.auth import Principal
 from deckhand.brains.resolve import (
@@ -20,6 +19,7 @@ from deckhand.brains.resolve import (
     Choice,
     close_brain,
 )
+from deckhand.brains.screen import image_size
 from deckhand.core.screens import Observation
 from deckhand.core.steps import AgentContext, Decision, StepRecord, TokenUsage
 from deckhand.errors import DeckhandError, ErrorCode, InsufficientCredits
