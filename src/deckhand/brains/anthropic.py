@@ -32,6 +32,7 @@ from deckhand.brains.plan import Plan, call_result_text, call_results
 from deckhand.brains.resolve import Grounded, provider_error
 from deckhand.brains.screen import ModelScreen, model_screen, screen_now
 from deckhand.brains.tools import POINT, REPORT_VERDICT, REQUEST_HUMAN, ToolSpec
+from deckhand.brains.usage import token_usage
 from deckhand.brains.verdict import verdict_from_arguments
 from deckhand.core.actions import (
     Action,
@@ -227,13 +228,8 @@ def _numbered(content: str, view_range: Any) -> str:
 
 
 def _usage(response: Any) -> TokenUsage:
-    u = getattr(response, "usage", None)
-    if u is None:
-        return TokenUsage()
-    extra = (getattr(u, "cache_creation_input_tokens", 0) or 0) + \
-        (getattr(u, "cache_read_input_tokens", 0) or 0)
-    return TokenUsage(input_tokens=(u.input_tokens or 0) + extra,
-                      output_tokens=u.output_tokens or 0)
+    return token_usage(response, ("input_tokens", "cache_creation_input_tokens",
+                                  "cache_read_input_tokens"), "output_tokens")
 
 
 def decision_from(response: Any, context: AgentContext, screen: ModelScreen | None) -> Decision:

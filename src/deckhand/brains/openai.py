@@ -41,6 +41,7 @@ from deckhand.brains.tools import (
     parse_arguments,
     plan_function_call,
 )
+from deckhand.brains.usage import token_usage
 from deckhand.brains.verdict import judge
 from deckhand.core.actions import (
     Action,
@@ -280,11 +281,7 @@ def placeholder_screen() -> str:
 
 
 def _usage(response: Any) -> TokenUsage:
-    u = getattr(response, "usage", None)
-    if u is None:
-        return TokenUsage()
-    return TokenUsage(input_tokens=getattr(u, "input_tokens", 0) or 0,
-                      output_tokens=getattr(u, "output_tokens", 0) or 0)
+    return token_usage(response, ("input_tokens",), "output_tokens")
 
 
 def _output_text(response: Any) -> str:

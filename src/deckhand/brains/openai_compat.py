@@ -31,6 +31,7 @@ from deckhand.brains.tools import (
     parse_arguments,
     plan_function_call,
 )
+from deckhand.brains.usage import token_usage
 from deckhand.brains.verdict import judge
 from deckhand.core.screens import Observation
 from deckhand.core.steps import AgentContext, Decision, TokenUsage
@@ -179,11 +180,7 @@ def messages_for(context: AgentContext, screen: ModelScreen | None) -> list[dict
 
 
 def _usage(response: Any) -> TokenUsage:
-    u = getattr(response, "usage", None)
-    if u is None:
-        return TokenUsage()
-    return TokenUsage(input_tokens=getattr(u, "prompt_tokens", 0) or 0,
-                      output_tokens=getattr(u, "completion_tokens", 0) or 0)
+    return token_usage(response, ("prompt_tokens",), "completion_tokens")
 
 
 def decision_from(response: Any, context: AgentContext, screen: ModelScreen | None) -> Decision:

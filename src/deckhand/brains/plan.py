@@ -12,41 +12,21 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from deckhand.brains.history import result_text
-from deckhand.core.actions import (
-    Action,
-    ActionResult,
-    Click,
-    Drag,
-    KeyPress,
-    MoveMouse,
-    Screenshot,
-    Scroll,
-    TypeText,
-    Wait,
-)
+from deckhand.core.actions import Action, ActionResult, KeyPress, Screenshot
 from deckhand.core.steps import AgentContext, StepRecord
 
 NO_QUESTION = "The agent needs a human."
+# action kind -> the contract's action_type (a key press is key_press or key_combo)
+_CONTRACT_TYPES = {"click": "click", "type": "type_text", "scroll": "scroll", "drag": "drag",
+                   "move": "move", "wait": "wait"}
 
 
 def contract_action_type(action: Action) -> str | None:
     """The contract's ``ActionResponse.action_type`` of an action (None: not a
     screen action the contract can express)."""
-    if isinstance(action, Click):
-        return "click"
-    if isinstance(action, TypeText):
-        return "type_text"
     if isinstance(action, KeyPress):
         return "key_combo" if "+" in action.keys.strip("+") else "key_press"
-    if isinstance(action, Scroll):
-        return "scroll"
-    if isinstance(action, Drag):
-        return "drag"
-    if isinstance(action, MoveMouse):
-        return "move"
-    if isinstance(action, Wait):
-        return "wait"
-    return None
+    return _CONTRACT_TYPES.get(action.kind)
 
 
 class Plan:

@@ -19,20 +19,7 @@ from deckhand.brains.keys import xdotool_keys
 from deckhand.brains.plan import Plan
 from deckhand.brains.resolve import GROUND_TOOL, GROUND_TOOL_SCHEMA
 from deckhand.brains.screen import ModelScreen
-from deckhand.core.actions import (
-    Action,
-    Click,
-    Drag,
-    KeyPress,
-    MoveMouse,
-    ReadFile,
-    RunCommand,
-    Screenshot,
-    Scroll,
-    TypeText,
-    Wait,
-    WriteFile,
-)
+from deckhand.core import actions
 from deckhand.core.steps import AgentContext
 
 
@@ -142,15 +129,16 @@ def plan_function_call(plan: Plan, call: dict[str, object], name: str, raw_argum
 
 
 def function_actions(name: str, args: dict[str, Any],
-                     screen: ModelScreen | None) -> list[Action] | str:
+                     screen: ModelScreen | None) -> list[actions.Action] | str:
     """A function call → actions (screen coordinates scaled to the real screen)."""
     try:
         if name in TERMINAL_FUNCTIONS:
             if name == "run_command":
-                return [RunCommand(command=str(args["command"]))]
+                return [actions.RunCommand(command=str(args["command"]))]
             if name == "read_file":
-                return [ReadFile(path=str(args["path"]))]
-            return [WriteFile(path=str(args["path"]), content=str(args.get("content", "")))]
+                return [actions.ReadFile(path=str(args["path"]))]
+            return [actions.WriteFile(path=str(args["path"]),
+                                      content=str(args.get("content", "")))]
         if name not in SCREEN_FUNCTIONS:
             return f"Unknown function {name!r}."
         if screen is None:
@@ -162,27 +150,28 @@ def function_actions(name: str, args: dict[str, Any],
         if name in ("click", "double_click"):
             x, y = at("x", "y")
             button: Any = args.get("button") or "left"  # the Click model checks it
-            return [Click(x=x, y=y, button=button, count=2 if name == "double_click" else 1)]
+            return [actions.Click(x=x, y=y, button=button,
+                                  count=2 if name == "double_click" else 1)]
         if name == "type_text":
-            return [TypeText(text=str(args["text"]))]
+            return [actions.TypeText(text=str(args["text"]))]
         if name == "key":
             keys = args["keys"]
-            return [KeyPress(keys=xdotool_keys(keys if isinstance(keys, list)
-                                               else str(keys).split("+")))]
+            return [actions.KeyPress(keys=xdotool_keys(keys if isinstance(keys, list)
+                                                       else str(keys).split("+")))]
         if name == "scroll":
             at_x, at_y = at("x", "y") if "x" in args and "y" in args else (None, None)
             amount = min(max(int(args.get("amount") or 3), 1), 50)
-            return [Scroll(direction=args.get("direction") or "down", amount=amount,
-                           x=at_x, y=at_y)]
+            return [actions.Scroll(direction=args.get("direction") or "down", amount=amount,
+                                   x=at_x, y=at_y)]
         if name == "drag":
             x, y = at("x", "y")
             to_x, to_y = at("to_x", "to_y")
-            return [Drag(x=x, y=y, to_x=to_x, to_y=to_y)]
+            return [actions.Drag(x=x, y=y, to_x=to_x, to_y=to_y)]
         if name == "move":
             x, y = at("x", "y")
-            return [MoveMouse(x=x, y=y)]
+            return [actions.MoveMouse(x=x, y=y)]
         if name == "wait":
-            return [Wait(seconds=min(max(float(args.get("seconds") or 1), 0.0), 60.0))]
-        return [Screenshot()]
+            return [actions.Wait(seconds=min(max(float(args.get("seconds") or 1), 0.0), 60.0))]
+        return [actions.Screenshot()]
     except (KeyError, TypeError, ValueError) as exc:
         return f"Invalid arguments for {name}: {exc}"
