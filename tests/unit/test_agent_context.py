@@ -1,0 +1,23 @@
+"""The steps a run keeps in memory: old screens are forgotten."""
+
+from __future__ import annotations
+
+from deckhand.agent.context import remember
+from deckhand.core.actions import ActionResult
+from deckhand.core.steps import OBSERVATIONS_KEPT, Decision, StepRecord
+from tests.support.fake_providers import observation
+
+
+def step(n: int, *actions, results=None, obs=None, data=True) -> StepRecord:  # type: ignore[no-untyped-def]
+    d = Decision(actions=actions, provider_data={"calls": []} if data else None)
+    return StepRecord(number=n, decision=d, observation=obs,
+                      results=results if results is not None
+                      else tuple(ActionResult(ok=True) for _ in actions))
+
+
+def test_remember_forgets_old_screens() -> None:
+    steps: list[StepRecord] = []
+    for i in range(OBSERVATIONS_KEPT + 3):
+        remember(steps, step(i + 1, obs=observation(320, 240)))
+    kept = [s.observation is not None for s in steps]
+    assert kept == [False] * 3 + [True] * OBSERVATIONS_KEPT
