@@ -46,3 +46,12 @@ def test_no_screen_and_not_an_image() -> None:
         assert "not a PNG" in str(exc)
     else:
         raise AssertionError("image_size read text as an image")
+
+
+def test_the_same_screen_is_prepared_once() -> None:
+    shown = observation(1920, 1080, color=(1, 2, 3))
+    copy = bytes(bytearray(shown.screenshot_jpeg))  # equal bytes, another object
+    again = Observation(screenshot_jpeg=copy, width=1920, height=1080)
+    assert model_screen(shown) is model_screen(again)
+    other_size = Observation(screenshot_jpeg=shown.screenshot_jpeg, width=3840, height=2160)
+    assert model_screen(other_size).real_width == 3840

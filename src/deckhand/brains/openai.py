@@ -23,6 +23,7 @@ computer-use model.
 
 from __future__ import annotations
 
+import functools
 import io
 from typing import Any
 
@@ -260,21 +261,17 @@ def input_for(context: AgentContext) -> list[dict[str, Any]]:
     return items
 
 
-_PLACEHOLDER: str | None = None
-
-
+@functools.cache
 def placeholder_screen() -> str:
-    """A tiny grey image for a past screen that is no longer kept (compaction)."""
-    global _PLACEHOLDER
-    if _PLACEHOLDER is None:
-        import base64
+    """A tiny grey image for a past screen that is no longer kept (compaction):
+    the Responses API wants a screenshot in every computer_call_output."""
+    import base64
 
-        from PIL import Image
+    from PIL import Image
 
-        out = io.BytesIO()
-        Image.new("RGB", (16, 10), (128, 128, 128)).save(out, format="JPEG")
-        _PLACEHOLDER = "data:image/jpeg;base64," + base64.b64encode(out.getvalue()).decode()
-    return _PLACEHOLDER
+    out = io.BytesIO()
+    Image.new("RGB", (16, 10), (128, 128, 128)).save(out, format="JPEG")
+    return "data:image/jpeg;base64," + base64.b64encode(out.getvalue()).decode()
 
 
 # --------------------------------------------------------------------------- the answer

@@ -10,9 +10,8 @@ resolution (``Observation.width × height``).
 from __future__ import annotations
 
 import base64
-import hashlib
+import functools
 import io
-from collections import OrderedDict
 from dataclasses import dataclass
 
 from deckhand.core.screens import Observation
@@ -80,23 +79,10 @@ def fit(width: int, height: int, box: tuple[int, int] = MODEL_SCREEN_BOX) -> tup
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-_screens: OrderedDict[tuple[str, int, int, int, int], ModelScreen] = OrderedDict()
-_SCREENS_CACHED = 32
-
-
 def model_screen(obs: Observation, box: tuple[int, int] = MODEL_SCREEN_BOX) -> ModelScreen:
-    """``obs`` resized for a model (cached: the same screen is shown on several calls)."""
-    digest = hashlib.sha1(obs.screenshot_jpeg).hexdigest()
-    key = (digest, obs.width, obs.height, *box)
-    found = _screens.get(key)
-    if found is not None:
-        _screens.move_to_end(key)
-        return found
-    screen = _prepare(obs, box)
-    _screens[key] = screen
-    if len(_screens) > _SCREENS_CACHED:
-        _screens.popitem(last=False)
-    return screen
+    """``obs`` resized for a model. A pure function of the image and the sizes,
+    memoized: the history shows the same screens again on every call."""
+    return _prepare(obs.screenshot_jpeg, obs.width, obs.height, box)
 
 
 def screen_now(obs: Observation | None) -> ModelScreen | None:
@@ -104,10 +90,11 @@ def screen_now(obs: Observation | None) -> ModelScreen | None:
     return model_screen(obs) if obs else None
 
 
-def _prepare(obs: Observation, box: tuple[int, int]) -> ModelScreen:
+@functools.lru_cache(maxsize=32)
+def _prepare(data: bytes, real_width: int, real_height: int, box: tuple[int, int]
+             ) -> ModelScreen:
     from PIL import Image
 
-    data = obs.screenshot_jpeg
     kind = media_type(data)
     true_w, true_h = image_size(data)
     w, h = fit(true_w, true_h, box)
@@ -118,4 +105,4 @@ def _prepare(obs: Observation, box: tuple[int, int]) -> ModelScreen:
         small.save(out, format="JPEG", quality=80)
         data, kind = out.getvalue(), "image/jpeg"
     return ModelScreen(data=data, media_type=kind, width=w, height=h,
-                       real_width=obs.width, real_height=obs.height)
+                       real_width=real_width, real_height=real_height)
