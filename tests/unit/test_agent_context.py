@@ -3,16 +3,9 @@
 from __future__ import annotations
 
 from deckhand.agent.context import remember
-from deckhand.core.actions import ActionResult
-from deckhand.core.steps import OBSERVATIONS_KEPT, Decision, StepRecord
+from deckhand.core.steps import OBSERVATIONS_KEPT, StepRecord
 from tests.support.fake_providers import observation
-
-
-def step(n: int, *actions, results=None, obs=None, data=True) -> StepRecord:  # type: ignore[no-untyped-def]
-    d = Decision(actions=actions, provider_data={"calls": []} if data else None)
-    return StepRecord(number=n, decision=d, observation=obs,
-                      results=results if results is not None
-                      else tuple(ActionResult(ok=True) for _ in actions))
+from tests.support.steps import step
 
 
 def test_remember_forgets_old_screens() -> None:

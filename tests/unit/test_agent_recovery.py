@@ -3,20 +3,9 @@
 from __future__ import annotations
 
 from deckhand.agent.recovery import REPEATS, same_screen, with_recovery_hint
-from deckhand.core.actions import ActionResult, Click, Wait
-from deckhand.core.steps import AgentContext, Decision, StepRecord
+from deckhand.core.actions import Click, Wait
 from tests.support.fake_providers import observation, screenshot
-
-
-def ctx(**kw) -> AgentContext:  # type: ignore[no-untyped-def]
-    return AgentContext(run_id="r", task=kw.pop("task", "t"), **kw)
-
-
-def step(n: int, *actions, results=None, obs=None, data=True) -> StepRecord:  # type: ignore[no-untyped-def]
-    d = Decision(actions=actions, provider_data={"calls": []} if data else None)
-    return StepRecord(number=n, decision=d, observation=obs,
-                      results=results if results is not None
-                      else tuple(ActionResult(ok=True) for _ in actions))
+from tests.support.steps import ctx, step
 
 
 def test_recovery_hint_only_when_repeating_without_effect_in_v5() -> None:

@@ -8,17 +8,7 @@ from deckhand.agent.verifier import apply_verdict, offline_verdict, scripted_ver
 from deckhand.brains.offline import next_decision
 from deckhand.core.actions import ActionResult, ReadFile, RunCommand
 from deckhand.core.steps import AgentContext, Decision, Outcome, StepRecord
-
-
-def ctx(**kw) -> AgentContext:  # type: ignore[no-untyped-def]
-    return AgentContext(run_id="r", task=kw.pop("task", "t"), **kw)
-
-
-def step(n: int, *actions, results=None, obs=None, data=True) -> StepRecord:  # type: ignore[no-untyped-def]
-    d = Decision(actions=actions, provider_data={"calls": []} if data else None)
-    return StepRecord(number=n, decision=d, observation=obs,
-                      results=results if results is not None
-                      else tuple(ActionResult(ok=True) for _ in actions))
+from tests.support.steps import ctx, step
 
 
 def _offline_run(task: str, outputs: list[str]) -> AgentContext:

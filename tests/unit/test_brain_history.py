@@ -5,19 +5,9 @@ from __future__ import annotations
 
 from deckhand.brains.history import history, result_text, step_line, trajectory_text
 from deckhand.core.actions import ActionResult, Click, RunCommand
-from deckhand.core.steps import AgentContext, Decision, StepRecord
+from deckhand.core.steps import Decision, StepRecord
 from tests.support.fake_providers import observation
-
-
-def ctx(**kw) -> AgentContext:  # type: ignore[no-untyped-def]
-    return AgentContext(run_id="r", task=kw.pop("task", "t"), **kw)
-
-
-def step(n: int, *actions, results=None, obs=None, data=True) -> StepRecord:  # type: ignore[no-untyped-def]
-    d = Decision(actions=actions, provider_data={"calls": []} if data else None)
-    return StepRecord(number=n, decision=d, observation=obs,
-                      results=results if results is not None
-                      else tuple(ActionResult(ok=True) for _ in actions))
+from tests.support.steps import ctx, step
 
 
 def test_v5_compacts_old_steps_and_screens() -> None:

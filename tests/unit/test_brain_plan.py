@@ -13,11 +13,8 @@ from deckhand.core.actions import (
     TypeText,
     Wait,
 )
-from deckhand.core.steps import AgentContext, Decision, StepRecord
-
-
-def ctx(**kw) -> AgentContext:  # type: ignore[no-untyped-def]
-    return AgentContext(run_id="r", task=kw.pop("task", "t"), **kw)
+from deckhand.core.steps import Decision, StepRecord
+from tests.support.steps import ctx
 
 
 def test_plan_limits() -> None:
