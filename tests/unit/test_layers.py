@@ -73,13 +73,6 @@ MACHINE_AGENT_SURFACE = frozenset({"deckhand.machine_agent"})  # what others may
 
 # (importer, imported) pairs that break a rule today, each waiting for its move.
 KNOWN_DEBT: frozenset[tuple[str, str]] = frozenset({
-    # brains read the model-facing half of agent/context.py and agent/verifier.py (to move into brains/)
-    ("deckhand.brains.anthropic", "deckhand.agent.context"),
-    ("deckhand.brains.anthropic", "deckhand.agent.verifier"),
-    ("deckhand.brains.openai", "deckhand.agent.context"),
-    ("deckhand.brains.openai", "deckhand.agent.verifier"),
-    ("deckhand.brains.openai_compat", "deckhand.agent.context"),
-    ("deckhand.brains.openai_compat", "deckhand.agent.verifier"),
     # the app mounts the MCP server, which reads the API's request models
     ("deckhand.api.app", "deckhand.mcp.http"),
 })

@@ -13,8 +13,8 @@ import hashlib
 import io
 from collections import OrderedDict
 
-from deckhand.agent.context import describe
 from deckhand.core.actions import Screenshot, Wait
+from deckhand.core.describe import describe
 from deckhand.core.screens import Observation
 from deckhand.core.steps import AgentContext
 

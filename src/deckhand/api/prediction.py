@@ -12,13 +12,13 @@ from typing import Any, Literal
 from fastapi import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from deckhand.agent.context import image_size
 from deckhand.agent.verifier import apply_verdict, needs_verification
 from deckhand.auth import Principal
 from deckhand.brains.base import Brain
 from deckhand.brains.resolve import (
     Choice,
 )
+from deckhand.brains.screen import image_size
 from deckhand.core.screens import Observation
 from deckhand.core.steps import AgentContext, Decision, StepRecord, TokenUsage
 from deckhand.engine.llm_credentials import LlmCredentials

@@ -25,29 +25,15 @@ import json
 import shlex
 from typing import Any
 
-from deckhand.agent.context import (
-    REQUEST_HUMAN_DESCRIPTION,
-    ModelScreen,
-    Plan,
-    call_result_text,
-    call_results,
-    history,
-    model_screen,
-    step_line,
-    system_prompt,
-    task_text,
-)
-from deckhand.agent.verifier import (
-    REPORT_VERDICT,
-    REPORT_VERDICT_DESCRIPTION,
-    REPORT_VERDICT_SCHEMA,
-    VERIFIER_SYSTEM_PROMPT,
-    verdict_from_arguments,
-    verifier_prompt,
-)
+from deckhand.brains import prompts
 from deckhand.brains.base import Brain
+from deckhand.brains.history import history, step_line
+from deckhand.brains.plan import Plan, call_result_text, call_results
 from deckhand.brains.providers import Provider
-from deckhand.brains.resolve import GROUND_TOOL, GROUND_TOOL_SCHEMA
+from deckhand.brains.screen import ModelScreen, model_screen, screen_now
+from deckhand.brains.tools import POINT, REPORT_VERDICT, REQUEST_HUMAN, ToolSpec
+from deckhand.brains.usage import token_usage
+from deckhand.brains.verdict import verdict_from_arguments
 from deckhand.core.actions import (
     Action,
     Click,
@@ -74,15 +60,6 @@ EDITOR_NAME = "str_replace_based_edit_tool"
 MAX_TOKENS = 4096
 EDIT_TIMEOUT_MS = 30_000
 
-_REQUEST_HUMAN_TOOL = {
-    "name": "request_human",
-    "description": REQUEST_HUMAN_DESCRIPTION,
-    "input_schema": {
-        "type": "object",
-        "properties": {"question": {"type": "string", "description": "what you need"}},
-        "required": ["question"],
-    },
-}
 _CLICKS = {"left_click": ("left", 1), "right_click": ("right", 1), "middle_click": ("middle", 1),
            "double_click": ("left", 2), "triple_click": ("left", 3)}
 
@@ -105,7 +82,7 @@ class AnthropicBrain(Brain):
     # ------------------------------------------------------------------ decide
 
     async def decide(self, context: AgentContext) -> Decision:
-        screen = model_screen(context.observation) if context.observation else None
+        screen = screen_now(context.observation)
         tools: list[dict[str, Any]] = []
         if screen is not None:
             tools.append({"type": COMPUTER_TOOL, "name": "computer",
@@ -113,9 +90,9 @@ class AnthropicBrain(Brain):
         if context.terminal:
             tools += [{"type": BASH_TOOL, "name": "bash"},
                       {"type": EDITOR_TOOL, "name": EDITOR_NAME}]
-        tools.append(_REQUEST_HUMAN_TOOL)
+        tools.append(_tool(REQUEST_HUMAN))
         response = await self._create(
-            model=self.model, max_tokens=MAX_TOKENS, system=system_prompt(context),
+            model=self.model, max_tokens=MAX_TOKENS, system=prompts.system_prompt(context),
             messages=messages_for(context), tools=tools,
             tool_choice={"type": "auto",
                          "disable_parallel_tool_use": context.cua_version == "v1"},
@@ -132,50 +109,49 @@ class AnthropicBrain(Brain):
 
     # ------------------------------------------------------------------ verify and ground
 
+    async def _forced(self, spec: ToolSpec, content: list[dict[str, Any]], **request: Any
+                      ) -> tuple[Any, TokenUsage, str]:
+        """One call forced through the tool ``spec``: (its input, None when the
+        model did not call it; the tokens; the answer's text)."""
+        response = await self._create(
+            **request, messages=[{"role": "user", "content": content}], tools=[_tool(spec)],
+            tool_choice={"type": "tool", "name": spec.name})
+        usage = _usage(response)
+        for block in response.content:
+            if block.type == "tool_use" and block.name == spec.name:
+                return block.input, usage, ""
+        return None, usage, "".join(b.text for b in response.content if b.type == "text")
+
     async def verify(self, context: AgentContext, answer: str,
                      screen: Observation | None) -> Verdict:
         content: list[dict[str, Any]] = [
-            {"type": "text", "text": verifier_prompt(context, answer, screen is not None)}]
+            _text(prompts.verifier_prompt(context, answer, screen is not None))]
         if screen is not None:
             content.append(_image(model_screen(screen)))
-        response = await self._create(
-            model=self.model, max_tokens=1024, system=VERIFIER_SYSTEM_PROMPT,
-            messages=[{"role": "user", "content": content}],
-            tools=[{"name": REPORT_VERDICT, "description": REPORT_VERDICT_DESCRIPTION,
-                    "input_schema": REPORT_VERDICT_SCHEMA}],
-            tool_choice={"type": "tool", "name": REPORT_VERDICT},
-        )
-        usage = _usage(response)
-        for block in response.content:
-            if block.type == "tool_use" and block.name == REPORT_VERDICT:
-                return verdict_from_arguments(block.input, f"anthropic {self.model}", usage)
-        text = "".join(b.text for b in response.content if b.type == "text")
-        return verdict_from_arguments(text, f"anthropic {self.model}", usage)
+        called, usage, text = await self._forced(
+            REPORT_VERDICT, content, model=self.model, max_tokens=1024,
+            system=prompts.VERIFIER_SYSTEM_PROMPT)
+        judged = verdict_from_arguments(text if called is None else called)
+        return Verdict(*judged, by=f"anthropic {self.model}", usage=usage)
 
     async def ground(self, observation: Observation, element: str) -> Grounded:
         screen = model_screen(observation)
-        response = await self._create(
-            model=self.grounding_model, max_tokens=512,
-            messages=[{"role": "user", "content": [
-                {"type": "text", "text": _ground_prompt(element, screen)}, _image(screen)]}],
-            tools=[{"name": GROUND_TOOL, "description": "Report where the element is.",
-                    "input_schema": GROUND_TOOL_SCHEMA}],
-            tool_choice={"type": "tool", "name": GROUND_TOOL},
-        )
-        usage = _usage(response)
-        for block in response.content:
-            if block.type == "tool_use" and block.name == GROUND_TOOL:
-                return Grounded.from_arguments(block.input, screen, usage)
-        return Grounded(found=False, usage=usage)
-
-
-def _ground_prompt(element: str, screen: ModelScreen) -> str:
-    return (f"Find this element in the screenshot ({screen.width}×{screen.height} pixels): "
-            f"{element}\nCall {GROUND_TOOL} with the pixel coordinates of its centre, or "
-            "with found=false if it is not there.")
+        called, usage, _ = await self._forced(
+            POINT, [_text(prompts.ground_prompt(element, screen)), _image(screen)],
+            model=self.grounding_model, max_tokens=512)
+        return Grounded(found=False, usage=usage) if called is None \
+            else Grounded.from_arguments(called, screen, usage)
 
 
 # --------------------------------------------------------------------------- the conversation
+
+
+def _tool(spec: ToolSpec) -> dict[str, Any]:
+    return {"name": spec.name, "description": spec.description, "input_schema": spec.schema}
+
+
+def _text(text: str) -> dict[str, Any]:
+    return {"type": "text", "text": text}
 
 
 def _image(screen: ModelScreen) -> dict[str, Any]:
@@ -186,21 +162,17 @@ def _image(screen: ModelScreen) -> dict[str, Any]:
 def messages_for(context: AgentContext) -> list[dict[str, Any]]:
     """The Messages API conversation for ``context``."""
     h = history(context)
-    intro = task_text(context)
-    if h.summary:
-        intro += f"\n\nEarlier steps (summarized):\n{h.summary}"
-    first: list[dict[str, Any]] = [{"type": "text", "text": intro}]
+    first: list[dict[str, Any]] = [_text(prompts.opening(context, h.summary))]
     if not h.turns and h.screen is not None:
-        first += [{"type": "text", "text": "The screen now:"}, _image(model_screen(h.screen))]
+        first += [_text(prompts.SCREEN_NOW), _image(model_screen(h.screen))]
     messages: list[dict[str, Any]] = [{"role": "user", "content": first}]
     for turn in h.turns:
         data = turn.step.decision.provider_data or {}
         content = data.get("content")
         after = model_screen(turn.screen_after) if turn.screen_after is not None else None
         if not content:  # a step this brain did not make: tell it as text
-            messages.append({"role": "assistant",
-                             "content": [{"type": "text", "text": step_line(turn.step)}]})
-            user: list[dict[str, Any]] = [{"type": "text", "text": "Continue."}]
+            messages.append({"role": "assistant", "content": [_text(step_line(turn.step))]})
+            user: list[dict[str, Any]] = [_text(prompts.CONTINUE)]
             if after is not None:
                 user.append(_image(after))
             messages.append({"role": "user", "content": user})
@@ -213,19 +185,20 @@ def messages_for(context: AgentContext) -> list[dict[str, Any]]:
         for i, call in enumerate(calls):
             text, failed = _tool_result_text(call, turn.step)
             block: dict[str, Any] = {"type": "tool_result", "tool_use_id": call["id"],
-                                     "content": [{"type": "text", "text": text}]}
+                                     "content": [_text(text)]}
             if failed:
                 block["is_error"] = True
             if i == screen_call and after is not None:
                 block["content"].append(_image(after))
             user.append(block)
         if screen_call is None and after is not None and turn is h.turns[-1]:
-            user += [{"type": "text", "text": "The screen now:"}, _image(after)]
-        if turn.step.human_note and not any(c.get("human") for c in calls):
-            user.append({"type": "text", "text": f"Note from a human: {turn.step.human_note}"})
+            user += [_text(prompts.SCREEN_NOW), _image(after)]
+        note = turn.untold_note()
+        if note:
+            user.append(_text(prompts.human_note(note)))
         messages.append({"role": "user", "content": user})
     if context.hint:
-        messages[-1]["content"].append({"type": "text", "text": f"Note: {context.hint}"})
+        messages[-1]["content"].append(_text(prompts.hint_note(context.hint)))
     return messages
 
 
@@ -253,13 +226,8 @@ def _numbered(content: str, view_range: Any) -> str:
 
 
 def _usage(response: Any) -> TokenUsage:
-    u = getattr(response, "usage", None)
-    if u is None:
-        return TokenUsage()
-    extra = (getattr(u, "cache_creation_input_tokens", 0) or 0) + \
-        (getattr(u, "cache_read_input_tokens", 0) or 0)
-    return TokenUsage(input_tokens=(u.input_tokens or 0) + extra,
-                      output_tokens=u.output_tokens or 0)
+    return token_usage(response, ("input_tokens", "cache_creation_input_tokens",
+                                  "cache_read_input_tokens"), "output_tokens")
 
 
 def decision_from(response: Any, context: AgentContext, screen: ModelScreen | None) -> Decision:
@@ -280,8 +248,8 @@ def decision_from(response: Any, context: AgentContext, screen: ModelScreen | No
             content.append({"type": "tool_use", "id": block.id, "name": block.name,
                             "input": tool_input})
             call: dict[str, Any] = {"id": block.id, "name": block.name}
-            if block.name == "request_human":
-                plan.human(call, str(tool_input.get("question") or "The agent needs a human."))
+            if block.name == REQUEST_HUMAN.name:
+                plan.request_human(call, tool_input)
             elif block.name == "computer":
                 plan.add(call, computer_actions(tool_input, screen))
             elif block.name == "bash":

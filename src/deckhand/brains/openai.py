@@ -23,33 +23,27 @@ computer-use model.
 
 from __future__ import annotations
 
+import functools
 import io
 from typing import Any
 
-from deckhand.agent.context import (
-    ModelScreen,
-    Plan,
-    call_result_text,
-    history,
-    model_screen,
-    step_line,
-    system_prompt,
-    task_text,
-    xdotool_keys,
-)
-from deckhand.agent.verifier import (
-    REPORT_VERDICT,
-    REPORT_VERDICT_DESCRIPTION,
-    REPORT_VERDICT_SCHEMA,
-    VERIFIER_SYSTEM_PROMPT,
-    verdict_from_arguments,
-    verdict_from_text,
-    verifier_prompt,
-)
+from deckhand.brains import prompts
 from deckhand.brains.base import Brain
-from deckhand.brains.openai_compat import function_actions, function_specs, parse_arguments
+from deckhand.brains.history import history, step_line
+from deckhand.brains.keys import xdotool_keys
+from deckhand.brains.plan import Plan, call_result_text
 from deckhand.brains.providers import Provider
-from deckhand.brains.resolve import GROUND_TOOL, GROUND_TOOL_SCHEMA
+from deckhand.brains.screen import ModelScreen, model_screen, screen_now
+from deckhand.brains.tools import (
+    POINT,
+    REPORT_VERDICT,
+    ToolSpec,
+    function_specs,
+    parse_arguments,
+    plan_function_call,
+)
+from deckhand.brains.usage import token_usage
+from deckhand.brains.verdict import judge
 from deckhand.core.actions import (
     Action,
     Click,
@@ -102,7 +96,7 @@ class OpenAIBrain(Brain):
         held = _held_call(context)
         if held is not None:
             return acknowledged(held, context)
-        screen = model_screen(context.observation) if context.observation else None
+        screen = screen_now(context.observation)
         tools: list[dict[str, Any]] = []
         if screen is not None:
             if self.model.startswith("computer-use"):
@@ -110,10 +104,9 @@ class OpenAIBrain(Brain):
                               "display_height": screen.height, "environment": ENVIRONMENT})
             else:
                 tools.append({"type": GA_TOOL})
-        tools += [{"type": "function", "name": n, "description": d, "parameters": p,
-                   "strict": False}
-                  for n, d, p in function_specs(context, screen=False)]
-        request: dict[str, Any] = {"model": self.model, "instructions": system_prompt(context),
+        tools += [_function(spec) for spec in function_specs(context, screen=False)]
+        request: dict[str, Any] = {"model": self.model,
+                                   "instructions": prompts.system_prompt(context),
                                    "input": input_for(context), "tools": tools,
                                    "truncation": "auto"}
         if context.cua_version == "v1":
@@ -123,45 +116,34 @@ class OpenAIBrain(Brain):
 
     # ------------------------------------------------------------------ verify and ground
 
-    async def _forced(self, content: list[dict[str, Any]], name: str, description: str,
-                      schema: dict[str, Any], instructions: str | None = None
-                      ) -> tuple[Any, TokenUsage, str]:
+    async def _forced(self, content: list[dict[str, Any]], spec: ToolSpec,
+                      instructions: str | None = None) -> tuple[Any, TokenUsage, str]:
         request: dict[str, Any] = {
-            "model": self.aux_model, "input": [{"role": "user", "content": content}],
-            "tools": [{"type": "function", "name": name, "description": description,
-                       "parameters": schema, "strict": False}],
-            "tool_choice": {"type": "function", "name": name},
+            "model": self.aux_model, "input": [_user(*content)], "tools": [_function(spec)],
+            "tool_choice": {"type": "function", "name": spec.name},
         }
         if instructions:
             request["instructions"] = instructions
         response = await self._create(**request)
         usage = _usage(response)
         for item in response.output or []:
-            if item.type == "function_call" and item.name == name:
+            if item.type == "function_call" and item.name == spec.name:
                 return parse_arguments(item.arguments), usage, ""
         return None, usage, _output_text(response)
 
     async def verify(self, context: AgentContext, answer: str,
                      screen: Observation | None) -> Verdict:
-        content: list[dict[str, Any]] = [
-            {"type": "input_text", "text": verifier_prompt(context, answer, screen is not None)}]
+        content = [_text(prompts.verifier_prompt(context, answer, screen is not None))]
         if screen is not None:
             content.append(_image(model_screen(screen)))
         args, usage, text = await self._forced(content, REPORT_VERDICT,
-                                               REPORT_VERDICT_DESCRIPTION,
-                                               REPORT_VERDICT_SCHEMA, VERIFIER_SYSTEM_PROMPT)
-        by = f"openai {self.aux_model}"
-        return verdict_from_arguments(args, by, usage) if isinstance(args, dict) \
-            else verdict_from_text(text, by, usage)
+                                               prompts.VERIFIER_SYSTEM_PROMPT)
+        return Verdict(*judge(args, text), by=f"openai {self.aux_model}", usage=usage)
 
     async def ground(self, observation: Observation, element: str) -> Grounded:
         screen = model_screen(observation)
         args, usage, _ = await self._forced(
-            [{"type": "input_text", "text": (
-                f"Find this element in the screenshot ({screen.width}×{screen.height} pixels): "
-                f"{element}\nCall {GROUND_TOOL} with the pixel coordinates of its centre, or "
-                "with found=false if it is not there.")}, _image(screen)],
-            GROUND_TOOL, "Report where the element is.", GROUND_TOOL_SCHEMA)
+            [_text(prompts.ground_prompt(element, screen)), _image(screen)], POINT)
         return Grounded.from_arguments(args, screen, usage) if isinstance(args, dict) \
             else Grounded(found=False, usage=usage)
 
@@ -209,6 +191,11 @@ def acknowledged(held: dict[str, Any], context: AgentContext) -> Decision:
 # --------------------------------------------------------------------------- the input
 
 
+def _function(spec: ToolSpec) -> dict[str, Any]:
+    return {"type": "function", "name": spec.name, "description": spec.description,
+            "parameters": spec.schema, "strict": False}
+
+
 def _image(screen: ModelScreen) -> dict[str, Any]:
     return {"type": "input_image", "image_url": screen.data_url, "detail": "high"}
 
@@ -224,19 +211,16 @@ def _text(text: str) -> dict[str, Any]:
 def input_for(context: AgentContext) -> list[dict[str, Any]]:
     """The Responses API input for ``context``."""
     h = history(context)
-    intro = task_text(context)
-    if h.summary:
-        intro += f"\n\nEarlier steps (summarized):\n{h.summary}"
-    first = [_text(intro)]
+    first = [_text(prompts.opening(context, h.summary))]
     if not h.turns and h.screen is not None:
-        first += [_text("The screen now:"), _image(model_screen(h.screen))]
+        first += [_text(prompts.SCREEN_NOW), _image(model_screen(h.screen))]
     items: list[dict[str, Any]] = [_user(*first)]
     turns = list(h.turns)
     for i, turn in enumerate(turns):
         data = turn.step.decision.provider_data or {}
         if "output" not in data:
             items += [{"role": "assistant", "content": step_line(turn.step)},
-                      _user(_text("Continue."))]
+                      _user(_text(prompts.CONTINUE))]
             continue
         acked = i + 1 < len(turns) and "acknowledged" in (
             turns[i + 1].step.decision.provider_data or {})
@@ -263,43 +247,36 @@ def input_for(context: AgentContext) -> list[dict[str, Any]]:
             else:
                 items.append({"type": "function_call_output", "call_id": call["call_id"],
                               "output": text})
-        if turn.step.human_note and not any(c.get("human") for c in data.get("calls", [])):
-            notes.append(f"Note from a human: {turn.step.human_note}")
+        note = turn.untold_note()
+        if note:
+            notes.append(prompts.human_note(note))
         if turn is turns[-1] and not screen_shown and h.screen is not None:
-            items.append(_user(_text("The screen now:"), _image(model_screen(h.screen))))
+            items.append(_user(_text(prompts.SCREEN_NOW), _image(model_screen(h.screen))))
         if notes:
             items.append(_user(_text("\n".join(notes))))
     if context.hint:
-        items.append(_user(_text(f"Note: {context.hint}")))
+        items.append(_user(_text(prompts.hint_note(context.hint))))
     return items
 
 
-_PLACEHOLDER: str | None = None
-
-
+@functools.cache
 def placeholder_screen() -> str:
-    """A tiny grey image for a past screen that is no longer kept (compaction)."""
-    global _PLACEHOLDER
-    if _PLACEHOLDER is None:
-        import base64
+    """A tiny grey image for a past screen that is no longer kept (compaction):
+    the Responses API wants a screenshot in every computer_call_output."""
+    import base64
 
-        from PIL import Image
+    from PIL import Image
 
-        out = io.BytesIO()
-        Image.new("RGB", (16, 10), (128, 128, 128)).save(out, format="JPEG")
-        _PLACEHOLDER = "data:image/jpeg;base64," + base64.b64encode(out.getvalue()).decode()
-    return _PLACEHOLDER
+    out = io.BytesIO()
+    Image.new("RGB", (16, 10), (128, 128, 128)).save(out, format="JPEG")
+    return "data:image/jpeg;base64," + base64.b64encode(out.getvalue()).decode()
 
 
 # --------------------------------------------------------------------------- the answer
 
 
 def _usage(response: Any) -> TokenUsage:
-    u = getattr(response, "usage", None)
-    if u is None:
-        return TokenUsage()
-    return TokenUsage(input_tokens=getattr(u, "input_tokens", 0) or 0,
-                      output_tokens=getattr(u, "output_tokens", 0) or 0)
+    return token_usage(response, ("input_tokens",), "output_tokens")
 
 
 def _output_text(response: Any) -> str:
@@ -337,13 +314,7 @@ def decision_from(response: Any, context: AgentContext, screen: ModelScreen | No
                 plan.add(call, produced)
         elif item.type == "function_call":
             call = {"call_id": item.call_id, "type": "function", "name": item.name}
-            args = parse_arguments(item.arguments)
-            if isinstance(args, str):
-                plan.add(call, args)
-            elif item.name == "request_human":
-                plan.human(call, str(args.get("question") or "The agent needs a human."))
-            else:
-                plan.add(call, function_actions(item.name, args, screen))
+            plan_function_call(plan, call, item.name, item.arguments, screen)
     text = _output_text(response).strip() or None
     thought = "\n".join(reasoning) or None
     if pending is not None:

@@ -49,18 +49,6 @@ BRAINS = (OFFLINE, SCRIPTED, *PROVIDERS)
 # computer-use tool needs a computer-use model, so that is the default here.
 BYOK_DEFAULT_MODELS = {ANTHROPIC: "claude-sonnet-4-6", OPENAI: "computer-use-preview"}
 
-GROUND_TOOL = "point"
-GROUND_TOOL_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "found": {"type": "boolean", "description": "false if the element is not visible"},
-        "x": {"type": "integer", "description": "x of the element's centre, in image pixels"},
-        "y": {"type": "integer", "description": "y of the element's centre, in image pixels"},
-    },
-    "required": ["found"],
-}
-
-
 # --------------------------------------------------------------------------- requests
 
 

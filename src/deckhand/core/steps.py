@@ -10,6 +10,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from deckhand.core.actions import Action, ActionResult
 from deckhand.core.screens import Observation
 
+# A run keeps the screens of its last OBSERVATIONS_KEPT steps in memory
+# (StepRecord.observation; a run rebuilt after a crash has none), so a model can be
+# shown no more past screens than that.
+OBSERVATIONS_KEPT = 8
+
 
 class TokenUsage(BaseModel):
     model_config = ConfigDict(frozen=True)
