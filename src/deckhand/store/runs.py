@@ -1,8 +1,8 @@
 """Runs: the queue and the record of every agent run.
 
-A run row is read as a SQLAlchemy ``Row`` (attribute access by column name).
-State changes with their events live in :mod:`deckhand.engine.lifecycle`;
-this module only reads and writes rows.
+Queries return :class:`~deckhand.store.records.Run` records. State changes
+with their events live in :mod:`deckhand.engine.lifecycle`; this module only
+reads and writes rows.
 """
 
 from __future__ import annotations
@@ -11,28 +11,31 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Row, Update, and_, bindparam, or_, select, update
+from sqlalchemy import Update, and_, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from deckhand.core.clock import utcnow
 from deckhand.errors import NotFound
+from deckhand.store.records import Run, from_row, maybe
 from deckhand.store.tables import runs
 
 TERMINAL = frozenset({"succeeded", "failed", "cancelled", "timed_out"})
 ACTIVE = frozenset({"queued", "running", "awaiting_human"})
 
-RunRow = Row[Any]
+# The name the engine's lifecycle and worker modules import (being rewritten on
+# another branch); new code names the record, Run.
+RunRow = Run
 
 
 async def insert(conn: AsyncConnection, values: dict[str, Any]) -> None:
     await conn.execute(runs.insert().values(**values))
 
 
-async def get(conn: AsyncConnection, run_id: str) -> RunRow | None:
-    return (await conn.execute(select(runs).where(runs.c.id == run_id))).first()
+async def get(conn: AsyncConnection, run_id: str) -> Run | None:
+    return maybe(Run, (await conn.execute(select(runs).where(runs.c.id == run_id))).first())
 
 
-async def get_owned(conn: AsyncConnection, run_id: str, account_id: str, mode: str) -> RunRow:
+async def get_owned(conn: AsyncConnection, run_id: str, account_id: str, mode: str) -> Run:
     row = (
         await conn.execute(
             select(runs).where(runs.c.id == run_id, runs.c.account_id == account_id,
@@ -41,7 +44,7 @@ async def get_owned(conn: AsyncConnection, run_id: str, account_id: str, mode: s
     ).first()
     if row is None:
         raise NotFound(f"Run {run_id} not found.")
-    return row
+    return from_row(Run, row)
 
 
 async def list_owned(
@@ -51,8 +54,8 @@ async def list_owned(
     *,
     status: str | None,
     limit: int,
-    starting_after: RunRow | None = None,
-) -> tuple[list[RunRow], bool]:
+    starting_after: Run | None = None,
+) -> tuple[list[Run], bool]:
     q = select(runs).where(runs.c.account_id == account_id, runs.c.mode == mode)
     if status:
         q = q.where(runs.c.status == status)
@@ -65,7 +68,7 @@ async def list_owned(
             )
         )
     q = q.order_by(runs.c.created_at.desc(), runs.c.id.desc()).limit(limit + 1)
-    rows = list((await conn.execute(q)).all())
+    rows = [from_row(Run, r) for r in await conn.execute(q)]
     return rows[:limit], len(rows) > limit
 
 
@@ -140,7 +143,7 @@ async def advance(conn: AsyncConnection, run_id: str, *, owner: str | None, seqs
     params = {f"v_{k}": v for k, v in values.items()}
     params.update(p_run=run_id, p_owner=owner, p_seqs=seqs)
     q = _advance_statement(owner is not None, tuple(sorted(values)))
-    return (await conn.execute(q, params)).first()
+    return maybe(Run, (await conn.execute(q, params)).first())
 
 
 @lru_cache(maxsize=64)
@@ -167,7 +170,7 @@ async def next_seqs(conn: AsyncConnection, run_id: str, count: int) -> int:
     return int(last) - count + 1
 
 
-async def overdue(conn: AsyncConnection, now: datetime, limit: int = 100) -> list[RunRow]:
+async def overdue(conn: AsyncConnection, now: datetime, limit: int = 100) -> list[Run]:
     """Runs nobody is driving whose deadline or human-wait has passed."""
     q = select(runs).where(
         or_(
@@ -178,4 +181,4 @@ async def overdue(conn: AsyncConnection, now: datetime, limit: int = 100) -> lis
                  runs.c.awaiting_human_timeout_seconds.is_not(None)),
         )
     ).limit(limit)
-    return list((await conn.execute(q)).all())
+    return [from_row(Run, r) for r in await conn.execute(q)]
