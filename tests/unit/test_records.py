@@ -108,10 +108,21 @@ def test_a_record_is_frozen(table: Table, record: type[Any]) -> None:
         assert getattr(value, field.name) is None
 
 
-@pytest.mark.parametrize("record", [Run, RunStep, Machine, Snapshot, Workflow,
-                                    WorkflowVersion, WorkflowRun, WorkflowStep, Session])
-def test_a_record_has_slots_not_a_dict(record: type[Any]) -> None:
-    assert not hasattr(_blank(record), "__dict__")
+def _partial_records() -> list[type[Any]]:
+    from deckhand.store.idempotency import IdempotencyRecord
+    from deckhand.store.keys import ApiKey
+    from deckhand.store.llm_keys import StoredKey
+
+    return [ApiKey, IdempotencyRecord, StoredKey]
+
+
+@pytest.mark.parametrize("record", [r for _, r in CASES] + _partial_records(),
+                         ids=lambda r: r.__name__)
+def test_a_record_is_frozen_and_has_slots_not_a_dict(record: type[Any]) -> None:
+    value = _blank(record)
+    assert not hasattr(value, "__dict__")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(value, dataclasses.fields(record)[0].name, "changed")
 
 
 # -- a round trip through SQLite ------------------------------------------------------------
