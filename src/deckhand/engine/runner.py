@@ -28,7 +28,7 @@ from deckhand.store import ledger as ledger_store
 from deckhand.store import runs as runs_store
 from deckhand.store import steps as steps_store
 from deckhand.store.db import Database
-from deckhand.store.records import Run
+from deckhand.store.records import Run, RunStep
 from deckhand.store.runs import TERMINAL
 
 log = logging.getLogger("deckhand.runner")
@@ -258,7 +258,7 @@ def _loop_deadline(deadline_at: datetime | None) -> float | None:
     return asyncio.get_running_loop().time() + remaining
 
 
-def _step_record(row: Any) -> StepRecord:
+def _step_record(row: RunStep) -> StepRecord:
     return StepRecord(
         number=row.number,
         decision=Decision.model_validate(row.decision),

@@ -43,7 +43,7 @@ from deckhand.machines.remote import RemoteMachine
 from deckhand.store import machines as store
 from deckhand.store.db import Database
 from deckhand.store.machines import GONE
-from deckhand.store.records import Machine
+from deckhand.store.records import Machine, Snapshot
 
 log = logging.getLogger("deckhand.machines")
 TOKEN_PURPOSE = "machine-agent-token"
@@ -186,7 +186,7 @@ class MachineService:
             )
 
     async def _bring_up(self, machine_id: str, kind: str, network: bool,
-                        snapshot: Any = None) -> None:
+                        snapshot: Snapshot | None = None) -> None:
         try:
             handle = None
             if snapshot is not None:
