@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Table
+from sqlalchemy import Table, select
 
 from deckhand.store import accounts as accounts_store
 from deckhand.store import machines as machines_store
@@ -30,6 +30,7 @@ from deckhand.store.records import (
     WorkflowRun,
     WorkflowStep,
     WorkflowVersion,
+    from_row,
 )
 from deckhand.store.types import UTCDateTime
 from deckhand.store.webhooks import Attempt, Delivery
@@ -179,6 +180,9 @@ async def test_a_run_round_trips_with_real_types(db: Database) -> None:
     async with db.read() as conn:
         assert await runs_store.get(conn, "run-1") == fresh
         assert await runs_store.get(conn, "no-such-run") is None
+        some_columns = (await conn.execute(select(tables.runs.c.id, tables.runs.c.status))).one()
+    with pytest.raises(TypeError):  # a row missing columns is refused, not half-mapped
+        from_row(Run, some_columns)
 
 
 async def test_a_machine_round_trips_and_is_billed_from_its_record(db: Database) -> None:

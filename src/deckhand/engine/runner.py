@@ -13,6 +13,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from deckhand.agent.context import remember
 from deckhand.agent.loop import StepOutcome, run_step
 from deckhand.brains.registry import build_brain
@@ -207,7 +209,7 @@ class Runner:
             raise _Finished
         return fresh, balance
 
-    async def _ask_human(self, conn: Any, run: Run, reason: str) -> None:
+    async def _ask_human(self, conn: AsyncConnection, run: Run, reason: str) -> None:
         if run.on_awaiting_human == "fail":
             await self.lifecycle.finish(
                 conn, run, "failed", owner=self.worker_id,
@@ -221,7 +223,7 @@ class Runner:
         else:
             await self.lifecycle.await_human(conn, run, reason, self.worker_id)
 
-    async def _conclude(self, conn: Any, run: Run, d: Decision,
+    async def _conclude(self, conn: AsyncConnection, run: Run, d: Decision,
                         results: tuple[ActionResult, ...]) -> None:
         o = d.outcome
         assert o is not None
