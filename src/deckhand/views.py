@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from deckhand.core.clock import iso
+from deckhand.store.records import Run, Workflow, WorkflowRun
 
 
-def run_view(run: Any, *, webhook_secret: str | None = None) -> dict[str, Any]:
+def run_view(run: Run, *, webhook_secret: str | None = None) -> dict[str, Any]:
     """A run as the contract's ``RunResponse`` (plus additive fields)."""
     return {
         "id": run.id,
@@ -43,7 +44,7 @@ def run_view(run: Any, *, webhook_secret: str | None = None) -> dict[str, Any]:
     }
 
 
-def workflow_view(wf: Any, *, request_id: str | None = None) -> dict[str, Any]:
+def workflow_view(wf: Workflow, *, request_id: str | None = None) -> dict[str, Any]:
     """A workflow as the contract's ``WorkflowResponse``."""
     return {
         "id": wf.id,
@@ -63,7 +64,7 @@ def workflow_view(wf: Any, *, request_id: str | None = None) -> dict[str, Any]:
     }
 
 
-def workflow_run_view(run: Any, *, webhook_secret: str | None = None,
+def workflow_run_view(run: WorkflowRun, *, webhook_secret: str | None = None,
                       request_id: str | None = None) -> dict[str, Any]:
     """A workflow run as the contract's ``WorkflowRunResponse`` (plus additive fields)."""
     return {

@@ -21,7 +21,7 @@ from deckhand.store import machines as machines_store
 from deckhand.store import runs as runs_store
 from deckhand.store import steps as steps_store
 from deckhand.store.db import Database
-from deckhand.store.runs import RunRow
+from deckhand.store.records import Run
 
 SECRET = b"engine-test-secret-0123456789abcdef"
 
@@ -75,7 +75,7 @@ async def claim(db: Database, worker_id: str) -> str | None:
         return await runs_store.QUEUE.claim(conn, worker_id, utcnow() + timedelta(seconds=60))
 
 
-async def run(db: Database, run_id: str) -> RunRow:
+async def run(db: Database, run_id: str) -> Run:
     async with db.read() as conn:
         row = await runs_store.get(conn, run_id)
     assert row is not None

@@ -10,7 +10,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "src" / "deckhand"
-BUDGET = {"core": 2, "store": 61, "engine": 119}  # explicit Any, counted on 2026-12-07
+BUDGET = {"core": 2, "store": 44, "engine": 116}  # explicit Any, counted on 2026-12-07
 
 
 def any_count(package: Path) -> int:

@@ -63,7 +63,7 @@ async def service(db: Database, settings: Settings) -> AsyncIterator[MachineServ
         await svc.close()
 
 
-async def machines_store_get(db: Database, machine_id: str) -> machines_store.MachineRow:
+async def machines_store_get(db: Database, machine_id: str) -> machines_store.Machine:
     async with db.read() as conn:
         row = await machines_store.get(conn, machine_id)
     assert row is not None

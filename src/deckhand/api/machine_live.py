@@ -38,6 +38,7 @@ from deckhand.core.clock import iso
 from deckhand.errors import AuthError, MachineError, NotFound
 from deckhand.services import Services
 from deckhand.store import machines as store
+from deckhand.store.records import Machine
 
 r = router(tags=["machines"])
 Svc = Annotated[Services, Depends(services)]
@@ -83,7 +84,7 @@ def base_url(request: Request, svc: Services) -> str:
     return str(request.base_url).rstrip("/")
 
 
-def links(request: Request, svc: Services, row: Any, caller: Principal) -> dict[str, Any]:
+def links(request: Request, svc: Services, row: Machine, caller: Principal) -> dict[str, Any]:
     ticket, exp = make_ticket(svc.secret, row.id, caller.account_id, caller.mode)
     base = base_url(request, svc)
     ws_base = "ws" + base[len("http"):]

@@ -12,7 +12,7 @@ from deckhand.core.clock import iso, utcnow
 from deckhand.errors import InvalidState
 from deckhand.machines import billing
 from deckhand.store import machines as store
-from deckhand.store.machines import MachineRow
+from deckhand.store.records import Machine
 
 MACHINE_ID_PATTERN = (
     r"^(?:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
@@ -21,7 +21,7 @@ MACHINE_ID_PATTERN = (
 MachineIdParam = Annotated[str, Path(pattern=MACHINE_ID_PATTERN)]
 
 
-def machine_view(m: MachineRow, *, test: bool) -> dict[str, Any]:
+def machine_view(m: Machine, *, test: bool) -> dict[str, Any]:
     now = utcnow()
     running = billing.running_rate(m.os_type, test=test)
     current = billing.rate(m) if not test else 0
@@ -60,18 +60,18 @@ def machine_view(m: MachineRow, *, test: bool) -> dict[str, Any]:
     }
 
 
-def connection_redacted(m: MachineRow) -> dict[str, Any]:
+def connection_redacted(m: Machine) -> dict[str, Any]:
     return {"public_ip": None, "ssh_port": None, "ssh_username": None, "vnc_port": None,
             "websocket_port": None, "has_ssh_key": False,
             "has_vnc_password": bool(m.desktop_enabled)}
 
 
-async def owned(svc: Any, machine_id: str, caller: Principal) -> MachineRow:
+async def owned(svc: Any, machine_id: str, caller: Principal) -> Machine:
     async with svc.db.read() as conn:
         return await store.get_owned(conn, machine_id, caller.account_id, caller.mode)
 
 
-def require_running(m: MachineRow) -> None:
+def require_running(m: Machine) -> None:
     if m.status in ("creating", "provisioning", "starting", "restarting"):
         return  # connect() waits for it
     if m.status != "running":

@@ -32,6 +32,7 @@ from deckhand.errors import ValidationFailed
 from deckhand.machines import billing
 from deckhand.services import Services
 from deckhand.store import machines as store
+from deckhand.store.records import Machine
 
 r = router(tags=["machines"])
 
@@ -116,7 +117,7 @@ async def active_billing(request: Request, svc: Svc, caller: Caller) -> dict[str
     async with svc.db.read() as conn:
         rows = await store.billable(conn, caller.account_id, caller.mode)
     now = utcnow()
-    active = []
+    active: list[dict[str, Any]] = []
     for m in rows:
         active.append({
             "machine_id": m.id, "display_name": m.display_name, "status": m.status,
@@ -223,7 +224,7 @@ async def snapshot_machine(machine_id: MachineIdParam, request: Request, svc: Sv
     }, headers={"X-Credits-Charged": str(snap["credits_charged"])})
 
 
-def _lifecycle(request: Request, row: Any, message: str) -> dict[str, object]:
+def _lifecycle(request: Request, row: Machine, message: str) -> dict[str, object]:
     return {"machine_id": row.id, "status": row.status, "message": message,
             "request_id": request.state.request_id}
 

@@ -37,6 +37,7 @@ from deckhand.core.clock import iso
 from deckhand.core.steps import AgentContext, Decision, TokenUsage
 from deckhand.services import Services
 from deckhand.store import sessions as sessions_store
+from deckhand.store.records import Session
 
 r = router(tags=["sessions"])
 
@@ -84,7 +85,7 @@ class SessionPredictRequest(BaseModel):
     include_raw_code: bool = True
 
 
-def _choice_of_session(session: Any) -> Choice:
+def _choice_of_session(session: Session) -> Choice:
     brain, model = parse_model(session.model)
     return Choice(brain=brain or OFFLINE, model=model, llm=session.llm,
                   sealed_key=session.key_sealed)

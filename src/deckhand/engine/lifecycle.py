@@ -17,7 +17,8 @@ from deckhand.store import events as events_store
 from deckhand.store import llm_keys as llm_keys_store
 from deckhand.store import runs as runs_store
 from deckhand.store import webhooks as webhooks_store
-from deckhand.store.runs import TERMINAL, RunRow
+from deckhand.store.records import Run
+from deckhand.store.runs import TERMINAL
 from deckhand.views import run_view
 
 WEBHOOK_EVENTS = frozenset({"awaiting_human", "succeeded", "failed", "cancelled", "timed_out"})
@@ -34,12 +35,12 @@ class Lifecycle:
     async def _change(
         self,
         conn: AsyncConnection,
-        run: RunRow,
+        run: Run,
         *,
         owner: str | None,
         events: list[tuple[str, dict[str, Any]]],
         **values: Any,
-    ) -> RunRow:
+    ) -> Run:
         # One statement reserves the events' seqs, applies the change and reads
         # the row back; with an owner it doubles as the check that we still
         # hold the lease.
@@ -50,13 +51,13 @@ class Lifecycle:
         await self.notifier.emit(conn, "events", run.id)
         return fresh
 
-    async def record_events(self, conn: AsyncConnection, run: RunRow,
+    async def record_events(self, conn: AsyncConnection, run: Run,
                             events: list[tuple[str, dict[str, Any]]],
-                            owner: str | None = None, **values: Any) -> RunRow:
+                            owner: str | None = None, **values: Any) -> Run:
         """Events (and counters) that change no status, e.g. a step's."""
         return await self._change(conn, run, owner=owner, events=events, **values)
 
-    async def start(self, conn: AsyncConnection, run: RunRow, owner: str) -> RunRow:
+    async def start(self, conn: AsyncConnection, run: Run, owner: str) -> Run:
         values: dict[str, Any] = {"status": "running"}
         if run.started_at is None:
             values["started_at"] = utcnow()
@@ -69,7 +70,7 @@ class Lifecycle:
     async def finish(
         self,
         conn: AsyncConnection,
-        run: RunRow,
+        run: Run,
         status: str,
         *,
         owner: str | None = None,
@@ -77,7 +78,7 @@ class Lifecycle:
         error: dict[str, Any] | None = None,
         extra_events: list[tuple[str, dict[str, Any]]] = (),  # type: ignore[assignment]
         **values: Any,
-    ) -> RunRow:
+    ) -> Run:
         assert status in TERMINAL
         scrubbed = await llm_keys_store.scrub(conn, run)  # a BYOK key dies with its run
         if scrubbed is not None:
@@ -98,8 +99,8 @@ class Lifecycle:
             await self.notifier.emit(conn, "workflow_child", fresh.account_id)
         return fresh
 
-    async def await_human(self, conn: AsyncConnection, run: RunRow, reason: str,
-                          owner: str) -> RunRow:
+    async def await_human(self, conn: AsyncConnection, run: Run, reason: str,
+                          owner: str) -> Run:
         fresh = await self._change(
             conn, run, owner=owner,
             events=[("awaiting_human", {"reason": reason}),
@@ -110,7 +111,7 @@ class Lifecycle:
         await self._webhook(conn, fresh, "awaiting_human")
         return fresh
 
-    async def resume(self, conn: AsyncConnection, run: RunRow, note: str | None) -> RunRow:
+    async def resume(self, conn: AsyncConnection, run: Run, note: str | None) -> Run:
         if run.status != "awaiting_human":
             raise InvalidState(
                 f"Run {run.id} is {run.status}; only a run in awaiting_human can be resumed."
@@ -124,7 +125,7 @@ class Lifecycle:
         await self.notifier.emit(conn, "runs", "*")
         return fresh
 
-    async def request_cancel(self, conn: AsyncConnection, run: RunRow) -> RunRow:
+    async def request_cancel(self, conn: AsyncConnection, run: Run) -> Run:
         """Cancel now if nobody drives the run; else flag it and wake its worker."""
         if run.status in TERMINAL:
             raise InvalidState(f"Run {run.id} already ended ({run.status}); it cannot be cancelled.")
@@ -141,7 +142,7 @@ class Lifecycle:
         assert fresh is not None
         return fresh
 
-    async def _webhook(self, conn: AsyncConnection, run: RunRow, status: str) -> None:
+    async def _webhook(self, conn: AsyncConnection, run: Run, status: str) -> None:
         await queue_webhook(conn, self.notifier, run, status, kind="run", view=run_view)
 
 

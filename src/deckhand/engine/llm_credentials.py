@@ -20,7 +20,7 @@ from deckhand.brains.base import Brain
 from deckhand.brains.resolve import BYOK_DEFAULT_MODELS, BrainResolver, Choice, LlmRequest
 from deckhand.errors import ErrorCode, LlmError, ValidationFailed
 from deckhand.store import llm_keys as llm_keys_store
-from deckhand.store.runs import RunRow
+from deckhand.store.records import Run
 
 
 class LlmCredentials:
@@ -80,7 +80,7 @@ class LlmCredentials:
 
     # -- building ------------------------------------------------------------
 
-    async def for_run(self, conn: AsyncConnection, run: RunRow) -> Brain:
+    async def for_run(self, conn: AsyncConnection, run: Run) -> Brain:
         """The brain that drives ``run`` (its BYOK key snapshot, or the server's)."""
         if run.llm:
             sealed = await llm_keys_store.run_key(conn, run.id)

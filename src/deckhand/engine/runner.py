@@ -13,6 +13,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from deckhand.agent.context import remember
 from deckhand.agent.loop import StepOutcome, run_step
 from deckhand.brains.base import Brain
@@ -29,7 +31,8 @@ from deckhand.store import ledger as ledger_store
 from deckhand.store import runs as runs_store
 from deckhand.store import steps as steps_store
 from deckhand.store.db import Database
-from deckhand.store.runs import TERMINAL, RunRow
+from deckhand.store.records import Run, RunStep
+from deckhand.store.runs import TERMINAL
 
 log = logging.getLogger("deckhand.runner")
 
@@ -37,7 +40,7 @@ OUTPUT_IN_EVENTS = 4000
 MAX_ATTEMPTS = 25  # claims of one run (each crash or lost lease is one) before giving up
 
 
-def step_cost(run: RunRow) -> int:
+def step_cost(run: Run) -> int:
     return step_credits(run.mode, run.cua_version)
 
 
@@ -125,13 +128,13 @@ class Runner:
         except DeckhandError as exc:
             await self._end(run_id, "failed", error=_error(exc.code, exc.message))
 
-    async def _brain(self, run: RunRow) -> Brain:
+    async def _brain(self, run: Run) -> Brain:
         if self.brains is None:
             return build_brain(run.brain, run.task)
         async with self.db.read() as conn:
             return await self.brains.for_run(conn, run)
 
-    async def _check_limits(self, run: RunRow, wallet: int | None, done: int) -> None:
+    async def _check_limits(self, run: Run, wallet: int | None, done: int) -> None:
         """Before a step: ``run`` and ``wallet`` as the last transaction (the
         previous step's, or the start's) left them — no extra read."""
         run_id = run.id
@@ -149,8 +152,8 @@ class Runner:
                 f"The wallet ran dry: a step costs {cost} credits, {wallet} left."))
             raise _Finished
 
-    async def _step(self, run: RunRow, brain: Brain, machine: Machine,
-                    steps: list[StepRecord]) -> tuple[RunRow, int | None, StepOutcome]:
+    async def _step(self, run: Run, brain: Brain, machine: Machine,
+                    steps: list[StepRecord]) -> tuple[Run, int | None, StepOutcome]:
         """Do and record one step: (the run row, the wallet, the outcome)
         after it; raises _Finished if the step ended the run or handed it to
         a human."""
@@ -170,8 +173,8 @@ class Runner:
         run, wallet = await self._record(run, number, outcome)
         return run, wallet, outcome
 
-    async def _record(self, run: RunRow, number: int,
-                      outcome: StepOutcome) -> tuple[RunRow, int | None]:
+    async def _record(self, run: Run, number: int,
+                      outcome: StepOutcome) -> tuple[Run, int | None]:
         """Record the step: (the run row, the wallet) after it; raises
         _Finished when it ended the run or handed it to a human."""
         d = outcome.decision
@@ -207,7 +210,7 @@ class Runner:
             raise _Finished
         return fresh, balance
 
-    async def _ask_human(self, conn: Any, run: RunRow, reason: str) -> None:
+    async def _ask_human(self, conn: AsyncConnection, run: Run, reason: str) -> None:
         if run.on_awaiting_human == "fail":
             await self.lifecycle.finish(
                 conn, run, "failed", owner=self.worker_id,
@@ -221,7 +224,7 @@ class Runner:
         else:
             await self.lifecycle.await_human(conn, run, reason, self.worker_id)
 
-    async def _conclude(self, conn: Any, run: RunRow, d: Decision,
+    async def _conclude(self, conn: AsyncConnection, run: Run, d: Decision,
                         results: tuple[ActionResult, ...]) -> None:
         o = d.outcome
         assert o is not None
@@ -257,7 +260,7 @@ def _loop_deadline(deadline_at: datetime | None) -> float | None:
     return asyncio.get_running_loop().time() + remaining
 
 
-def _step_record(row: Any) -> StepRecord:
+def _step_record(row: RunStep) -> StepRecord:
     return StepRecord(
         number=row.number,
         decision=Decision.model_validate(row.decision),

@@ -24,7 +24,7 @@ from deckhand.store import llm_keys as llm_keys_store
 from deckhand.store import machines as machines_store
 from deckhand.store import runs as runs_store
 from deckhand.store.machines import GONE
-from deckhand.store.runs import RunRow
+from deckhand.store.records import Run
 
 WEBHOOK_PURPOSE = "webhook"
 OFFLINE_NOTICE = (
@@ -55,7 +55,7 @@ class RunSpec:
 
 @dataclass(frozen=True)
 class Submitted:
-    run: RunRow
+    run: Run
     webhook_secret: str | None  # shown once, to the creator
     balance: int | None  # wallet after the checks (None: unlimited)
 

@@ -74,6 +74,7 @@ class Worker(ClaimLoop):
                 error = {"code": ErrorCode.DEADLINE_EXCEEDED.value,
                          "message": f"The run exceeded its deadline of {run.deadline_seconds} s."}
             elif (run.status == "awaiting_human" and run.awaiting_human_since is not None
+                  and run.awaiting_human_timeout_seconds is not None
                   and run.awaiting_human_since
                   + timedelta(seconds=run.awaiting_human_timeout_seconds) < now):
                 error = {"code": ErrorCode.AWAITING_HUMAN_TIMEOUT.value,

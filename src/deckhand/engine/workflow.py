@@ -50,9 +50,9 @@ from deckhand.errors import DeckhandError, ErrorCode, LlmError, another_attempt_
 from deckhand.store import llm_keys as llm_keys_store
 from deckhand.store import runs as runs_store
 from deckhand.store import workflows as wf_store
-from deckhand.store.runs import RunRow
+from deckhand.store.records import Run, WorkflowRun, WorkflowStep
 from deckhand.store.tables import workflow_runs
-from deckhand.store.workflows import TERMINAL, StepRow, WorkflowRunRow
+from deckhand.store.workflows import TERMINAL
 
 __all__ = ["MAX_ATTEMPTS", "Engine", "Interpreter", "RunEnd", "StepFailed", "Suspended"]
 
@@ -126,7 +126,7 @@ class Interpreter(StepRecords):
             self.vars[s.save_as] = (row.data or {}).get("result")
         self._outcome(s, row)
 
-    async def _launch(self, s: dsl.TaskStep, key: str, frame: Frame) -> StepRow:
+    async def _launch(self, s: dsl.TaskStep, key: str, frame: Frame) -> WorkflowStep:
         scope = self.scope(frame)
         try:
             task = render_text(s.task, scope) or ""
@@ -163,8 +163,8 @@ class Interpreter(StepRecords):
                     return row
                 await waiter.wait(self.e.poll)  # at the account's limit of task runs
 
-    async def _submit(self, conn: AsyncConnection, run: WorkflowRunRow, s: dsl.TaskStep,
-                      key: str, spec: RunSpec) -> StepRow | None:
+    async def _submit(self, conn: AsyncConnection, run: WorkflowRun, s: dsl.TaskStep,
+                      key: str, spec: RunSpec) -> WorkflowStep | None:
         if await wf_store.active_children_of_account(conn, run.account_id) >= self.e.child_limit:
             return None
         if run.llm:  # bring your own key: the task run gets the workflow run's key
@@ -182,7 +182,7 @@ class Interpreter(StepRecords):
                                       owner=self.e.worker_id)
         return row
 
-    async def _await_child(self, child_id: str | None) -> RunRow:
+    async def _await_child(self, child_id: str | None) -> Run:
         """Wait for a child run to end: woken by its events, polled ≤ 1 s apart;
         watching the budget meanwhile."""
         assert child_id is not None
@@ -250,14 +250,14 @@ class Interpreter(StepRecords):
             self.steps[x.id] = {"status": "skipped", "result": None, "error": None}
         steps = s.then if branch == "then" else (s.else_ or []) if branch == "else" else []
 
-        async def body(_: StepRow) -> dict[str, Any]:
+        async def body(_: WorkflowStep) -> dict[str, Any]:
             await self.block(steps, frame)
             return {"branch": branch}
 
         await self._container(s, key, frame, body)
 
     async def _loop(self, s: dsl.LoopStep, key: str, frame: Frame) -> None:
-        async def body(_: StepRow) -> dict[str, Any]:
+        async def body(_: WorkflowStep) -> dict[str, Any]:
             i = 0
             while True:
                 ikey = f"{key}[{i}]"
@@ -283,7 +283,7 @@ class Interpreter(StepRecords):
         await self._container(s, key, frame, body)
 
     async def _iteration(self, s: dsl.LoopStep, ikey: str, index: int) -> None:
-        async def go(conn: AsyncConnection, run: WorkflowRunRow) -> StepRow | None:
+        async def go(conn: AsyncConnection, run: WorkflowRun) -> WorkflowStep | None:
             limit = run.max_iterations or ITERATIONS_CEILING
             if run.iterations_used >= limit:
                 return None
@@ -305,7 +305,7 @@ class Interpreter(StepRecords):
         self.rows[ikey] = row
 
     async def _parallel(self, s: dsl.ParallelStep, key: str, frame: Frame) -> None:
-        async def body(row: StepRow) -> dict[str, Any]:
+        async def body(row: WorkflowStep) -> dict[str, Any]:
             replaying = row.finished_at is not None
             failures = await self._branches(
                 [self.block(branch, frame.into(f"{key}|{b}/"))
@@ -346,7 +346,7 @@ class Interpreter(StepRecords):
         return failures
 
     async def _retry(self, s: dsl.RetryStep, key: str, frame: Frame) -> None:
-        async def body(_: StepRow) -> dict[str, Any]:
+        async def body(_: WorkflowStep) -> dict[str, Any]:
             last: StepFailed | None = None
             for attempt in range(1, s.max_attempts + 1):
                 akey = f"{key}#{attempt}"
@@ -405,7 +405,7 @@ class Interpreter(StepRecords):
             raise RunEnd("failed", error=(row.data or {}).get("error"))
 
     async def _ask(self, s: dsl.HumanApprovalStep, key: str, frame: Frame,
-                   row: StepRow | None) -> None:
+                   row: WorkflowStep | None) -> None:
         try:
             message = render_text(s.message, self.scope(frame)) or s.message
         except EvaluationError as exc:
@@ -413,7 +413,7 @@ class Interpreter(StepRecords):
         timeout_at = utcnow() + timedelta(seconds=s.timeout_seconds) \
             if s.timeout_seconds else None
 
-        async def go(conn: AsyncConnection, run: WorkflowRunRow) -> None:
+        async def go(conn: AsyncConnection, run: WorkflowRun) -> None:
             step = row or await wf_store.insert_step(
                 conn, run.id, key, step_id=s.id, type=s.type, status="awaiting",
                 data={"message": message, "on_timeout": s.on_timeout})
@@ -463,7 +463,7 @@ def _other(branch: str | None) -> str:
     return "then" if branch != "then" else "else"
 
 
-def _child_error(step_id: str, child: RunRow) -> dict[str, Any]:
+def _child_error(step_id: str, child: Run) -> dict[str, Any]:
     inner = child.error or {}
     return error(inner.get("code") or f"RUN_{child.status.upper()}",
                  f"Task {step_id}: run {child.id} {child.status}"

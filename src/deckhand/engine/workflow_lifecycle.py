@@ -24,7 +24,8 @@ from deckhand.errors import ErrorCode, InvalidState
 from deckhand.events.webhooks import SECRET_PURPOSE, new_webhook_secret
 from deckhand.store import llm_keys as llm_keys_store
 from deckhand.store import workflows as wf_store
-from deckhand.store.workflows import TERMINAL, StepRow, WorkflowRunRow
+from deckhand.store.records import WorkflowRun, WorkflowStep
+from deckhand.store.workflows import TERMINAL
 from deckhand.views import workflow_run_view
 
 Events = list[tuple[str, dict[str, Any]]]
@@ -37,14 +38,15 @@ def error(code: ErrorCode | str, message: str, **extra: Any) -> dict[str, Any]:
             **extra}
 
 
-def step_event(row: StepRow) -> dict[str, Any]:
+def step_event(row: WorkflowStep) -> dict[str, Any]:
     """The data of a step_started / step_finished event."""
     data: dict[str, Any] = {"step_id": row.step_id, "type": row.type, "key": row.key,
                             "status": row.status}
     if row.child_run_id:
         data["child_run_id"] = row.child_run_id
-    if row.finished_at is not None and (row.data or {}).get("error"):
-        data["error"] = row.data["error"]
+    error = (row.data or {}).get("error")
+    if row.finished_at is not None and error:
+        data["error"] = error
     return data
 
 
@@ -73,8 +75,8 @@ class WorkflowLifecycle:
         self.runs = runs
         self.secret = secret
 
-    async def record(self, conn: AsyncConnection, run: WorkflowRunRow, events: Events,
-                     owner: str | None = None, **values: Any) -> WorkflowRunRow:
+    async def record(self, conn: AsyncConnection, run: WorkflowRun, events: Events,
+                     owner: str | None = None, **values: Any) -> WorkflowRun:
         """Append events and apply values; with ``owner``, only while it holds
         the lease (else :class:`LeaseLost`)."""
         fresh = await wf_store.advance(conn, run.id, owner=owner, seqs=len(events), **values)
@@ -86,7 +88,7 @@ class WorkflowLifecycle:
         return fresh
 
     async def create(self, conn: AsyncConnection, *, account_id: str, mode: str, new: NewRun,
-                     request_id: str | None) -> tuple[WorkflowRunRow, str | None]:
+                     request_id: str | None) -> tuple[WorkflowRun, str | None]:
         """Queue a workflow run; returns it and its webhook secret (shown once)."""
         now = utcnow()
         run_id = ids.new_uuid()
@@ -117,8 +119,8 @@ class WorkflowLifecycle:
         await self.notifier.emit(conn, "workflow_runs", "*")
         return run, secret
 
-    async def start(self, conn: AsyncConnection, run: WorkflowRunRow,
-                    owner: str) -> WorkflowRunRow:
+    async def start(self, conn: AsyncConnection, run: WorkflowRun,
+                    owner: str) -> WorkflowRun:
         values: dict[str, Any] = {"status": "running"}
         if run.started_at is None:
             values["started_at"] = utcnow()
@@ -126,10 +128,10 @@ class WorkflowLifecycle:
                                                          "previous": run.status})],
                                  owner=owner, **values)
 
-    async def finish(self, conn: AsyncConnection, run: WorkflowRunRow, status: str, *,
+    async def finish(self, conn: AsyncConnection, run: WorkflowRun, status: str, *,
                      owner: str | None = None, output: dict[str, Any] | None = None,
                      error: dict[str, Any] | None = None,
-                     extra_events: Events | None = None) -> WorkflowRunRow:
+                     extra_events: Events | None = None) -> WorkflowRun:
         """End the run: cancel its child runs still going, close its open
         steps, record the end and queue the webhook."""
         assert status in TERMINAL
@@ -160,9 +162,9 @@ class WorkflowLifecycle:
         await self._webhook(conn, fresh, status)
         return fresh
 
-    async def await_human(self, conn: AsyncConnection, run: WorkflowRunRow, owner: str, *,
-                          step: StepRow, reason: str,
-                          timeout_at: datetime | None) -> WorkflowRunRow:
+    async def await_human(self, conn: AsyncConnection, run: WorkflowRun, owner: str, *,
+                          step: WorkflowStep, reason: str,
+                          timeout_at: datetime | None) -> WorkflowRun:
         fresh = await self.record(
             conn, run,
             [("step_started", step_event(step)),
@@ -177,8 +179,8 @@ class WorkflowLifecycle:
         await self._webhook(conn, fresh, "awaiting_human")
         return fresh
 
-    async def resume(self, conn: AsyncConnection, run: WorkflowRunRow, *, approved: bool,
-                     note: str | None) -> WorkflowRunRow:
+    async def resume(self, conn: AsyncConnection, run: WorkflowRun, *, approved: bool,
+                     note: str | None) -> WorkflowRun:
         """Answer the pending human_approval: approved puts the run back in
         the queue (the interpreter goes on); rejected fails it."""
         if run.status != "awaiting_human" or not run.awaiting_step_key:
@@ -206,8 +208,9 @@ class WorkflowLifecycle:
                                  extra_events=[answered, ("step_finished", step_event(row))])
 
     async def time_out_approval(self, conn: AsyncConnection,
-                                run: WorkflowRunRow) -> WorkflowRunRow:
+                                run: WorkflowRun) -> WorkflowRun:
         """Nobody answered in time: apply the step's ``on_timeout``."""
+        assert run.awaiting_step_key is not None  # the sweep picks runs waiting on a step
         step = await wf_store.get_step(conn, run.id, run.awaiting_step_key)
         assert step is not None
         on_timeout = (step.data or {}).get("on_timeout", "fail")
@@ -221,7 +224,7 @@ class WorkflowLifecycle:
                                  error=err, extra_events=[("step_finished", step_event(row))])
 
     async def request_cancel(self, conn: AsyncConnection,
-                             run: WorkflowRunRow) -> WorkflowRunRow:
+                             run: WorkflowRun) -> WorkflowRun:
         """Cancel now if nobody drives the run; else flag it and wake its worker."""
         if run.status in TERMINAL:
             raise InvalidState(f"Workflow run {run.id} already ended ({run.status}); "
@@ -236,6 +239,6 @@ class WorkflowLifecycle:
         await self.notifier.emit(conn, "workflow_cancel", run.id)
         return fresh
 
-    async def _webhook(self, conn: AsyncConnection, run: WorkflowRunRow, status: str) -> None:
+    async def _webhook(self, conn: AsyncConnection, run: WorkflowRun, status: str) -> None:
         await queue_webhook(conn, self.notifier, run, status, kind="workflow_run",
                             view=workflow_run_view)

@@ -24,7 +24,8 @@ from deckhand.errors import ErrorCode
 from deckhand.store import runs as runs_store
 from deckhand.store import workflows as wf_store
 from deckhand.store.db import Database
-from deckhand.store.workflows import TERMINAL, StepRow, WorkflowRunRow
+from deckhand.store.records import WorkflowRun, WorkflowStep
+from deckhand.store.workflows import TERMINAL
 
 T = TypeVar("T")
 
@@ -73,11 +74,11 @@ class StepRecords:
     what templates see (``steps``, ``vars``); every write goes through
     :meth:`_write`, which checks the lease."""
 
-    def __init__(self, engine: Engine, run: WorkflowRunRow) -> None:
+    def __init__(self, engine: Engine, run: WorkflowRun) -> None:
         self.e = engine
         self.run = run
         self.definition = dsl.Definition.model_validate(run.definition)
-        self.rows: dict[str, StepRow] = {}
+        self.rows: dict[str, WorkflowStep] = {}
         self.steps: dict[str, dict[str, Any]] = {}  # {{steps.ID…}}
         self.vars: dict[str, Any] = {}  # {{vars.NAME}}
 
@@ -88,7 +89,7 @@ class StepRecords:
             scope["loop"] = {"index": frame.loops[-1]}
         return scope
 
-    async def _write(self, fn: Callable[[AsyncConnection, WorkflowRunRow],
+    async def _write(self, fn: Callable[[AsyncConnection, WorkflowRun],
                                         Coroutine[Any, Any, T]]) -> T:
         """``fn`` in one write transaction, as the owner of the run."""
         async with self.e.db.write() as conn:
@@ -98,9 +99,9 @@ class StepRecords:
             return await fn(conn, run)
 
     async def _open(self, s: Any, key: str, *, events: list[Any] | None = None,
-                    **values: Any) -> StepRow:
+                    **values: Any) -> WorkflowStep:
         """Record a step as started (status running unless given)."""
-        async def go(conn: AsyncConnection, run: WorkflowRunRow) -> StepRow:
+        async def go(conn: AsyncConnection, run: WorkflowRun) -> WorkflowStep:
             values.setdefault("status", "running")
             row = await wf_store.insert_step(conn, run.id, key, step_id=s.id, type=s.type,
                                              **values)
@@ -114,13 +115,13 @@ class StepRecords:
         return row
 
     async def _close(self, s: Any, key: str, status: str, *, result: Any = None,
-                     err: dict[str, Any] | None = None, spent: bool = False) -> StepRow:
+                     err: dict[str, Any] | None = None, spent: bool = False) -> WorkflowStep:
         """Record a step as finished (a no-op if it already is)."""
         row = self.rows[key]
         if row.finished_at is not None:
             return row
 
-        async def go(conn: AsyncConnection, run: WorkflowRunRow) -> StepRow:
+        async def go(conn: AsyncConnection, run: WorkflowRun) -> WorkflowStep:
             data = {**(row.data or {}), "result": result, "error": err}
             fresh = await wf_store.update_step(conn, run.id, key, status=status, data=data,
                                                finished_at=utcnow())
@@ -134,9 +135,9 @@ class StepRecords:
         return row
 
     async def _instant(self, s: Any, key: str, status: str, *, result: Any = None,
-                       err: dict[str, Any] | None = None) -> StepRow:
+                       err: dict[str, Any] | None = None) -> WorkflowStep:
         """A step that starts and ends at once (assert, succeed, fail, a refusal)."""
-        async def go(conn: AsyncConnection, run: WorkflowRunRow) -> StepRow:
+        async def go(conn: AsyncConnection, run: WorkflowRun) -> WorkflowStep:
             row = await wf_store.insert_step(
                 conn, run.id, key, step_id=s.id, type=s.type, status=status,
                 data={"result": result, "error": err}, finished_at=utcnow())
@@ -155,14 +156,14 @@ class StepRecords:
         self._remember(s, await self._instant(s, key, "failed", err=err))
         raise StepFailed(s.id, err)
 
-    def _remember(self, s: Any, row: StepRow) -> None:
+    def _remember(self, s: Any, row: WorkflowStep) -> None:
         data = row.data or {}
         record = {"status": row.status, "result": data.get("result"), "error": data.get("error")}
         if row.child_run_id:
             record["run_id"] = row.child_run_id
         self.steps[s.id] = record
 
-    def _outcome(self, s: Any, row: StepRow) -> None:
+    def _outcome(self, s: Any, row: WorkflowStep) -> None:
         """Make a finished step's outcome visible, and raise it if it failed."""
         self._remember(s, row)
         if row.status != "succeeded":
@@ -170,7 +171,7 @@ class StepRecords:
             raise StepFailed(s.id, err)
 
     async def _container(self, s: Any, key: str, frame: Frame,
-                         body: Callable[[StepRow], Awaitable[dict[str, Any]]],
+                         body: Callable[[WorkflowStep], Awaitable[dict[str, Any]]],
                          **open_values: Any) -> None:
         """A step holding other steps: open it, run ``body``, close it."""
         row = self.rows.get(key) or await self._open(s, key, **open_values)
@@ -193,7 +194,7 @@ class StepRecords:
         if not open_keys:
             return
 
-        async def go(conn: AsyncConnection, run: WorkflowRunRow) -> list[StepRow]:
+        async def go(conn: AsyncConnection, run: WorkflowRun) -> list[WorkflowStep]:
             closed, events = [], []
             for k in open_keys:
                 row = self.rows[k]
@@ -215,8 +216,8 @@ class StepRecords:
             self.rows[row.key] = row
 
     async def _instant_marker(self, s: Any, key: str, kind: str, wake_at: datetime | None,
-                              event: tuple[str, dict[str, Any]]) -> StepRow:
-        async def go(conn: AsyncConnection, run: WorkflowRunRow) -> StepRow:
+                              event: tuple[str, dict[str, Any]]) -> WorkflowStep:
+        async def go(conn: AsyncConnection, run: WorkflowRun) -> WorkflowStep:
             row = await wf_store.insert_step(conn, run.id, key, step_id=s.id, type=kind,
                                              status="succeeded", wake_at=wake_at,
                                              finished_at=utcnow())

@@ -14,6 +14,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from deckhand.store.records import Machine
+
 RUNNING_CREDITS_PER_HOUR = {"linux": 5, "windows": 9}
 STOPPED_CREDITS_PER_HOUR = 1
 RUNNING_STATES = frozenset({"running", "starting", "stopping", "restarting"})
@@ -29,7 +31,7 @@ def stopped_rate(*, test: bool) -> int:
     return 0 if test else STOPPED_CREDITS_PER_HOUR
 
 
-def rate(row: Any) -> int:
+def rate(row: Machine) -> int:
     """Credits an hour in the machine's current state."""
     test = row.mode == "test"
     if row.status in RUNNING_STATES:
@@ -39,7 +41,7 @@ def rate(row: Any) -> int:
     return 0
 
 
-def accrued_millicredits(row: Any, now: datetime) -> int:
+def accrued_millicredits(row: Machine, now: datetime) -> int:
     """What the current segment owes so far, in millicredits (carry included)."""
     if row.billing_since is None:
         return int(row.billing_carry or 0)
@@ -47,7 +49,7 @@ def accrued_millicredits(row: Any, now: datetime) -> int:
     return int(row.billing_carry or 0) + int(seconds * rate(row) * 1000 // 3600)
 
 
-def settlement(row: Any, now: datetime) -> tuple[int, int]:
+def settlement(row: Machine, now: datetime) -> tuple[int, int]:
     """(whole credits to debit now, millicredits to carry)."""
     owed = accrued_millicredits(row, now)
     return owed // 1000, owed % 1000

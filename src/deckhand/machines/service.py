@@ -42,7 +42,8 @@ from deckhand.machines.pool import WarmPool
 from deckhand.machines.remote import RemoteMachine
 from deckhand.store import machines as store
 from deckhand.store.db import Database
-from deckhand.store.machines import GONE, MachineRow
+from deckhand.store.machines import GONE
+from deckhand.store.records import Machine, Snapshot
 
 log = logging.getLogger("deckhand.machines")
 TOKEN_PURPOSE = "machine-agent-token"
@@ -122,7 +123,7 @@ class MachineService:
     def _lock(self, machine_id: str) -> asyncio.Lock:
         return self._locks.setdefault(machine_id, asyncio.Lock())
 
-    async def _get(self, machine_id: str) -> MachineRow:
+    async def _get(self, machine_id: str) -> Machine:
         async with self.db.read() as conn:
             row = await store.get(conn, machine_id)
         if row is None:
@@ -131,7 +132,7 @@ class MachineService:
 
     # ------------------------------------------------------------------ provision
 
-    async def provision(self, *, account_id: str, mode: str, request: Any) -> MachineRow:
+    async def provision(self, *, account_id: str, mode: str, request: Any) -> Machine:
         """Create a machine: local (started in the background, waited for a
         bounded time) or, with ``agent_url``/``agent_token``, a remote agent."""
         agent_url = getattr(request, "agent_url", None)
@@ -185,7 +186,7 @@ class MachineService:
             )
 
     async def _bring_up(self, machine_id: str, kind: str, network: bool,
-                        snapshot: Any = None) -> None:
+                        snapshot: Snapshot | None = None) -> None:
         try:
             handle = None
             if snapshot is not None:
@@ -220,7 +221,7 @@ class MachineService:
                 "billing_since": now, "stopped_at": None, "error": None,
                 "suspended_for_billing": False}
 
-    async def wait_running(self, machine_id: str, timeout: float) -> MachineRow:
+    async def wait_running(self, machine_id: str, timeout: float) -> Machine:
         deadline = time.monotonic() + timeout
         while True:
             task = self._bringing_up.get(machine_id)
@@ -235,7 +236,7 @@ class MachineService:
 
     # ------------------------------------------------------------------ remote
 
-    async def register_remote(self, *, account_id: str, mode: str, request: Any) -> MachineRow:
+    async def register_remote(self, *, account_id: str, mode: str, request: Any) -> Machine:
         """Register an agent started by hand on another host (``deckhand
         machine-agent --listen HOST:PORT``): it is claimed with the new
         machine's id and reached like any local one."""
@@ -286,7 +287,7 @@ class MachineService:
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def terminate(self, row: MachineRow) -> MachineRow:
+    async def terminate(self, row: Machine) -> Machine:
         """Stop every process of the machine and remove its workspace
         (idempotent: a terminated machine is answered as it is)."""
         async with self._lock(row.id):
@@ -313,7 +314,7 @@ class MachineService:
         self._active.pop(row.id, None)
         return await self._get(row.id)
 
-    async def stop_machine(self, row: MachineRow, *, suspended: bool = False) -> MachineRow:
+    async def stop_machine(self, row: Machine, *, suspended: bool = False) -> Machine:
         async with self._lock(row.id):
             row = await self._get(row.id)
             if row.status != "running":
@@ -331,7 +332,7 @@ class MachineService:
                                        billing_since=now, suspended_for_billing=suspended)
         return await self._get(row.id)
 
-    async def start_machine(self, row: MachineRow) -> MachineRow:
+    async def start_machine(self, row: Machine) -> Machine:
         async with self._lock(row.id):
             row = await self._get(row.id)
             if row.status not in ("stopped", "suspended"):
@@ -345,7 +346,7 @@ class MachineService:
             await self._come_up(row)
         return await self._get(row.id)
 
-    async def restart_machine(self, row: MachineRow) -> MachineRow:
+    async def restart_machine(self, row: Machine) -> Machine:
         async with self._lock(row.id):
             row = await self._get(row.id)
             if row.status != "running":
@@ -359,7 +360,7 @@ class MachineService:
             await self._come_up(row, keep_segment=True)
         return await self._get(row.id)
 
-    async def _come_up(self, row: MachineRow, *, keep_segment: bool = False) -> None:
+    async def _come_up(self, row: Machine, *, keep_segment: bool = False) -> None:
         try:
             if row.provider == "local":
                 handle = await self.provider.create(row.id, network=network_of(row.metadata),
@@ -380,7 +381,7 @@ class MachineService:
         async with self.db.write() as conn:
             await store.set_fields(conn, row.id, **fields)
 
-    async def update_ttl(self, row: MachineRow, ttl_minutes: int) -> MachineRow:
+    async def update_ttl(self, row: Machine, ttl_minutes: int) -> Machine:
         if row.status in GONE:
             raise InvalidState(f"Machine {row.id} is {row.status}.")
         at = None if ttl_minutes == 0 else utcnow() + timedelta(minutes=ttl_minutes)
@@ -391,7 +392,7 @@ class MachineService:
 
     # ------------------------------------------------------------------ snapshots
 
-    async def snapshot(self, row: MachineRow, name: str | None = None) -> Any:
+    async def snapshot(self, row: Machine, name: str | None = None) -> Any:
         if row.status not in ("running", "stopped", "suspended"):
             raise InvalidState(f"Machine {row.id} is {row.status}: snapshots are taken of "
                                "running or stopped machines.")
@@ -437,7 +438,7 @@ class MachineService:
                                code=ErrorCode.MACHINE_UNAVAILABLE)
         return self._client_for(row)
 
-    async def _get_or_unavailable(self, machine_id: str) -> MachineRow:
+    async def _get_or_unavailable(self, machine_id: str) -> Machine:
         async with self.db.read() as conn:
             row = await store.get(conn, machine_id)
         if row is None:
@@ -445,7 +446,7 @@ class MachineService:
                                code=ErrorCode.MACHINE_UNAVAILABLE)
         return row
 
-    def _client_for(self, row: MachineRow) -> RemoteMachine:
+    def _client_for(self, row: Machine) -> RemoteMachine:
         client = self._clients.get(row.id)
         if client is None or client.base_url != (row.agent_url or "").rstrip("/"):
             token = crypto.open_sealed(self.secret, TOKEN_PURPOSE, row.agent_token_sealed)
@@ -528,7 +529,7 @@ class MachineService:
                 log.warning("machine %s: sweep: %s", row.id, exc)
         return done
 
-    async def _settle(self, row: MachineRow) -> bool:
+    async def _settle(self, row: Machine) -> bool:
         """Debit the machine's runtime so far; True when the wallet ran dry."""
         if row.billing_since is None:
             return False

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -12,10 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from deckhand import ids
 from deckhand.core.clock import utcnow
 from deckhand.errors import NotFound, ValidationFailed
+from deckhand.store.records import from_row
 from deckhand.store.tables import accounts
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Account:
     id: str
     name: str
@@ -24,8 +26,7 @@ class Account:
     created_at: datetime
 
 
-def _row(r) -> Account:  # type: ignore[no-untyped-def]
-    return Account(id=r.id, name=r.name, credits=r.credits, tier=r.tier, created_at=r.created_at)
+_row = partial(from_row, Account)
 
 
 async def create(conn: AsyncConnection, name: str, credits: int | None = None) -> Account:

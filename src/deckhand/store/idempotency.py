@@ -19,7 +19,7 @@ from deckhand.store.upsert import insert_for
 STALE_PROCESSING = timedelta(minutes=10)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class IdempotencyRecord:
     key: str
     operation: str

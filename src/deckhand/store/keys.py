@@ -19,7 +19,7 @@ from deckhand.store.tables import accounts, api_keys
 LAST_USED_RESOLUTION = timedelta(seconds=60)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ApiKey:
     id: str
     account_id: str

@@ -8,18 +8,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import Row, delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from deckhand import crypto
 from deckhand.core.clock import utcnow
+from deckhand.store.records import JSONObject, Run, WorkflowRun
 from deckhand.store.tables import llm_keys, run_llm_keys, workflow_run_llm_keys
 from deckhand.store.upsert import insert_for
 
 PURPOSE = "llm-key"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StoredKey:
     provider: str
     key_fingerprint: str
@@ -28,7 +29,7 @@ class StoredKey:
     key_sealed: str
 
 
-def _row(m: Any) -> StoredKey:
+def _row(m: Row[Any]) -> StoredKey:
     return StoredKey(provider=m.provider, key_fingerprint=m.key_fingerprint,
                      created_at=m.created_at, updated_at=m.updated_at, key_sealed=m.key_sealed)
 
@@ -88,7 +89,7 @@ async def run_key(conn: AsyncConnection, run_id: str) -> str | None:
                                .where(run_llm_keys.c.run_id == run_id))).scalar()
 
 
-async def scrub(conn: AsyncConnection, run: Any) -> dict[str, Any] | None:
+async def scrub(conn: AsyncConnection, run: Run) -> JSONObject | None:
     """Destroy a BYOK run's key snapshot; returns the run's new ``llm`` echo
     (``key_scrubbed`` true) for the caller to write with the run's end, or None
     when the run has no snapshot to destroy."""
@@ -113,7 +114,7 @@ async def workflow_run_key(conn: AsyncConnection, workflow_run_id: str) -> str |
         .where(workflow_run_llm_keys.c.workflow_run_id == workflow_run_id))).scalar()
 
 
-async def scrub_workflow(conn: AsyncConnection, run: Any) -> dict[str, Any] | None:
+async def scrub_workflow(conn: AsyncConnection, run: WorkflowRun) -> JSONObject | None:
     """:func:`scrub` for a workflow run (its task runs scrub their own)."""
     if not run.llm or run.llm.get("key_scrubbed") is not False:
         return None

@@ -1,7 +1,11 @@
-"""Machine records: what a machine is, who owns it, where its agent listens."""
+"""Machine records: what a machine is, who owns it, where its agent listens.
+Queries return :class:`~deckhand.store.records.Machine` and
+:class:`~deckhand.store.records.Snapshot` records."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, func, select, update
@@ -10,9 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from deckhand.core.clock import utcnow
 from deckhand.errors import InsufficientCredits, NotFound
 from deckhand.store import ledger
+from deckhand.store.records import Machine, Snapshot, from_row, maybe
 from deckhand.store.tables import accounts, ledger_entries, machine_snapshots, machines
 
-MachineRow = Row[Any]
 GONE = frozenset({"terminated", "deleting"})
 
 
@@ -20,12 +24,13 @@ async def insert(conn: AsyncConnection, values: dict[str, Any]) -> None:
     await conn.execute(machines.insert().values(**values))
 
 
-async def get(conn: AsyncConnection, machine_id: str) -> MachineRow | None:
-    return (await conn.execute(select(machines).where(machines.c.id == machine_id))).first()
+async def get(conn: AsyncConnection, machine_id: str) -> Machine | None:
+    return maybe(Machine, (await conn.execute(
+        select(machines).where(machines.c.id == machine_id))).first())
 
 
 async def get_owned(conn: AsyncConnection, machine_id: str, account_id: str,
-                    mode: str) -> MachineRow:
+                    mode: str) -> Machine:
     row = (
         await conn.execute(
             select(machines).where(machines.c.id == machine_id,
@@ -34,19 +39,23 @@ async def get_owned(conn: AsyncConnection, machine_id: str, account_id: str,
     ).first()
     if row is None:
         raise NotFound(f"Machine {machine_id} not found.")
-    return row
+    return from_row(Machine, row)
 
 
 async def list_owned(conn: AsyncConnection, account_id: str, mode: str,
-                     limit: int) -> tuple[list[MachineRow], bool]:
-    rows = list((await conn.execute(
+                     limit: int) -> tuple[list[Machine], bool]:
+    rows = _machines(await conn.execute(
         select(machines)
         .where(machines.c.account_id == account_id, machines.c.mode == mode,
                machines.c.status.not_in(GONE))
         .order_by(machines.c.created_at.desc(), machines.c.id.desc())
         .limit(limit + 1)
-    )).all())
+    ))
     return rows[:limit], len(rows) > limit
+
+
+def _machines(rows: Iterable[Row[Any]]) -> list[Machine]:
+    return [from_row(Machine, r) for r in rows]
 
 
 async def set_fields(conn: AsyncConnection, machine_id: str, **values: Any) -> None:
@@ -73,34 +82,34 @@ async def lock_account(conn: AsyncConnection, account_id: str) -> None:
                            .with_for_update())
 
 
-async def local_to_restore(conn: AsyncConnection) -> list[MachineRow]:
+async def local_to_restore(conn: AsyncConnection) -> list[Machine]:
     """Local machines that should have a running agent (after a restart)."""
-    return list((await conn.execute(
+    return _machines(await conn.execute(
         select(machines).where(machines.c.provider == "local",
                                machines.c.status.in_(ACTIVE))
-    )).all())
+    ))
 
 
-async def due_for_sweep(conn: AsyncConnection) -> list[MachineRow]:
+async def due_for_sweep(conn: AsyncConnection) -> list[Machine]:
     """Every machine that is not gone (the sweeper looks at TTLs, idleness
     and metering)."""
-    return list((await conn.execute(
+    return _machines(await conn.execute(
         select(machines).where(machines.c.status.not_in(GONE | {"error"}))
-    )).all())
+    ))
 
 
-async def billable(conn: AsyncConnection, account_id: str, mode: str) -> list[MachineRow]:
-    return list((await conn.execute(
+async def billable(conn: AsyncConnection, account_id: str, mode: str) -> list[Machine]:
+    return _machines(await conn.execute(
         select(machines).where(
             machines.c.account_id == account_id, machines.c.mode == mode,
             machines.c.status.in_(("running", "starting", "stopping", "restarting",
                                    "stopped", "suspended")))
         .order_by(machines.c.created_at)
-    )).all())
+    ))
 
 
-async def debit_runtime(conn: AsyncConnection, row: MachineRow, *, credits: int,
-                        carry: int, since: Any, kind: str = "machine_runtime") -> tuple[int, bool]:
+async def debit_runtime(conn: AsyncConnection, row: Machine, *, credits: int, carry: int,
+                        since: datetime, kind: str = "machine_runtime") -> tuple[int, bool]:
     """Charge ``credits`` of runtime (at most what the wallet holds), record
     the ledger entry (the machine's segment number makes it exactly-once) and
     move the machine's metering segment to ``since``. Returns (charged,
@@ -147,11 +156,11 @@ async def count_snapshots(conn: AsyncConnection, machine_id: str) -> int:
 
 
 async def find_snapshot(conn: AsyncConnection, account_id: str, mode: str,
-                        snapshot_id: str | None) -> Row[Any] | None:
+                        snapshot_id: str | None) -> Snapshot | None:
     """The named snapshot of the account, or its most recent one."""
     q = select(machine_snapshots).where(machine_snapshots.c.account_id == account_id,
                                         machine_snapshots.c.mode == mode)
     if snapshot_id:
         q = q.where(machine_snapshots.c.id == snapshot_id)
     q = q.order_by(machine_snapshots.c.created_at.desc()).limit(1)
-    return (await conn.execute(q)).first()
+    return maybe(Snapshot, (await conn.execute(q)).first())

@@ -1,8 +1,8 @@
 """Runs: the queue and the record of every agent run.
 
-A run row is read as a SQLAlchemy ``Row`` (attribute access by column name).
-State changes with their events live in :mod:`deckhand.engine.lifecycle`;
-this module only reads and writes rows.
+Queries return :class:`~deckhand.store.records.Run` records. State changes
+with their events live in :mod:`deckhand.engine.lifecycle`; this module only
+reads and writes rows.
 """
 
 from __future__ import annotations
@@ -10,28 +10,27 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, or_, select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from deckhand.errors import NotFound
 from deckhand.store.queue import worker_queue
+from deckhand.store.records import Run, from_row, maybe
 from deckhand.store.tables import runs
 
 TERMINAL = frozenset({"succeeded", "failed", "cancelled", "timed_out"})
 ACTIVE = frozenset({"queued", "running", "awaiting_human"})
-
-RunRow = Row[Any]
 
 
 async def insert(conn: AsyncConnection, values: dict[str, Any]) -> None:
     await conn.execute(runs.insert().values(**values))
 
 
-async def get(conn: AsyncConnection, run_id: str) -> RunRow | None:
-    return (await conn.execute(select(runs).where(runs.c.id == run_id))).first()
+async def get(conn: AsyncConnection, run_id: str) -> Run | None:
+    return maybe(Run, (await conn.execute(select(runs).where(runs.c.id == run_id))).first())
 
 
-async def get_owned(conn: AsyncConnection, run_id: str, account_id: str, mode: str) -> RunRow:
+async def get_owned(conn: AsyncConnection, run_id: str, account_id: str, mode: str) -> Run:
     row = (
         await conn.execute(
             select(runs).where(runs.c.id == run_id, runs.c.account_id == account_id,
@@ -40,7 +39,7 @@ async def get_owned(conn: AsyncConnection, run_id: str, account_id: str, mode: s
     ).first()
     if row is None:
         raise NotFound(f"Run {run_id} not found.")
-    return row
+    return from_row(Run, row)
 
 
 async def list_owned(
@@ -50,8 +49,8 @@ async def list_owned(
     *,
     status: str | None,
     limit: int,
-    starting_after: RunRow | None = None,
-) -> tuple[list[RunRow], bool]:
+    starting_after: Run | None = None,
+) -> tuple[list[Run], bool]:
     q = select(runs).where(runs.c.account_id == account_id, runs.c.mode == mode)
     if status:
         q = q.where(runs.c.status == status)
@@ -64,7 +63,7 @@ async def list_owned(
             )
         )
     q = q.order_by(runs.c.created_at.desc(), runs.c.id.desc()).limit(limit + 1)
-    rows = list((await conn.execute(q)).all())
+    rows = [from_row(Run, r) for r in await conn.execute(q)]
     return rows[:limit], len(rows) > limit
 
 
@@ -79,7 +78,13 @@ async def update_run(conn: AsyncConnection, run_id: str, *, owner: str | None = 
 
 # The run queue: claim, renew, cancel flags, hand back (store/queue.py).
 QUEUE = worker_queue(runs)
-advance = QUEUE.advance  # reserve event numbers and apply a change in one statement
+
+
+async def advance(conn: AsyncConnection, run_id: str, *, owner: str | None, seqs: int,
+                  **values: object) -> Run | None:
+    """Reserve ``seqs`` event numbers and apply ``values`` in one statement
+    (:meth:`LeasedQueue.advance`); the run as updated, or None (lease lost)."""
+    return maybe(Run, await QUEUE.advance(conn, run_id, owner=owner, seqs=seqs, **values))
 
 
 async def next_seqs(conn: AsyncConnection, run_id: str, count: int) -> int:
@@ -94,7 +99,7 @@ async def next_seqs(conn: AsyncConnection, run_id: str, count: int) -> int:
     return int(last) - count + 1
 
 
-async def overdue(conn: AsyncConnection, now: datetime, limit: int = 100) -> list[RunRow]:
+async def overdue(conn: AsyncConnection, now: datetime, limit: int = 100) -> list[Run]:
     """Runs nobody is driving whose deadline or human-wait has passed."""
     q = select(runs).where(
         or_(
@@ -105,4 +110,4 @@ async def overdue(conn: AsyncConnection, now: datetime, limit: int = 100) -> lis
                  runs.c.awaiting_human_timeout_seconds.is_not(None)),
         )
     ).limit(limit)
-    return list((await conn.execute(q)).all())
+    return [from_row(Run, r) for r in await conn.execute(q)]

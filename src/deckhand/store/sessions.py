@@ -14,18 +14,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from deckhand.core.clock import utcnow
 from deckhand.errors import ErrorCode, NotFound
+from deckhand.store.records import JSONObject, Session, from_row
 from deckhand.store.tables import inference_sessions as t
 
 IDLE_TTL = timedelta(hours=2)
-
-SessionRow = Any
-
 
 def new_id() -> str:
     return f"ses_{secrets.token_hex(12)}"
 
 
-async def insert(conn: AsyncConnection, values: dict[str, Any]) -> SessionRow:
+async def insert(conn: AsyncConnection, values: dict[str, Any]) -> Session:
     now = utcnow()
     row = {"id": new_id(), "trajectory": [], "created_at": now, "expires_at": now + IDLE_TTL,
            **values}
@@ -34,26 +32,26 @@ async def insert(conn: AsyncConnection, values: dict[str, Any]) -> SessionRow:
 
 
 async def get_owned(conn: AsyncConnection, session_id: str, account_id: str,
-                    mode: str) -> SessionRow:
+                    mode: str) -> Session:
     row = (await conn.execute(select(t).where(
         t.c.id == session_id, t.c.account_id == account_id, t.c.mode == mode))).first()
     if row is None or row.expires_at <= utcnow():
         raise NotFound(f"Session {session_id} not found (unknown, deleted or expired).",
                        code=ErrorCode.SESSION_NOT_FOUND)
-    return row
+    return from_row(Session, row)
 
 
-async def list_active(conn: AsyncConnection, account_id: str, mode: str) -> list[SessionRow]:
+async def list_active(conn: AsyncConnection, account_id: str, mode: str) -> list[Session]:
     now = utcnow()
     await conn.execute(delete(t).where(t.c.account_id == account_id, t.c.mode == mode,
                                        t.c.expires_at <= now))
     rows = await conn.execute(select(t).where(
         and_(t.c.account_id == account_id, t.c.mode == mode)).order_by(t.c.created_at.desc()))
-    return list(rows.all())
+    return [from_row(Session, r) for r in rows]
 
 
-async def record_step(conn: AsyncConnection, session: SessionRow, entry: dict[str, Any], *,
-                      credits: int, input_tokens: int, output_tokens: int) -> SessionRow:
+async def record_step(conn: AsyncConnection, session: Session, entry: JSONObject, *,
+                      credits: int, input_tokens: int, output_tokens: int) -> Session:
     """Append a prediction to the trajectory (keeping the last
     ``max_trajectory_length``), count it and renew the lifetime."""
     trajectory = [*list(session.trajectory or []), entry][-session.max_trajectory_length:]
@@ -67,10 +65,10 @@ async def record_step(conn: AsyncConnection, session: SessionRow, entry: dict[st
     return await get_owned(conn, session.id, session.account_id, session.mode)
 
 
-async def reset(conn: AsyncConnection, session: SessionRow) -> None:
+async def reset(conn: AsyncConnection, session: Session) -> None:
     await conn.execute(update(t).where(t.c.id == session.id).values(
         trajectory=[], step_count=0, expires_at=utcnow() + IDLE_TTL))
 
 
-async def remove(conn: AsyncConnection, session: SessionRow) -> None:
+async def remove(conn: AsyncConnection, session: Session) -> None:
     await conn.execute(delete(t).where(t.c.id == session.id))

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from deckhand.store.records import RunStep, from_row
 from deckhand.store.tables import run_steps
 
 _INSERT = run_steps.insert()  # built once: every step runs it
@@ -32,11 +33,11 @@ async def insert(
     })
 
 
-async def for_run(conn: AsyncConnection, run_id: str) -> list[Any]:
+async def for_run(conn: AsyncConnection, run_id: str) -> list[RunStep]:
     rows = await conn.execute(
         select(run_steps).where(run_steps.c.run_id == run_id).order_by(run_steps.c.number)
     )
-    return list(rows.all())
+    return [from_row(RunStep, r) for r in rows]
 
 
 async def set_human_note(conn: AsyncConnection, run_id: str, number: int, note: str) -> None:

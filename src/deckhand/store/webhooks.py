@@ -12,6 +12,7 @@ import json
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy import case, func, select, type_coerce, update
@@ -19,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from deckhand.core.clock import iso, utcnow
 from deckhand.store.queue import LeasedQueue
+from deckhand.store.records import from_row
 from deckhand.store.tables import webhook_attempts, webhook_deliveries
 from deckhand.store.types import UTCDateTime
 
@@ -31,7 +33,7 @@ _ENVELOPE_KEYS = frozenset({"id", "type", "created_at"})
 _MAX_ERROR_CHARS = 1000
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Delivery:
     id: str
     account_id: str
@@ -54,7 +56,7 @@ class Delivery:
         return self.payload.encode()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Attempt:
     delivery_id: str
     attempt: int
@@ -68,19 +70,8 @@ def delivery_id() -> str:
     return f"evt_{secrets.token_hex(12)}"
 
 
-def _delivery(r: Any) -> Delivery:
-    return Delivery(
-        id=r.id, account_id=r.account_id, run_id=r.run_id, url=r.url, event_type=r.event_type,
-        payload=r.payload, secret_sealed=r.secret_sealed, status=r.status, attempts=r.attempts,
-        next_attempt_at=r.next_attempt_at, claimed_until=r.claimed_until,
-        last_status_code=r.last_status_code, last_error=r.last_error, created_at=r.created_at,
-        delivered_at=r.delivered_at,
-    )
-
-
-def _attempt(r: Any) -> Attempt:
-    return Attempt(delivery_id=r.delivery_id, attempt=r.attempt, attempted_at=r.attempted_at,
-                   status_code=r.status_code, error=r.error, duration_ms=r.duration_ms)
+_delivery = partial(from_row, Delivery)
+_attempt = partial(from_row, Attempt)
 
 
 async def enqueue(

@@ -1,7 +1,8 @@
 """Workflows, their versions, workflow runs (the workflow queue), their event
 log and the interpreter's step states.
 
-Rows are SQLAlchemy ``Row`` objects (attribute access by column name). State
+Queries return records (:mod:`deckhand.store.records`): ``Workflow``,
+``WorkflowVersion``, ``WorkflowRun``, ``WorkflowStep``, and ``Run`` for task runs. State
 changes with their events and webhooks live in
 :mod:`deckhand.engine.workflow_lifecycle`; this module reads and writes rows.
 """
@@ -9,9 +10,9 @@ changes with their events and webhooks live in
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Row, and_, func, or_, select, update
+from sqlalchemy import Select, Table, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -19,6 +20,15 @@ from deckhand.core.clock import utcnow
 from deckhand.errors import ErrorCode, InvalidState, NotFound
 from deckhand.store.events import Event
 from deckhand.store.queue import worker_queue
+from deckhand.store.records import (
+    Run,
+    Workflow,
+    WorkflowRun,
+    WorkflowStep,
+    WorkflowVersion,
+    from_row,
+    maybe,
+)
 from deckhand.store.runs import ACTIVE
 from deckhand.store.tables import (
     accounts,
@@ -31,9 +41,6 @@ from deckhand.store.tables import (
 )
 
 TERMINAL = frozenset({"succeeded", "failed", "cancelled", "timed_out"})
-WorkflowRow = Row[Any]
-WorkflowRunRow = Row[Any]
-StepRow = Row[Any]
 
 
 # -- workflows ---------------------------------------------------------------------------
@@ -70,35 +77,35 @@ async def insert_version(conn: AsyncConnection, workflow_id: str, version: int,
 
 
 async def get_workflow_owned(conn: AsyncConnection, workflow_id: str, account_id: str,
-                             mode: str) -> WorkflowRow:
+                             mode: str) -> Workflow:
     row = (await conn.execute(
         select(workflows).where(workflows.c.id == workflow_id,
                                 workflows.c.account_id == account_id, workflows.c.mode == mode)
     )).first()
     if row is None:
         raise NotFound(f"Workflow {workflow_id} not found.")
-    return row
+    return from_row(Workflow, row)
 
 
 async def list_workflows(conn: AsyncConnection, account_id: str, mode: str, *,
                          status: str | None, limit: int,
-                         starting_after: WorkflowRow | None = None,
-                         ) -> tuple[list[WorkflowRow], bool]:
+                         starting_after: Workflow | None = None,
+                         ) -> tuple[list[Workflow], bool]:
     q = select(workflows).where(workflows.c.account_id == account_id, workflows.c.mode == mode)
     if status:
         q = q.where(workflows.c.status == status)
     q = _page(q, workflows, starting_after, limit)
-    rows = list((await conn.execute(q)).all())
+    rows = [from_row(Workflow, r) for r in await conn.execute(q)]
     return rows[:limit], len(rows) > limit
 
 
-async def update_workflow(conn: AsyncConnection, workflow_id: str, **values: Any) -> WorkflowRow:
-    """Apply ``values`` and bump the version (returns the new row)."""
-    row = (await conn.execute(
+async def update_workflow(conn: AsyncConnection, workflow_id: str, **values: Any) -> Workflow:
+    """Apply ``values`` and bump the version (returns the new record)."""
+    row = maybe(Workflow, (await conn.execute(
         update(workflows).where(workflows.c.id == workflow_id)
         .values(version=workflows.c.version + 1, updated_at=utcnow(), **values)
         .returning(*workflows.c)
-    )).first()
+    )).first())
     assert row is not None
     await insert_version(conn, row.id, row.version, row.definition, row.inputs_schema,
                          row.updated_at)
@@ -110,14 +117,19 @@ async def archive_workflow(conn: AsyncConnection, workflow_id: str) -> None:
                        .values(status="archived", updated_at=utcnow()))
 
 
-async def get_version(conn: AsyncConnection, workflow_id: str, version: int) -> Row[Any] | None:
-    return (await conn.execute(
+async def get_version(conn: AsyncConnection, workflow_id: str,
+                      version: int) -> WorkflowVersion | None:
+    return maybe(WorkflowVersion, (await conn.execute(
         select(workflow_versions).where(workflow_versions.c.workflow_id == workflow_id,
                                         workflow_versions.c.version == version)
-    )).first()
+    )).first())
 
 
-def _page(q: Any, table: Any, after: Row[Any] | None, limit: int) -> Any:
+_Q = TypeVar("_Q", bound=Select[Any])
+
+
+def _page(q: _Q, table: Table, after: Workflow | WorkflowRun | None, limit: int) -> _Q:
+    """Newest first, after the cursor record ``after``."""
     if after is not None:
         q = q.where(or_(table.c.created_at < after.created_at,
                         and_(table.c.created_at == after.created_at, table.c.id < after.id)))
@@ -131,12 +143,13 @@ async def insert_run(conn: AsyncConnection, values: dict[str, Any]) -> None:
     await conn.execute(workflow_runs.insert().values(**values))
 
 
-async def get_run(conn: AsyncConnection, run_id: str) -> WorkflowRunRow | None:
-    return (await conn.execute(select(workflow_runs).where(workflow_runs.c.id == run_id))).first()
+async def get_run(conn: AsyncConnection, run_id: str) -> WorkflowRun | None:
+    return maybe(WorkflowRun, (await conn.execute(
+        select(workflow_runs).where(workflow_runs.c.id == run_id))).first())
 
 
 async def get_run_owned(conn: AsyncConnection, run_id: str, account_id: str,
-                        mode: str) -> WorkflowRunRow:
+                        mode: str) -> WorkflowRun:
     row = (await conn.execute(
         select(workflow_runs).where(workflow_runs.c.id == run_id,
                                     workflow_runs.c.account_id == account_id,
@@ -144,13 +157,13 @@ async def get_run_owned(conn: AsyncConnection, run_id: str, account_id: str,
     )).first()
     if row is None:
         raise NotFound(f"Workflow run {run_id} not found.")
-    return row
+    return from_row(WorkflowRun, row)
 
 
 async def list_runs(conn: AsyncConnection, account_id: str, mode: str, *,
                     workflow_id: str | None, status: str | None, limit: int,
-                    starting_after: WorkflowRunRow | None = None,
-                    ) -> tuple[list[WorkflowRunRow], bool]:
+                    starting_after: WorkflowRun | None = None,
+                    ) -> tuple[list[WorkflowRun], bool]:
     q = select(workflow_runs).where(workflow_runs.c.account_id == account_id,
                                     workflow_runs.c.mode == mode)
     if workflow_id:
@@ -158,16 +171,23 @@ async def list_runs(conn: AsyncConnection, account_id: str, mode: str, *,
     if status:
         q = q.where(workflow_runs.c.status == status)
     q = _page(q, workflow_runs, starting_after, limit)
-    rows = list((await conn.execute(q)).all())
+    rows = [from_row(WorkflowRun, r) for r in await conn.execute(q)]
     return rows[:limit], len(rows) > limit
 
 
 # The workflow run queue: claim, renew, cancel flags, hand back (store/queue.py).
 QUEUE = worker_queue(workflow_runs)
-advance = QUEUE.advance  # reserve event numbers and apply a change in one statement
 
 
-async def overdue(conn: AsyncConnection, now: datetime, limit: int = 100) -> list[WorkflowRunRow]:
+async def advance(conn: AsyncConnection, run_id: str, *, owner: str | None, seqs: int,
+                  **values: object) -> WorkflowRun | None:
+    """Reserve ``seqs`` event numbers and apply ``values`` in one statement
+    (:meth:`LeasedQueue.advance`); the run as updated, or None (lease lost)."""
+    return maybe(WorkflowRun, await QUEUE.advance(conn, run_id, owner=owner, seqs=seqs,
+                                                  **values))
+
+
+async def overdue(conn: AsyncConnection, now: datetime, limit: int = 100) -> list[WorkflowRun]:
     """Workflow runs nobody drives whose deadline, or wait for approval, is over."""
     c = workflow_runs.c
     unowned = or_(c.claimed_by.is_(None), c.lease_expires_at < now)
@@ -176,7 +196,7 @@ async def overdue(conn: AsyncConnection, now: datetime, limit: int = 100) -> lis
         and_(c.status == "running", c.deadline_at < now, unowned),
         and_(c.status == "awaiting_human", c.awaiting_timeout_at < now),
     )).limit(limit)
-    return list((await conn.execute(q)).all())
+    return [from_row(WorkflowRun, r) for r in await conn.execute(q)]
 
 
 # -- events -----------------------------------------------------------------------------------------
@@ -207,19 +227,20 @@ async def events_after(conn: AsyncConnection, run_id: str, seq: int,
 # -- step states --------------------------------------------------------------------------------------
 
 
-async def steps_of(conn: AsyncConnection, run_id: str) -> dict[str, StepRow]:
+async def steps_of(conn: AsyncConnection, run_id: str) -> dict[str, WorkflowStep]:
     rows = await conn.execute(select(workflow_steps)
                               .where(workflow_steps.c.workflow_run_id == run_id))
-    return {r.key: r for r in rows}
+    return {r.key: from_row(WorkflowStep, r) for r in rows}
 
 
-async def get_step(conn: AsyncConnection, run_id: str, key: str) -> StepRow | None:
+async def get_step(conn: AsyncConnection, run_id: str, key: str) -> WorkflowStep | None:
     s = workflow_steps.c
-    return (await conn.execute(
-        select(workflow_steps).where(s.workflow_run_id == run_id, s.key == key))).first()
+    return maybe(WorkflowStep, (await conn.execute(
+        select(workflow_steps).where(s.workflow_run_id == run_id, s.key == key))).first())
 
 
-async def insert_step(conn: AsyncConnection, run_id: str, key: str, **values: Any) -> StepRow:
+async def insert_step(conn: AsyncConnection, run_id: str, key: str,
+                      **values: Any) -> WorkflowStep:
     values.setdefault("started_at", utcnow())
     await conn.execute(workflow_steps.insert().values(workflow_run_id=run_id, key=key, **values))
     row = await get_step(conn, run_id, key)
@@ -227,32 +248,33 @@ async def insert_step(conn: AsyncConnection, run_id: str, key: str, **values: An
     return row
 
 
-async def update_step(conn: AsyncConnection, run_id: str, key: str, **values: Any) -> StepRow:
+async def update_step(conn: AsyncConnection, run_id: str, key: str,
+                      **values: Any) -> WorkflowStep:
     s = workflow_steps.c
-    row = (await conn.execute(
+    row = maybe(WorkflowStep, (await conn.execute(
         update(workflow_steps).where(s.workflow_run_id == run_id, s.key == key)
-        .values(**values).returning(*workflow_steps.c))).first()
+        .values(**values).returning(*workflow_steps.c))).first())
     assert row is not None
     return row
 
 
-async def open_steps(conn: AsyncConnection, run_id: str) -> list[StepRow]:
+async def open_steps(conn: AsyncConnection, run_id: str) -> list[WorkflowStep]:
     """Step states not yet finished (running, awaiting)."""
     s = workflow_steps.c
     rows = await conn.execute(select(workflow_steps).where(
         s.workflow_run_id == run_id, s.finished_at.is_(None), s.type != "iteration"))
-    return list(rows)
+    return [from_row(WorkflowStep, r) for r in rows]
 
 
 # -- child runs ----------------------------------------------------------------------------------------
 
 
 async def children(conn: AsyncConnection, run_id: str, *, active_only: bool = False,
-                   ) -> list[Row[Any]]:
+                   ) -> list[Run]:
     q = select(runs).where(runs.c.workflow_run_id == run_id)
     if active_only:
         q = q.where(runs.c.status.in_(ACTIVE))
-    return list((await conn.execute(q.order_by(runs.c.created_at))).all())
+    return [from_row(Run, r) for r in await conn.execute(q.order_by(runs.c.created_at))]
 
 
 async def spent_cents(conn: AsyncConnection, run_id: str) -> int:
