@@ -15,8 +15,8 @@ from PIL import Image
 from websockets.asyncio.client import connect
 
 from deckhand.machine_agent import ocr
-from tests.integration.machine_pages import recorded_groundings, serve_pages, server, sqlite_server
 from tests.support.contract import assert_valid
+from tests.support.machine_pages import recorded_groundings, serve_pages, server, sqlite_server
 from tests.support.runs import start, wait_for
 
 __all__ = ["server", "sqlite_server"]  # fixtures that terminate leftover machines

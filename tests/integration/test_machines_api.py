@@ -18,8 +18,8 @@ from deckhand.core.clock import utcnow
 from deckhand.machines.local import session_pids
 from deckhand.store import machines as machines_store
 from tests.conftest import make_settings, serve
-from tests.integration.machine_pages import server, serving, sqlite_server
 from tests.support.contract import assert_error, assert_valid
+from tests.support.machine_pages import server, serving, sqlite_server
 from tests.support.runs import start, wait_for
 
 __all__ = ["server", "sqlite_server"]  # fixtures that terminate leftover machines

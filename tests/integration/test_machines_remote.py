@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.machine_pages import server, sqlite_server
 from tests.support.contract import assert_error, assert_valid
+from tests.support.machine_pages import server, sqlite_server
 from tests.support.runs import start, wait_for
 
 __all__ = ["server", "sqlite_server"]  # fixtures that terminate leftover machines

@@ -19,7 +19,9 @@ from starlette.routing import Route
 from deckhand.events.webhooks import verify
 from deckhand.store import webhooks as outbox
 from tests.conftest import LiveServer, make_settings, serve
-from tests.integration.test_workflows import (  # destroy_machines: an autouse fixture
+from tests.support.contract import assert_error, assert_valid
+from tests.support.runs import machine
+from tests.support.workflows import (  # destroy_machines: an autouse fixture
     child_runs,
     destroy_machines,  # noqa: F401
     finished,
@@ -32,8 +34,6 @@ from tests.integration.test_workflows import (  # destroy_machines: an autouse f
     wait_wf,
     wf_events,
 )
-from tests.support.contract import assert_error, assert_valid
-from tests.support.runs import machine
 
 pytestmark = pytest.mark.asyncio
 

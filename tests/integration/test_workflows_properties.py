@@ -14,7 +14,10 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import LiveServer
-from tests.integration.test_workflows import (  # destroy_machines: an autouse fixture
+from tests.support.contract import assert_error, assert_valid
+from tests.support.dsl_strategies import INPUTS, definitions, invalid_definitions
+from tests.support.runs import machine
+from tests.support.workflows import (  # destroy_machines: an autouse fixture
     TERMINAL,
     child_runs,
     destroy_machines,  # noqa: F401
@@ -23,9 +26,6 @@ from tests.integration.test_workflows import (  # destroy_machines: an autouse f
     wait_run_status,
     wf_events,
 )
-from tests.support.contract import assert_error, assert_valid
-from tests.support.runs import machine
-from tests.unit.test_dsl_properties import INPUTS, definitions, invalid_definitions
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(600)]
 
