@@ -34,6 +34,7 @@ from tests.support.fake_providers import (
     tool_use,
 )
 from tests.support.fake_providers import text as say
+from tests.support.polling import wait_until
 from tests.support.runs import events, machine, start, wait_for
 
 pytestmark = pytest.mark.asyncio
@@ -53,8 +54,13 @@ async def _receiver() -> tuple[Receiver, uvicorn.Server, asyncio.Task[Any], str]
     app = Starlette(routes=[Route("/hook", receiver.handle, methods=["POST"])])
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
     task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.01)
+
+    def started() -> bool:
+        if task.done():
+            task.result()  # it failed to start: raise its error
+        return bool(server.started)
+
+    await wait_until(started, timeout=10, every=0.01, what="the webhook receiver to start")
     port = server.servers[0].sockets[0].getsockname()[1]
     return receiver, server, task, f"http://127.0.0.1:{port}/hook"
 
@@ -107,9 +113,8 @@ async def test_header_key_runs_the_harness_and_is_never_in_clear(
                         (await c.get(f"/v1/runs/{created['id']}")).text,
                         (await c.get("/v1/runs")).text,
                         (await c.get("/v1/idempotency/byok-1")).text]
-                async with asyncio.timeout(15):
-                    while len(receiver.bodies) < 2:  # awaiting_human, succeeded
-                        await asyncio.sleep(0.05)
+                await wait_until(lambda: list(receiver.bodies), done=lambda b: len(b) >= 2,
+                                 timeout=15, what="two webhooks (awaiting_human, succeeded)")
             # every model request carried the caller's key (the fake checks it)
             assert len(fake.agent_bodies()) == 3 and len(fake.requests) == 4
             database = await dump(server.services.db)

@@ -5,9 +5,7 @@ that a test module registers by importing it."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +15,7 @@ import pytest
 
 from deckhand.machines.local import LocalMachineProvider
 from tests.support.contract import assert_valid
-from tests.support.runs import poll_status, read_events
+from tests.support.runs import poll_status, read_events, wait_for
 
 TERMINAL = {"succeeded", "failed", "cancelled", "timed_out"}
 SCRIPTED = {"model": "scripted"}
@@ -108,9 +106,5 @@ def assert_log(stream: list[dict[str, Any]]) -> None:
 
 async def wait_run_status(c: httpx.AsyncClient, run_id: str,
                           timeout: float = 15.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        run = (await c.get(f"/v1/runs/{run_id}")).json()
-        if run["status"] in TERMINAL or time.monotonic() > deadline:
-            return run  # type: ignore[no-any-return]
-        await asyncio.sleep(0.05)
+    """The task run ``run_id`` once it has ended."""
+    return await wait_for(c, run_id, timeout=timeout)
