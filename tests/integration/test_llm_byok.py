@@ -36,6 +36,7 @@ from tests.support.fake_providers import (
 from tests.support.fake_providers import text as say
 from tests.support.polling import wait_until
 from tests.support.runs import events, machine, start, wait_for
+from tests.support.servers import started
 
 pytestmark = pytest.mark.asyncio
 
@@ -54,14 +55,7 @@ async def _receiver() -> tuple[Receiver, uvicorn.Server, asyncio.Task[Any], str]
     app = Starlette(routes=[Route("/hook", receiver.handle, methods=["POST"])])
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
     task = asyncio.create_task(server.serve())
-
-    def started() -> bool:
-        if task.done():
-            task.result()  # it failed to start: raise its error
-        return bool(server.started)
-
-    await wait_until(started, timeout=10, every=0.01, what="the webhook receiver to start")
-    port = server.servers[0].sockets[0].getsockname()[1]
+    port = await started(server, task, "the webhook receiver")
     return receiver, server, task, f"http://127.0.0.1:{port}/hook"
 
 

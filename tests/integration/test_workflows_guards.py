@@ -22,6 +22,7 @@ from tests.conftest import LiveServer, make_settings, serve
 from tests.support.contract import assert_error, assert_valid
 from tests.support.polling import wait_until
 from tests.support.runs import machine
+from tests.support.servers import started
 from tests.support.workflows import (  # destroy_machines: an autouse fixture
     child_runs,
     destroy_machines,  # noqa: F401
@@ -239,14 +240,7 @@ async def test_workflow_run_webhooks_are_signed(tmp_path: Path, database_url: st
     app = Starlette(routes=[Route("/hook", receiver.handle, methods=["POST"])])
     hook = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
     hook_task = asyncio.create_task(hook.serve())
-
-    def started() -> bool:
-        if hook_task.done():
-            hook_task.result()  # it failed to start: raise its error
-        return bool(hook.started)
-
-    await wait_until(started, timeout=10, every=0.01, what="the webhook receiver to start")
-    url = f"http://127.0.0.1:{hook.servers[0].sockets[0].getsockname()[1]}/hook"
+    url = f"http://127.0.0.1:{await started(hook, hook_task, 'the webhook receiver')}/hook"
     settings = make_settings(tmp_path, database_url, webhook_allow_hosts="127.0.0.1")
     try:
         async with serve(settings) as s:

@@ -1,12 +1,17 @@
 """The polling helper every test waits with (tests/support/polling.py): it
 returns the first value that is done, awaits coroutine checks, and on timeout
-fails naming what it waited for and the last value it saw."""
+fails naming what it waited for and the last value it saw; and the wait for
+a uvicorn server to listen (tests/support/servers.py) built on it."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
+import uvicorn
 
 from tests.support.polling import wait_until, wait_until_sync
+from tests.support.servers import started
 
 
 class Counter:
@@ -77,3 +82,21 @@ def test_the_sync_variant_follows_the_same_rules() -> None:
     with pytest.raises(AssertionError, match=r"waiting for the agent; last seen: 'no'$"):
         wait_until_sync(lambda: "no", timeout=0.02, what="the agent", every=0.005,
                         done=lambda v: v == "yes")
+
+
+async def test_a_server_that_stops_before_listening_raises_its_own_error() -> None:
+    server = uvicorn.Server(uvicorn.Config(app=None, port=0))  # never served: never started
+
+    async def fails() -> None:
+        raise OSError("address already in use")
+
+    task = asyncio.create_task(fails())
+    with pytest.raises(OSError, match="address already in use"):
+        await started(server, task, "the receiver")
+
+    async def returns() -> None:
+        return None
+
+    task = asyncio.create_task(returns())
+    with pytest.raises(AssertionError, match="the receiver stopped before it started"):
+        await started(server, task, "the receiver")
