@@ -24,6 +24,7 @@ from deckhand.config import Settings
 from deckhand.services import Services
 from deckhand.store import accounts as accounts_store
 from deckhand.store import keys as keys_store
+from tests.support.servers import started
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTRACT = ROOT / "docs" / "contract" / "coasty-openapi.json"
@@ -116,11 +117,7 @@ async def serve(settings: Settings, *, keep_machines: bool = False) -> AsyncIter
                             lifespan="on")
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
+    port = await started(server, task, "the Deckhand server")
     try:
         yield LiveServer(url=f"http://127.0.0.1:{port}", services=services)
     finally:

@@ -14,8 +14,9 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import WebSocketException
 
-from tests.integration.machine_pages import recorded_groundings, serve_pages, server, sqlite_server
 from tests.support.contract import assert_valid
+from tests.support.machine_pages import recorded_groundings, serve_pages, server, sqlite_server
+from tests.support.polling import wait_until
 from tests.support.runs import start, wait_for
 
 __all__ = ["server", "sqlite_server"]  # fixtures that terminate leftover machines
@@ -146,13 +147,14 @@ async def test_live_screencast_streams_frames_and_takes_input(sqlite_server) -> 
                                       json={})).json()["result"]["clickables"]
                 button = next(i for i in items if i["text"] == "Sign in")
                 await ws.send(json.dumps({"type": "click", "x": button["x"], "y": button["y"]}))
-                for _ in range(50):
+
+                async def page_text() -> str:
                     dom = (await c.post(f"/v1/machines/{mid}/browser/dom",
                                         json={"parameters": {"html": False}})).json()
-                    if "Email" in dom["result"]["text"]:
-                        break
-                    await asyncio.sleep(0.1)
-                assert "Email" in dom["result"]["text"]
+                    return dom["result"]["text"]  # type: ignore[no-any-return]
+
+                await wait_until(page_text, done=lambda text: "Email" in text, timeout=10,
+                                 every=0.1, what="the page after the click to show Email")
             bad = ws_url.replace("ticket=", "ticket=x")
             with pytest.raises(WebSocketException):
                 async with connect(bad) as ws:

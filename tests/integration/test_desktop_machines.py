@@ -15,8 +15,9 @@ from PIL import Image
 from websockets.asyncio.client import connect
 
 from deckhand.machine_agent import ocr
-from tests.integration.machine_pages import recorded_groundings, serve_pages, server, sqlite_server
 from tests.support.contract import assert_valid
+from tests.support.machine_pages import recorded_groundings, serve_pages, server, sqlite_server
+from tests.support.polling import wait_until
 from tests.support.runs import start, wait_for
 
 __all__ = ["server", "sqlite_server"]  # fixtures that terminate leftover machines
@@ -50,13 +51,13 @@ async def test_type_a_command_in_xterm_and_see_it_on_the_screen(sqlite_server) -
     async with sqlite_server.client(key) as c:
         mid = await _desktop(c)
         act = f"/v1/machines/{mid}/actions"
-        windows: list = []  # type: ignore[type-arg]
-        for _ in range(50):  # the xterm opens once openbox has settled
+
+        async def list_windows() -> list:  # type: ignore[type-arg]
             r = await c.post(act, json={"command": "list_windows"})
-            windows = r.json()["result"]["windows"]
-            if windows:
-                break
-            await asyncio.sleep(0.1)
+            return r.json()["result"]["windows"]  # type: ignore[no-any-return]
+
+        # the xterm opens once openbox has settled
+        windows = await wait_until(list_windows, timeout=10, every=0.1, what="a window")
         assert [w["title"] for w in windows] == ["Terminal"]
         r = await c.post(act, json={"command": "switch_to_window",
                                     "parameters": {"title": "Terminal"}})
@@ -73,13 +74,8 @@ async def test_type_a_command_in_xterm_and_see_it_on_the_screen(sqlite_server) -
         assert r.json()["success"]
         r = await c.post(act, json={"command": "key_press", "parameters": {"key": "Return"}})
         assert r.json()["success"]
-        text = ""
-        for _ in range(20):
-            text = await _screen_text(c, mid)
-            if "desktop-42-ok" in text:
-                break
-            await asyncio.sleep(0.25)
-        assert "desktop-42-ok" in text, text
+        await wait_until(lambda: _screen_text(c, mid), done=lambda text: "desktop-42-ok" in text,
+                         timeout=15, every=0.25, what="the command's output on the screen")
 
         shot = (await c.get(f"/v1/machines/{mid}/screenshot")).json()
         assert_valid("ScreenshotResponse", shot)

@@ -21,7 +21,8 @@ from starlette.routing import Route
 
 from deckhand import crypto
 from deckhand.store import llm_keys as llm_keys_store
-from deckhand.store.tables import metadata, run_llm_keys
+from deckhand.store.tables import run_llm_keys
+from tests.support.byok import BYOK_KEY, byok_settings, dump
 from tests.support.contract import assert_error, assert_valid
 from tests.support.fake_providers import (
     anthropic_message,
@@ -33,16 +34,11 @@ from tests.support.fake_providers import (
     tool_use,
 )
 from tests.support.fake_providers import text as say
+from tests.support.polling import wait_until
 from tests.support.runs import events, machine, start, wait_for
+from tests.support.servers import started
 
 pytestmark = pytest.mark.asyncio
-BYOK_KEY = "sk-ant-api03-CALLERS-OWN-KEY-7f3a9c2e1b"
-
-
-def byok_settings(fake: Any, **extra: Any) -> dict[str, Any]:
-    """A server whose own brain is offline; BYOK reaches the fake provider."""
-    return {"brain": "offline", "anthropic_base_url": fake.anthropic_url,
-            "openai_base_url": fake.openai_url, **extra}
 
 
 class Receiver:
@@ -59,20 +55,8 @@ async def _receiver() -> tuple[Receiver, uvicorn.Server, asyncio.Task[Any], str]
     app = Starlette(routes=[Route("/hook", receiver.handle, methods=["POST"])])
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
     task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
+    port = await started(server, task, "the webhook receiver")
     return receiver, server, task, f"http://127.0.0.1:{port}/hook"
-
-
-async def _dump(db: Any) -> str:
-    """Every row of every table, as text."""
-    out = []
-    for table in metadata.sorted_tables:
-        async with db.read() as conn:
-            rows = (await conn.execute(select(table))).all()
-        out += [f"{table.name}: {tuple(r)}" for r in rows]
-    return "\n".join(out)
 
 
 async def test_header_key_runs_the_harness_and_is_never_in_clear(
@@ -123,12 +107,11 @@ async def test_header_key_runs_the_harness_and_is_never_in_clear(
                         (await c.get(f"/v1/runs/{created['id']}")).text,
                         (await c.get("/v1/runs")).text,
                         (await c.get("/v1/idempotency/byok-1")).text]
-                async with asyncio.timeout(15):
-                    while len(receiver.bodies) < 2:  # awaiting_human, succeeded
-                        await asyncio.sleep(0.05)
+                await wait_until(lambda: list(receiver.bodies), done=lambda b: len(b) >= 2,
+                                 timeout=15, what="two webhooks (awaiting_human, succeeded)")
             # every model request carried the caller's key (the fake checks it)
             assert len(fake.agent_bodies()) == 3 and len(fake.requests) == 4
-            dump = await _dump(server.services.db)
+            database = await dump(server.services.db)
             raw_db = b""
             if database_url.startswith("sqlite"):
                 db_file = Path(database_url.split("///", 1)[1])
@@ -140,7 +123,7 @@ async def test_header_key_runs_the_harness_and_is_never_in_clear(
     hooks = b"".join(receiver.bodies).decode()
     assert '"run.succeeded"' in hooks and "key_fingerprint" in hooks
     for where, content in [("responses and events", "\n".join(seen)), ("webhooks", hooks),
-                           ("database", dump), ("logs", caplog.text)]:
+                           ("database", database), ("logs", caplog.text)]:
         assert BYOK_KEY not in content, f"the provider key leaked into the {where}"
     assert BYOK_KEY.encode() not in raw_db
     assert "sk-ant-api03-CALLERS" not in caplog.text

@@ -14,17 +14,17 @@ from sqlalchemy import func, select
 
 from deckhand import crypto
 from deckhand.store.tables import run_llm_keys, workflow_run_llm_keys
-from tests.integration.test_llm_byok import BYOK_KEY, _dump, byok_settings
-from tests.integration.test_workflows import (  # destroy_machines: an autouse fixture
+from tests.support.byok import BYOK_KEY, byok_settings, dump
+from tests.support.contract import assert_error, assert_valid
+from tests.support.fake_providers import anthropic_message, fake_provider, llm_server, tool_use
+from tests.support.fake_providers import text as say
+from tests.support.runs import events, machine
+from tests.support.workflows import (  # destroy_machines: an autouse fixture
     child_runs,
     destroy_machines,  # noqa: F401
     wait_wf,
     wf_events,
 )
-from tests.support.contract import assert_error, assert_valid
-from tests.support.fake_providers import anthropic_message, fake_provider, llm_server, tool_use
-from tests.support.fake_providers import text as say
-from tests.support.runs import events, machine
 
 pytestmark = pytest.mark.asyncio
 HEADERS = {"X-LLM-Provider": "anthropic", "X-LLM-Api-Key": BYOK_KEY}
@@ -76,14 +76,14 @@ async def test_workflow_run_with_header_key(tmp_path: Path, database_url: str) -
         # both model calls went out with the caller's key (the fake refuses any other)
         assert len(fake.agent_bodies()) == 2
         assert "wf-byok" in json.dumps(fake.agent_bodies()[1])
-        dump = await _dump(server.services.db)
+        database = await dump(server.services.db)
     raw_db = b""
     if database_url.startswith("sqlite"):
         db_file = Path(database_url.split("///", 1)[1])
         raw_db = b"".join(f.read_bytes() for f in db_file.parent.glob(db_file.name + "*"))
         assert raw_db
     assert BYOK_KEY not in "\n".join(seen)
-    assert BYOK_KEY not in dump and BYOK_KEY.encode() not in raw_db
+    assert BYOK_KEY not in database and BYOK_KEY.encode() not in raw_db
 
 
 async def test_workflow_run_byok_failures_and_refusals(tmp_path: Path, sqlite_url: str) -> None:

@@ -24,6 +24,7 @@ from deckhand.errors import MachineError
 from deckhand.machine_agent.proctree import descendant_pids
 from deckhand.machines.local import AgentHandle, LocalMachineProvider, session_pids
 from deckhand.machines.remote import RemoteMachine
+from tests.support.polling import wait_until
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None,
                                 reason="bubblewrap not installed")
@@ -46,13 +47,9 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-async def _wait_gone(pids: list[int], timeout: float) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if not any(_alive(p) for p in pids):
-            return time.monotonic() - started
-        await asyncio.sleep(0.005)
-    raise AssertionError(f"still alive after {timeout} s: {[p for p in pids if _alive(p)]}")
+async def _wait_gone(pids: list[int], timeout: float) -> None:
+    await wait_until(lambda: [p for p in pids if _alive(p)], timeout=timeout, every=0.005,
+                     done=lambda alive: not alive, what=f"processes {pids} to exit")
 
 
 def _host_pid(agent_pid: int, sandbox_pid: int) -> int | None:
@@ -72,18 +69,17 @@ def _host_pid(agent_pid: int, sandbox_pid: int) -> int | None:
 
 
 async def _host_pid_from_file(handle: AgentHandle, pid_file: Path, timeout: float = 3.0) -> int:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    """The host pid of the sandboxed process whose own pid it wrote to ``pid_file``."""
+
+    def host_pid() -> int | None:
         try:
             sandbox_pid = int(pid_file.read_text())
         except (OSError, ValueError):
-            sandbox_pid = None
-        if sandbox_pid is not None:
-            pid = _host_pid(handle.pid, sandbox_pid)
-            if pid is not None:
-                return pid
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"no process for {pid_file}")
+            return None
+        return _host_pid(handle.pid, sandbox_pid)
+
+    return await wait_until(host_pid, timeout=timeout, every=0.01,
+                            done=lambda pid: pid is not None, what=f"a process for {pid_file}")
 
 
 @pytest.fixture(scope="module")
@@ -292,10 +288,8 @@ async def test_timeout_kills_the_process_and_the_session_stays_usable(
 
 async def test_interrupt_endpoint_stops_the_running_command(a: RemoteMachine):
     task = asyncio.create_task(a.act(RunCommand(command="sleep 600", session_id="int")))
-    deadline = time.monotonic() + 3
-    while not await a.interrupt("int"):
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.01)
+    await wait_until(lambda: a.interrupt("int"), timeout=3, every=0.01,
+                     what="the interrupt to find the running command")
     r = await task
     assert r.exit_code == 137 and r.data["interrupted"] is True
 

@@ -5,7 +5,6 @@ server restarts and process clean-up."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import time
@@ -18,8 +17,9 @@ from deckhand.core.clock import utcnow
 from deckhand.machines.local import session_pids
 from deckhand.store import machines as machines_store
 from tests.conftest import make_settings, serve
-from tests.integration.machine_pages import server, serving, sqlite_server
 from tests.support.contract import assert_error, assert_valid
+from tests.support.machine_pages import server, serving, sqlite_server
+from tests.support.polling import wait_until
 from tests.support.runs import start, wait_for
 
 __all__ = ["server", "sqlite_server"]  # fixtures that terminate leftover machines
@@ -316,10 +316,8 @@ async def test_warm_pool_provisions_in_milliseconds(tmp_path: Path, sqlite_url: 
     settings = make_settings(tmp_path, sqlite_url, machine_pool_terminal=1)
     async with serving(settings) as s:
         pool = s.services.machines.pool
-        for _ in range(200):
-            if pool.available("terminal"):
-                break
-            await asyncio.sleep(0.05)
+        await wait_until(lambda: pool.available("terminal"), timeout=10,
+                         what="a warm terminal spare")
         assert pool.available("terminal") == 1
         key = await s.key()
         async with s.client(key) as c:

@@ -10,15 +10,15 @@ import secrets
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.integration.machine_pages import server, sqlite_server
 from tests.support.contract import assert_error, assert_valid
+from tests.support.machine_pages import server, sqlite_server
+from tests.support.polling import wait_until_sync
 from tests.support.runs import start, wait_for
 
 __all__ = ["server", "sqlite_server"]  # fixtures that terminate leftover machines
@@ -43,16 +43,16 @@ def remote_agent(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
          f"127.0.0.1:{port}", "--workspace", str(workspace)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while True:
+
+    def healthy() -> bool:
+        assert proc.poll() is None, "the agent exited"
         try:
             r = httpx.get(url + "/health", headers={"Authorization": f"Bearer {token}"})
-            if r.status_code == 200:
-                break
         except httpx.HTTPError:
-            pass
-        assert proc.poll() is None and time.monotonic() < deadline, "agent did not start"
-        time.sleep(0.05)
+            return False
+        return r.status_code == 200
+
+    wait_until_sync(healthy, timeout=20, what=f"the agent at {url} to start")
     yield url, token, workspace
     os.killpg(proc.pid, 15)
     proc.wait(timeout=10)

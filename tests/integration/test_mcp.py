@@ -22,6 +22,8 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 
 from deckhand.scopes import OPERATOR_SCOPES
 from tests.conftest import LiveServer
+from tests.support.polling import wait_until
+from tests.support.runs import wait_for
 
 pytestmark = pytest.mark.asyncio
 
@@ -129,13 +131,13 @@ async def test_cancelling_a_waiting_call_cancels_the_run(sqlite_server: LiveServ
         call = asyncio.create_task(client.call_tool(
             "start_run", {"machine_id": machine["id"], "task": "Run `sleep 30`", "wait": True}))
         async with sqlite_server.client(key) as c:
-            async with asyncio.timeout(20):
-                while not (runs := (await c.get("/v1/runs",
-                                                 params={"status": "running"})).json()["data"]):
-                    await asyncio.sleep(0.05)
+
+            async def running() -> list[dict[str, Any]]:
+                r = await c.get("/v1/runs", params={"status": "running"})
+                return r.json()["data"]  # type: ignore[no-any-return]
+
+            runs = await wait_until(running, timeout=20, what="the MCP run to be running")
             call.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await call
-            async with asyncio.timeout(10):
-                while (await c.get(f"/v1/runs/{runs[0]['id']}")).json()["status"] != "cancelled":
-                    await asyncio.sleep(0.05)
+            await wait_for(c, runs[0]["id"], {"cancelled"}, timeout=10)

@@ -15,7 +15,9 @@ from starlette.routing import Route
 
 from deckhand.events.webhooks import verify
 from tests.conftest import make_settings, serve
+from tests.support.polling import wait_until
 from tests.support.runs import cmd, machine, script, start, wait_for
+from tests.support.servers import started
 
 pytestmark = pytest.mark.asyncio
 
@@ -40,16 +42,14 @@ async def _serve_receiver(receiver: Receiver) -> tuple[uvicorn.Server, asyncio.T
     app = Starlette(routes=[Route("/hook", receiver.handle, methods=["POST"])])
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
     task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
+    port = await started(server, task, "the webhook receiver")
     return server, task, f"http://127.0.0.1:{port}/hook"
 
 
-async def _until(pred, timeout: float = 15.0) -> None:  # type: ignore[no-untyped-def]
-    async with asyncio.timeout(timeout):
-        while not pred():
-            await asyncio.sleep(0.02)
+async def _received(receiver: Receiver, n: int, timeout: float = 15.0) -> None:
+    """Wait until ``receiver`` has had ``n`` deliveries (retries included)."""
+    await wait_until(lambda: len(receiver.received), done=lambda count: count >= n,
+                     timeout=timeout, every=0.02, what=f"{n} webhook deliveries")
 
 
 async def test_signed_delivery_retried_until_2xx(tmp_path, database_url) -> None:  # type: ignore[no-untyped-def]
@@ -68,7 +68,7 @@ async def test_signed_delivery_retried_until_2xx(tmp_path, database_url) -> None
                 assert secret and secret.startswith("whsec_")
                 assert (await c.get(f"/v1/runs/{run['id']}")).json()["webhook_secret"] is None
                 await wait_for(c, run["id"])
-                await _until(lambda: len(receiver.received) >= 3)
+                await _received(receiver, 3)
                 # a few more dispatcher cycles: nothing is sent after the 2xx
                 for _ in range(3):
                     await s.services.webhooks.run_once()
@@ -101,9 +101,9 @@ async def test_awaiting_human_webhook(tmp_path, sqlite_url) -> None:  # type: ig
                 mid = await machine(c)
                 run = await start(c, machine_id=mid, webhook_url=url,
                                   task='ask a human "approve?"')
-                await _until(lambda: len(receiver.received) >= 1)
+                await _received(receiver, 1)
                 await c.post(f"/v1/runs/{run['id']}/cancel")
-                await _until(lambda: len(receiver.received) >= 2)
+                await _received(receiver, 2)
         types = [json.loads(b)["type"] for _, b in receiver.received]
         assert types == ["run.awaiting_human", "run.cancelled"]
     finally:

@@ -11,6 +11,7 @@ import pytest
 
 from tests.conftest import LiveServer
 from tests.support.contract import assert_error, assert_valid
+from tests.support.polling import wait_until
 from tests.support.runs import cmd, events, machine, script, start, wait_for
 
 pytestmark = pytest.mark.asyncio
@@ -121,10 +122,8 @@ async def test_cancel_interrupts_the_command(server: LiveServer) -> None:
         mid = await machine(c)
         run = await start(c, machine_id=mid, model="scripted",
                           task=script(cmd(f"sleep 6{marker}")))
-        deadline = time.monotonic() + 15
-        while not (pids := _pids_running(f"sleep 6{marker}")):
-            assert time.monotonic() < deadline, "command never started"
-            await asyncio.sleep(0.02)
+        pids = await wait_until(lambda: _pids_running(f"sleep 6{marker}"), timeout=15,
+                                every=0.02, what="the command to start")
         t0 = time.monotonic()
         r = await c.post(f"/v1/runs/{run['id']}/cancel")
         assert r.status_code == 200
@@ -132,10 +131,10 @@ async def test_cancel_interrupts_the_command(server: LiveServer) -> None:
         elapsed = time.monotonic() - t0
         assert final["status"] == "cancelled" and elapsed < 2, (final, elapsed)
         assert_valid("RunResponse", r.json())
-        gone_by = time.monotonic() + 2
-        while any(os.path.exists(f"/proc/{p}") and _state(p) != "Z" for p in pids):
-            assert time.monotonic() < gone_by, "the command's process survived the cancel"
-            await asyncio.sleep(0.02)
+        await wait_until(
+            lambda: [p for p in pids if os.path.exists(f"/proc/{p}") and _state(p) != "Z"],
+            done=lambda alive: not alive, timeout=2, every=0.02,
+            what="the command's processes to exit after the cancel")
         assert_error(await c.post(f"/v1/runs/{run['id']}/cancel"), 409, "INVALID_STATE")
         stream = await events(c, run["id"])
         assert stream[-1]["type"] == "done" and stream[-1]["data"]["status"] == "cancelled"

@@ -21,8 +21,8 @@ import pytest
 from PIL import Image
 
 from deckhand.core.actions import Click, MoveMouse, OpenUrl
-from tests.integration.machine_pages import FINAL_COLOURS, serve_pages, serving
 from tests.support.contract import assert_valid
+from tests.support.machine_pages import FINAL_COLOURS, serve_pages, serving
 
 pytestmark = [
     pytest.mark.asyncio,

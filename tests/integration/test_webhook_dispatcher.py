@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from email.utils import format_datetime
@@ -27,6 +27,7 @@ from deckhand.events.webhooks import (
 from deckhand.store import webhooks as outbox
 from deckhand.store.db import Database
 from tests.conftest import make_settings
+from tests.support.polling import wait_until
 
 WAIT = 15.0  # bound on every wait below
 
@@ -182,20 +183,10 @@ async def attempts(db: Database, delivery_id: str) -> list[outbox.Attempt]:
         return await outbox.attempts_for(conn, delivery_id)
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = WAIT) -> None:
-    """Poll a database condition until it holds (bounded)."""
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.02)
-
-
 async def status_is(db: Database, delivery_id: str, status: str) -> None:
-    async def check() -> bool:
-        return (await delivery(db, delivery_id)).status == status
-
-    await eventually(check)
+    """Wait until the delivery's row has ``status`` (bounded by ``WAIT``)."""
+    await wait_until(lambda: delivery(db, delivery_id), done=lambda d: d.status == status,
+                     timeout=WAIT, every=0.02, what=f"delivery {delivery_id} to be {status}")
 
 
 # --- tests ----------------------------------------------------------------------

@@ -4,111 +4,31 @@ archive, validation), every step type, events, child runs."""
 
 from __future__ import annotations
 
-import asyncio
-import json
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 
-from deckhand.machines.local import LocalMachineProvider
 from tests.conftest import LiveServer
 from tests.support.contract import assert_error, assert_valid
-from tests.support.runs import machine, poll_status, read_events
+from tests.support.runs import machine
+from tests.support.workflows import (  # destroy_machines: an autouse fixture
+    TERMINAL,
+    assert_log,
+    child_runs,
+    destroy_machines,  # noqa: F401
+    finished,
+    get_wf_run,
+    sh,
+    start_adhoc,
+    started,
+    task,
+    wait,
+    wait_run_status,
+    wait_wf,
+    wf_events,
+)
 
 pytestmark = pytest.mark.asyncio
-
-TERMINAL = {"succeeded", "failed", "cancelled", "timed_out"}
-SCRIPTED = {"model": "scripted"}
-
-
-@pytest.fixture(autouse=True)
-async def destroy_machines(tmp_path: Path) -> AsyncIterator[None]:
-    """Machine agents outlive the server on purpose; stop this test's ones."""
-    yield
-    machines = tmp_path / "data" / "machines"
-    if machines.is_dir():
-        provider = LocalMachineProvider(tmp_path / "data")
-        for mdir in machines.iterdir():
-            await provider.destroy(mdir.name)
-
-
-# -- helpers (also used by the other workflow tests) ---------------------------------------
-
-
-def sh(command: str, *, answer: str | None = None, fail: str | None = None) -> dict[str, Any]:
-    """One scripted decision: run ``command``; with ``answer`` / ``fail`` it also ends the run."""
-    entry: dict[str, Any] = {"actions": [{"kind": "terminal", "command": command}]}
-    if answer is not None:
-        entry["outcome"] = {"success": True, "answer": answer}
-    if fail is not None:
-        entry["outcome"] = {"success": False, "error_code": "TASK_FAILED", "message": fail}
-    return entry
-
-
-def task(step_id: str, *entries: dict[str, Any], **fields: Any) -> dict[str, Any]:
-    """A task step whose child run plays ``entries`` with the scripted brain."""
-    return {"id": step_id, "type": "task", "task": json.dumps({"script": list(entries)}),
-            **fields}
-
-
-def wait(step_id: str, seconds: float = 0.0) -> dict[str, Any]:
-    return {"id": step_id, "type": "wait", "seconds": seconds}
-
-
-async def start_adhoc(c: httpx.AsyncClient, definition: dict[str, Any],
-                      **fields: Any) -> dict[str, Any]:
-    fields.setdefault("llm", SCRIPTED)
-    r = await c.post("/v1/workflows/runs", json={"definition": definition, **fields})
-    assert r.status_code == 200, r.text
-    body = r.json()
-    assert_valid("WorkflowRunResponse", body)
-    return body  # type: ignore[no-any-return]
-
-
-async def get_wf_run(c: httpx.AsyncClient, run_id: str) -> dict[str, Any]:
-    r = await c.get(f"/v1/workflows/runs/{run_id}")
-    assert r.status_code == 200, r.text
-    body = r.json()
-    assert_valid("WorkflowRunResponse", body)
-    return body  # type: ignore[no-any-return]
-
-
-async def wait_wf(c: httpx.AsyncClient, run_id: str, statuses: set[str] | None = None,
-                  timeout: float = 30.0) -> dict[str, Any]:
-    return await poll_status(lambda: get_wf_run(c, run_id), f"workflow run {run_id}",
-                             statuses, timeout)
-
-
-async def wf_events(c: httpx.AsyncClient, run_id: str, *, last_event_id: int | None = None,
-                    after: int | None = None, timeout: float = 30.0) -> list[dict[str, Any]]:
-    return await read_events(c, f"/v1/workflows/runs/{run_id}/events",
-                             last_event_id=last_event_id, after=after, timeout=timeout)
-
-
-async def child_runs(c: httpx.AsyncClient, wf_run_id: str) -> list[dict[str, Any]]:
-    """The workflow run's task runs, from GET /v1/runs (oldest first)."""
-    r = await c.get("/v1/runs", params={"limit": 200})
-    assert r.status_code == 200
-    return [x for x in reversed(r.json()["data"]) if x.get("workflow_run_id") == wf_run_id]
-
-
-def started(stream: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [e["data"] for e in stream if e["type"] == "step_started"]
-
-
-def finished(stream: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    return {e["data"]["key"]: e["data"] for e in stream if e["type"] == "step_finished"}
-
-
-def assert_log(stream: list[dict[str, Any]]) -> None:
-    """Numbered 1..N without gaps; one done, last."""
-    assert [e["seq"] for e in stream] == list(range(1, len(stream) + 1))
-    assert stream[-1]["type"] == "done"
-    assert sum(e["type"] == "done" for e in stream) == 1
 
 
 # -- workflows: create, list, get, update, archive ----------------------------------------------
@@ -487,13 +407,3 @@ async def test_parallel_branches_run_concurrently_and_fail_fast(server: LiveServ
         assert final["status"] == "failed" and final["error"]["step_id"] == "broken"
         kids = {k["metadata"]["workflow_step_id"]: k for k in await child_runs(c, run["id"])}
         assert kids["slow"]["status"] == "succeeded"
-
-
-async def wait_run_status(c: httpx.AsyncClient, run_id: str,
-                          timeout: float = 15.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        run = (await c.get(f"/v1/runs/{run_id}")).json()
-        if run["status"] in TERMINAL or time.monotonic() > deadline:
-            return run  # type: ignore[no-any-return]
-        await asyncio.sleep(0.05)

@@ -19,7 +19,11 @@ from starlette.routing import Route
 from deckhand.events.webhooks import verify
 from deckhand.store import webhooks as outbox
 from tests.conftest import LiveServer, make_settings, serve
-from tests.integration.test_workflows import (  # destroy_machines: an autouse fixture
+from tests.support.contract import assert_error, assert_valid
+from tests.support.polling import wait_until
+from tests.support.runs import machine
+from tests.support.servers import started
+from tests.support.workflows import (  # destroy_machines: an autouse fixture
     child_runs,
     destroy_machines,  # noqa: F401
     finished,
@@ -32,8 +36,6 @@ from tests.integration.test_workflows import (  # destroy_machines: an autouse f
     wait_wf,
     wf_events,
 )
-from tests.support.contract import assert_error, assert_valid
-from tests.support.runs import machine
 
 pytestmark = pytest.mark.asyncio
 
@@ -127,10 +129,7 @@ async def test_cancel_cancels_child_runs(server: LiveServer) -> None:
             kids = await child_runs(c, run["id"])
             return len(kids) == 2 and all(k["status"] == "running" for k in kids)
 
-        deadline = time.monotonic() + 15
-        while not await both_running():
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.05)
+        await wait_until(both_running, timeout=15, what="both task runs to be running")
         r = await c.post(f"/v1/workflows/runs/{run['id']}/cancel")
         assert r.status_code == 200
         assert_valid("WorkflowRunResponse", r.json())
@@ -241,9 +240,7 @@ async def test_workflow_run_webhooks_are_signed(tmp_path: Path, database_url: st
     app = Starlette(routes=[Route("/hook", receiver.handle, methods=["POST"])])
     hook = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
     hook_task = asyncio.create_task(hook.serve())
-    while not hook.started:
-        await asyncio.sleep(0.01)
-    url = f"http://127.0.0.1:{hook.servers[0].sockets[0].getsockname()[1]}/hook"
+    url = f"http://127.0.0.1:{await started(hook, hook_task, 'the webhook receiver')}/hook"
     settings = make_settings(tmp_path, database_url, webhook_allow_hosts="127.0.0.1")
     try:
         async with serve(settings) as s:
@@ -258,9 +255,9 @@ async def test_workflow_run_webhooks_are_signed(tmp_path: Path, database_url: st
                 await wait_wf(c, run["id"], {"awaiting_human"})
                 await c.post(f"/v1/workflows/runs/{run['id']}/resume", json={})
                 await wait_wf(c, run["id"])
-                async with asyncio.timeout(15):
-                    while len(receiver.received) < 2:
-                        await asyncio.sleep(0.05)
+                await wait_until(lambda: [b for _, b in receiver.received],
+                                 done=lambda bodies: len(bodies) >= 2, timeout=15,
+                                 what="two workflow_run webhooks")
             bodies = [json.loads(body) for _, body in receiver.received]
             assert [b["type"] for b in bodies] == ["workflow_run.awaiting_human",
                                                    "workflow_run.succeeded"]
@@ -271,13 +268,15 @@ async def test_workflow_run_webhooks_are_signed(tmp_path: Path, database_url: st
                 assert body["workflow_run"]["id"] == run["id"]
             assert bodies[0]["workflow_run"]["awaiting_step_id"] == "ok"
             assert bodies[1]["workflow_run"]["output"] == {"done": True}
-            async with asyncio.timeout(10):  # the dispatcher records the answer after it
-                while True:
-                    async with s.services.db.read() as conn:
-                        deliveries = await outbox.list_for_run(conn, run["id"])
-                    if [d.status for d in deliveries] == ["delivered", "delivered"]:
-                        break
-                    await asyncio.sleep(0.05)
+
+            async def recorded() -> list[Any]:
+                async with s.services.db.read() as conn:
+                    return await outbox.list_for_run(conn, run["id"])
+
+            # the dispatcher records the answer after it
+            deliveries = await wait_until(
+                recorded, timeout=10, what="both deliveries recorded as delivered",
+                done=lambda ds: [d.status for d in ds] == ["delivered", "delivered"])
             assert [d.attempts for d in deliveries] == [1, 1]
     finally:
         hook.should_exit = True

@@ -5,8 +5,6 @@ brain, with a consistent record; random invalid ones are all refused with
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Any
 
 import pytest
@@ -14,7 +12,11 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import LiveServer
-from tests.integration.test_workflows import (  # destroy_machines: an autouse fixture
+from tests.support.contract import assert_error, assert_valid
+from tests.support.dsl_strategies import INPUTS, definitions, invalid_definitions
+from tests.support.polling import wait_until
+from tests.support.runs import machine
+from tests.support.workflows import (  # destroy_machines: an autouse fixture
     TERMINAL,
     child_runs,
     destroy_machines,  # noqa: F401
@@ -23,9 +25,6 @@ from tests.integration.test_workflows import (  # destroy_machines: an autouse f
     wait_run_status,
     wf_events,
 )
-from tests.support.contract import assert_error, assert_valid
-from tests.support.runs import machine
-from tests.unit.test_dsl_properties import INPUTS, definitions, invalid_definitions
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(600)]
 
@@ -46,11 +45,10 @@ async def test_random_valid_definitions_run_to_a_terminal_state(
         mid = await _machine(sqlite_server, c)
         run = await start_adhoc(c, definition, machine_id=mid, inputs=INPUTS)
         answers = []
-        deadline = time.monotonic() + 60
-        while True:
+
+        async def answering() -> dict[str, Any]:
+            """The run as it is now, after answering the approval it awaits, if any."""
             current = await get_wf_run(c, run["id"])
-            if current["status"] in TERMINAL:
-                break
             if current["status"] == "awaiting_human":
                 approved = data.draw(st.integers(0, 3), label="approve") < 3
                 answers.append(approved)
@@ -58,8 +56,10 @@ async def test_random_valid_definitions_run_to_a_terminal_state(
                                  json={"approved": approved})
                 assert r.status_code == 200, r.text
                 assert_valid("WorkflowRunResponse", r.json())
-            assert time.monotonic() < deadline, f"stuck: {current}"
-            await asyncio.sleep(0.05)
+            return current
+
+        current = await wait_until(answering, timeout=60, what=f"workflow run {run['id']} to end",
+                                   done=lambda body: body["status"] in TERMINAL)
 
         event(f"ended {current['status']}"
               + (f" {current['error']['code']}" if current["error"] else ""))

@@ -7,7 +7,6 @@ the data dir, or the PostgreSQL URL given), each writing a log of its own.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import secrets
@@ -15,7 +14,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +22,7 @@ from typing import TypeVar
 import httpx
 
 from deckhand.machines.local import LocalMachineProvider
+from tests.support.polling import wait_until
 
 T = TypeVar("T")
 
@@ -159,12 +158,6 @@ def free_port() -> int:
 
 async def poll(check: Callable[[], Awaitable[T]], *, timeout: float, what: str,
                logs: Callable[[], str] = lambda: "", every: float = 0.05) -> T:
-    """Await ``check()`` until it returns something truthy, at most ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}\n{logs()}")
-        await asyncio.sleep(every)
+    """Await ``check()`` until it returns something truthy, at most ``timeout`` s;
+    a timeout shows the deployment's ``logs()``."""
+    return await wait_until(check, timeout=timeout, what=what, details=logs, every=every)

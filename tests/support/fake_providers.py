@@ -44,6 +44,7 @@ from deckhand.machines.fake import FakeMachine, screen_image
 from deckhand.store import accounts as accounts_store
 from deckhand.store import machines as machines_store
 from tests.conftest import LiveServer, make_settings, serve
+from tests.support.servers import started
 
 DEFAULT_KEY = "sk-fake-provider-key-0123456789abcdef"
 _ids = itertools.count(1)
@@ -288,11 +289,7 @@ async def fake_provider(api_key: str = DEFAULT_KEY) -> AsyncIterator[FakeProvide
     server = uvicorn.Server(uvicorn.Config(_app(fake), host="127.0.0.1", port=0,
                                            log_level="warning", lifespan="off"))
     task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    fake.url = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    fake.url = f"http://127.0.0.1:{await started(server, task, 'the fake provider')}"
     try:
         yield fake
     finally:

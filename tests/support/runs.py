@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 
 from deckhand.client import sse_data
+from tests.support.polling import wait_until
 
 TERMINAL = {"succeeded", "failed", "cancelled", "timed_out"}
 
@@ -54,14 +54,8 @@ async def poll_status(get: Callable[[], Awaitable[dict[str, Any]]], what: str,
     """Poll ``get()`` until its ``status`` is one of ``statuses`` (default: any
     terminal); ``what`` names it in the failure."""
     want = statuses or TERMINAL
-    deadline = time.monotonic() + timeout
-    while True:
-        body = await get()
-        if body["status"] in want:
-            return body
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} stuck in {body['status']}: {body}")
-        await asyncio.sleep(0.05)
+    return await wait_until(get, timeout=timeout, what=f"{what} to be {' or '.join(sorted(want))}",
+                            done=lambda body: body["status"] in want)
 
 
 async def events(c: httpx.AsyncClient, run_id: str, *, last_event_id: int | None = None,

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from deckhand.machine_agent.terminal import OUTPUT_LIMIT, TerminalError, TerminalSessions
+from tests.support.polling import wait_until
 
 HAVE_BWRAP = shutil.which("bwrap") is not None
 SANDBOX_MODES = [
@@ -49,22 +50,13 @@ def _pids_running(needle: str) -> list[int]:
 
 
 async def _wait_for_pids(needle: str, timeout: float = 3.0) -> list[int]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        pids = _pids_running(needle)
-        if pids:
-            return pids
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"no process running {needle!r}")
+    return await wait_until(lambda: _pids_running(needle), timeout=timeout, every=0.01,
+                            what=f"a process running {needle!r}")
 
 
 async def _wait_gone(pids: list[int], timeout: float = 1.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not any(_alive(p) for p in pids):
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"still alive after {timeout} s: {[p for p in pids if _alive(p)]}")
+    await wait_until(lambda: [p for p in pids if _alive(p)], timeout=timeout, every=0.01,
+                     done=lambda alive: not alive, what=f"processes {pids} to exit")
 
 
 def _unique_sleep() -> str:
