@@ -90,6 +90,8 @@ class Deployment:
             "DECKHAND_LEASE_SECONDS": str(self.lease_seconds),
             "DECKHAND_POLL_INTERVAL_SECONDS": "0.2",
             "DECKHAND_WORKERS": "4",
+            # no warm spare: a kill -9 would orphan it until the next start
+            "DECKHAND_MACHINE_POOL_TERMINAL": "0",
         })
         if self.database_url:
             env["DECKHAND_DATABASE_URL"] = self.database_url
