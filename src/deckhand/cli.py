@@ -26,6 +26,12 @@ app.add_typer(machines_app, name="machines")
 
 DEFAULT_ACCOUNT = "default"
 
+# `deckhand run` and `deckhand mcp`: a running server, or one embedded in the command.
+EmbeddedOrServer = Annotated[str | None, typer.Option(
+    envvar="DECKHAND_URL", help="Server URL; an embedded server when omitted.")]
+KeyForServer = Annotated[str | None, typer.Option(
+    envvar="DECKHAND_API_KEY", help="API key for --server.")]
+
 
 def _settings() -> Settings:
     return Settings()
@@ -95,10 +101,8 @@ def run(
     max_steps: Annotated[int, typer.Option(min=1, max=1000)] = 50,
     deadline: Annotated[int | None, typer.Option(help="Deadline in seconds.")] = None,
     model: Annotated[str | None, typer.Option(help="Model (brain) to use.")] = None,
-    server: Annotated[str | None, typer.Option(
-        envvar="DECKHAND_URL", help="Server URL; an embedded server when omitted.")] = None,
-    key: Annotated[str | None, typer.Option(
-        envvar="DECKHAND_API_KEY", help="API key for --server.")] = None,
+    server: EmbeddedOrServer = None,
+    key: KeyForServer = None,
 ) -> None:
     """Run TASK on a machine and show it live. Exits 0 only when it succeeded."""
     from deckhand.cli_run import embedded_server, run_task
@@ -128,10 +132,8 @@ def run(
 
 @app.command("mcp")
 def mcp_stdio(
-    server: Annotated[str | None, typer.Option(
-        envvar="DECKHAND_URL", help="Server URL; an embedded server when omitted.")] = None,
-    key: Annotated[str | None, typer.Option(
-        envvar="DECKHAND_API_KEY", help="API key for --server.")] = None,
+    server: EmbeddedOrServer = None,
+    key: KeyForServer = None,
 ) -> None:
     """Serve MCP over stdio (for Claude Desktop, Claude Code, Cursor, VS Code…)."""
     from deckhand.cli_run import embedded_server
