@@ -24,6 +24,7 @@ from deckhand.config import Settings
 from deckhand.services import Services
 from deckhand.store import accounts as accounts_store
 from deckhand.store import keys as keys_store
+from deckhand.store.db import Database
 from tests.support.servers import started
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,6 +76,29 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 async def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite+aiosqlite:///{tmp_path / 'deckhand.db'}"
+
+
+async def _migrated(url: str) -> AsyncIterator[Database]:
+    database = Database(url)
+    await database.migrate()
+    try:
+        yield database
+    finally:
+        await database.dispose()
+
+
+@pytest.fixture
+async def sqlite_db(sqlite_url: str) -> AsyncIterator[Database]:
+    """A migrated SQLite database, for tests below the HTTP layer."""
+    async for database in _migrated(sqlite_url):
+        yield database
+
+
+@pytest.fixture
+async def each_db(database_url: str) -> AsyncIterator[Database]:
+    """A migrated database on each backend (SQLite, PostgreSQL)."""
+    async for database in _migrated(database_url):
+        yield database
 
 
 @dataclass

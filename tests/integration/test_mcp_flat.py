@@ -11,8 +11,6 @@ from typing import Any
 
 import pytest
 from mcp import Client
-from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import create_mcp_http_client
 from pydantic import BaseModel
 
 from deckhand.api.machine_ops import ActionRequest, TerminalRequest
@@ -24,6 +22,7 @@ from deckhand.api.workflows import (
     WorkflowCreateRequest,
 )
 from tests.conftest import CONTRACT, LiveServer
+from tests.support.mcp import http, structured
 from tests.support.runs import poll_status
 
 pytestmark = pytest.mark.asyncio
@@ -52,18 +51,8 @@ APPROVAL = {"steps": [
 
 @asynccontextmanager
 async def mcp_client(server: LiveServer) -> AsyncIterator[Client]:
-    key = await server.key()
-    async with create_mcp_http_client(headers={"X-API-Key": key}) as h:
-        async with Client(streamable_http_client(f"{server.url}/mcp", http_client=h),
-                          read_timeout_seconds=60) as client:
-            yield client
-
-
-def ok(result: Any) -> dict[str, Any]:
-    assert not result.is_error, result.content
-    if result.structured_content is not None:
-        return result.structured_content  # type: ignore[no-any-return]
-    return json.loads(result.content[0].text)  # type: ignore[no-any-return]
+    async with http(server, await server.key()) as client:
+        yield client
 
 
 async def test_every_tool_schema_is_flat_and_described(sqlite_server: LiveServer) -> None:
@@ -90,32 +79,32 @@ async def test_every_tool_schema_is_flat_and_described(sqlite_server: LiveServer
 
 async def test_machine_and_run_tools_with_flat_arguments(sqlite_server: LiveServer) -> None:
     async with mcp_client(sqlite_server) as client:
-        machine = ok(await client.call_tool(
+        machine = structured(await client.call_tool(
             "provision_machine", {"display_name": "flat", "ttl_minutes": 60}))["machine"]
         assert machine["display_name"] == "flat"
-        done = ok(await client.call_tool("terminal", {
+        done = structured(await client.call_tool("terminal", {
             "machine_id": machine["id"], "command": "echo flat-$((40+2))"}))
         assert "flat-42" in json.dumps(done)
-        wrote = ok(await client.call_tool("machine_action", {
+        wrote = structured(await client.call_tool("machine_action", {
             "machine_id": machine["id"], "command": "file_write",
             "parameters": {"path": "note.txt", "content": "from mcp"}}))
         assert wrote["success"] is True, wrote
-        read = ok(await client.call_tool("machine_action", {
+        read = structured(await client.call_tool("machine_action", {
             "machine_id": machine["id"], "command": "file_read",
             "parameters": {"path": "note.txt"}}))
         assert "from mcp" in json.dumps(read)
 
-        run = ok(await client.call_tool("start_run", {
+        run = structured(await client.call_tool("start_run", {
             "machine_id": machine["id"], "task": 'Ask a human "which branch?"',
             "max_steps": 5, "metadata": {"via": "mcp"}}))
         assert run["max_steps"] == 5 and run["metadata"] == {"via": "mcp"}
 
         async def get() -> dict[str, Any]:
-            return ok(await client.call_tool("get_run", {"run_id": run["id"]}))
+            return structured(await client.call_tool("get_run", {"run_id": run["id"]}))
 
         await poll_status(get, "the run", {"awaiting_human"})
-        ok(await client.call_tool("resume_run", {"run_id": run["id"], "note": "main"}))
-        events = ok(await client.call_tool("run_events", {"run_id": run["id"]}))
+        structured(await client.call_tool("resume_run", {"run_id": run["id"], "note": "main"}))
+        events = structured(await client.call_tool("run_events", {"run_id": run["id"]}))
         assert "main" in json.dumps(events["data"])
 
         # A field the API rejects is the API's error, in its envelope.
@@ -125,18 +114,18 @@ async def test_machine_and_run_tools_with_flat_arguments(sqlite_server: LiveServ
 
 async def test_workflow_tools_with_flat_arguments(sqlite_server: LiveServer) -> None:
     async with mcp_client(sqlite_server) as client:
-        wf = ok(await client.call_tool("create_workflow", {
+        wf = structured(await client.call_tool("create_workflow", {
             "name": "Approve", "slug": "approve-flat", "definition": APPROVAL,
             "description": "asks first"}))
         assert wf["slug"] == "approve-flat" and wf["description"] == "asks first"
-        run = ok(await client.call_tool("start_workflow_run", {
+        run = structured(await client.call_tool("start_workflow_run", {
             "workflow_id": wf["id"], "inputs": {}, "metadata": {"via": "mcp"}}))
 
         async def get() -> dict[str, Any]:
-            return ok(await client.call_tool("get_workflow_run", {"run_id": run["id"]}))
+            return structured(await client.call_tool("get_workflow_run", {"run_id": run["id"]}))
 
         await poll_status(get, "the workflow run", {"awaiting_human"})
-        ok(await client.call_tool("approve", {"run_id": run["id"], "approved": True,
+        structured(await client.call_tool("approve", {"run_id": run["id"], "approved": True,
                                               "note": "go"}))
         done = await poll_status(get, "the workflow run")
         assert done["status"] == "succeeded", done

@@ -125,11 +125,8 @@ class Receiver:
 
 
 @pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url)
-    await database.migrate()
-    yield database
-    await database.dispose()
+def db(each_db: Database) -> Database:
+    return each_db
 
 
 @pytest.fixture

@@ -94,11 +94,8 @@ class Holder(ClaimLoop):
 
 
 @pytest.fixture
-async def db(sqlite_url: str) -> AsyncIterator[Database]:
-    database = Database(sqlite_url)
-    await database.migrate()
-    yield database
-    await database.dispose()
+def db(sqlite_db: Database) -> Database:
+    return sqlite_db
 
 
 async def add(db: Database, count: int) -> list[str]:

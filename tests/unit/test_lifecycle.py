@@ -5,7 +5,6 @@ same transaction and wakes the dispatchers; any other change queues none."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -26,11 +25,8 @@ HOOK = {"webhook_url": "https://example.test/hook", "webhook_secret_sealed": "se
 
 
 @pytest.fixture
-async def db(sqlite_url: str) -> AsyncIterator[Database]:
-    database = Database(sqlite_url)
-    await database.migrate()
-    yield database
-    await database.dispose()
+def db(sqlite_db: Database) -> Database:
+    return sqlite_db
 
 
 @pytest.fixture

@@ -5,9 +5,6 @@ is LLM_KEY_NOT_CONFIGURED; without BYOK the server's brain is chosen."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 from pydantic import SecretStr
 
@@ -35,11 +32,8 @@ def credentials(**kw: object) -> LlmCredentials:
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'keys.db'}")
-    await database.migrate()
-    yield database
-    await database.dispose()
+def db(sqlite_db: Database) -> Database:
+    return sqlite_db
 
 
 async def test_a_header_key_is_sealed_and_only_its_fingerprint_shown(db: Database) -> None:

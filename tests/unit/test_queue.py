@@ -4,7 +4,7 @@ its three tables: runs, workflow runs and webhook deliveries."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -54,11 +54,8 @@ OWNED = [k for k in KINDS if k.queue.owner is not None]
 
 
 @pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url)
-    await database.migrate()
-    yield database
-    await database.dispose()
+def db(each_db: Database) -> Database:
+    return each_db
 
 
 async def add(db: Database, kind: Kind, count: int) -> list[str]:

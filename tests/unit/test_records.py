@@ -6,9 +6,7 @@ through SQLite."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -130,13 +128,8 @@ def test_a_record_is_frozen_and_has_slots_not_a_dict(record: type[Any]) -> None:
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'records.db'}")
-    await database.migrate()
-    try:
-        yield database
-    finally:
-        await database.dispose()
+def db(sqlite_db: Database) -> Database:
+    return sqlite_db
 
 
 async def _account(db: Database) -> str:
