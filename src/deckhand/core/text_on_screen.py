@@ -19,11 +19,13 @@ import re
 import shutil
 from dataclasses import dataclass
 
-from PIL import Image, ImageOps
+from PIL import Image, ImageFilter, ImageOps
 
 from deckhand.errors import DeckhandError, ErrorCode
 
 SCALE = 2
+DARK = 128  # grey level below which a pixel is a dark background
+HOLE = 7  # px: light strokes narrower than this inside a dark box are its text
 TIMEOUT_S = 30.0
 
 
@@ -112,6 +114,18 @@ async def words(image: Image.Image, *, invert: bool = False) -> list[Word]:
     return found
 
 
+def dark_boxes_inverted(image: Image.Image) -> Image.Image:
+    """``image`` in grey with its dark regions (a dark button on a light page)
+    inverted and the rest kept: light text in a dark box becomes dark text on
+    light. Neither the plain pass nor the whole-frame inverted one reads such
+    a box (tesseract skips a light box surrounded by dark). The dark pixels
+    are closed over ``HOLE`` so a box's light strokes count as its inside."""
+    grey = image.convert("L")
+    dark = grey.point(lambda v: 255 if v < DARK else 0)
+    boxes = dark.filter(ImageFilter.MaxFilter(HOLE)).filter(ImageFilter.MinFilter(HOLE))
+    return Image.composite(ImageOps.invert(grey), grey, boxes)
+
+
 def lines(found: list[Word]) -> list[list[Word]]:
     grouped: dict[tuple[int, int, int, int], list[Word]] = {}
     for w in found:
@@ -124,13 +138,14 @@ def text_of(found: list[Word]) -> str:
                      sorted(lines(found), key=lambda ln: (ln[0].top, ln[0].left)))
 
 
-def find(found: list[Word], label: str) -> Match | None:
-    """The words that spell ``label`` (consecutive on one line, compared
-    without case and punctuation); exact before contained."""
+def find_all(found: list[Word], label: str) -> list[tuple[int, Match]]:
+    """Every place the words spell ``label`` (consecutive on one line, compared
+    without case and punctuation), each with its score: 2 exact, 1 a single
+    word of 3+ characters contained in a longer one. In the order read."""
     want = [_norm(t) for t in label.split() if _norm(t)]
     if not want:
-        return None
-    best: tuple[int, Match] | None = None
+        return []
+    hits: list[tuple[int, Match]] = []
     for ln in lines(found):
         normed = [_norm(w.text) for w in ln]
         for i in range(len(ln) - len(want) + 1):
@@ -144,10 +159,19 @@ def find(found: list[Word], label: str) -> Match | None:
             ws = ln[i:i + len(want)]
             left, top = min(w.left for w in ws), min(w.top for w in ws)
             right, bottom = max(w.right for w in ws), max(w.bottom for w in ws)
-            m = Match(" ".join(w.text for w in ws), (left + right) // 2, (top + bottom) // 2,
-                      left, top, right - left, bottom - top)
-            if best is None or score > best[0]:
-                best = (score, m)
+            hits.append((score, Match(" ".join(w.text for w in ws), (left + right) // 2,
+                                      (top + bottom) // 2, left, top, right - left,
+                                      bottom - top)))
+    return hits
+
+
+def find(found: list[Word], label: str) -> Match | None:
+    """The words that spell ``label``; exact before contained, and among equals
+    the first read (the desktop's choice)."""
+    best: tuple[int, Match] | None = None
+    for score, m in find_all(found, label):
+        if best is None or score > best[0]:
+            best = (score, m)
     return best[1] if best else None
 
 
