@@ -1,0 +1,44 @@
+"""The offline brain's grounding rules without tesseract: which texts an
+element is asked by, which of several places wins, and lines made from where
+the words are (brains/offline_ground.py)."""
+
+from __future__ import annotations
+
+from deckhand.brains.offline_ground import by_geometry, candidates, choose
+from deckhand.core.text_on_screen import Match, Word, find_all, lines
+
+
+def _word(text: str, left: int, top: int, key: int) -> Word:
+    return Word(text, left, top, 12 * len(text), 16, 90.0, (1, key, 1, 1))
+
+
+def test_an_element_is_asked_by_its_quote_or_by_its_words() -> None:
+    assert candidates("the Archive button") == ["the Archive button", "Archive"]
+    assert candidates('the "Save as" link') == ["Save as"]
+    assert candidates("click `Delete` or 'Remove'") == ["Delete", "Remove"]
+    assert candidates("“Send” icon") == ["Send"]
+    assert candidates("the menu") == ["the menu"]  # nothing left: the words as written
+    assert candidates("Sign in.") == ["Sign in"]
+    assert candidates("the Email field labelled Work") == ["the Email field labelled Work",
+                                                           "Email Work"]
+
+
+def test_the_topmost_then_leftmost_of_equals() -> None:
+    def m(left: int, top: int) -> tuple[int, Match]:
+        return 2, Match("Reply", left + 20, top + 8, left, top, 40, 16)
+
+    assert choose([m(900, 500), m(300, 500), m(640, 260)]) == m(640, 260)[1]
+    assert choose([m(700, 100), m(200, 103)]) == m(200, 103)[1]  # one line: leftmost
+    assert choose([]) is None
+
+
+def test_lines_come_from_where_the_words_are() -> None:
+    # tesseract's sparse mode put each word in a block of its own
+    found = [_word("changes", 900, 644, 2), _word("Save", 821, 645, 1),
+             _word("Cancel", 300, 645, 3), _word("Delete", 821, 700, 4)]
+    assert find_all(found, "Save changes") == []
+    regrouped = by_geometry(found)
+    texts = sorted(" ".join(w.text for w in ln) for ln in lines(regrouped))
+    assert texts == ["Cancel", "Delete", "Save changes"]
+    [(score, match)] = find_all(regrouped, "save CHANGES")
+    assert score == 2 and (match.left, match.width) == (821, 900 + 84 - 821)
