@@ -8,7 +8,7 @@ tests' server helper) and times each request from send to answer, per case:
 
 - a label on the first pass (dark text on a light button): one tesseract run;
 - light text on a dark button of a light page, whose word also stands in a
-  sentence above it: all three passes (plain, inverted, dark boxes inverted);
+  sentence above it: all three passes (plain, inverted, each dark box cropped and inverted);
 - a dark screen (light text everywhere): plain, then the inverted pass;
 - a label that is not there (422): all three passes, the worst case.
 

@@ -5,6 +5,9 @@ real tesseract. Every point is checked against the box the text was drawn in."""
 
 from __future__ import annotations
 
+import base64
+import os
+
 import pytest
 
 from tests.conftest import LiveServer
@@ -21,6 +24,7 @@ from tests.support.rendered_screens import (
 )
 
 pytestmark = pytest.mark.asyncio
+CHROMIUM = "/usr/bin/chromium"
 
 
 async def _ground(c, screen: Screen, element: str, **extra: int):  # type: ignore[no-untyped-def]
@@ -143,3 +147,45 @@ async def test_session_predict_grounds_on_the_posted_screenshot(
         point = (click["params"]["x"], click["params"]["y"])
         left, top, right, bottom = screen.box_of("Archive")  # in the session's screen space
         assert inside(point, (2 * left, 2 * top, 2 * right, 2 * bottom), 4), body
+
+
+PAGE = """<!doctype html><html><body style="margin:0;font-family:sans-serif;background:#f6f7f9">
+<nav style="background:#222;padding:12px 20px">
+  <span id="home" style="color:#fff;font-size:16px">Home</span>
+  <span id="reports" style="color:#bbb;font-size:16px;margin-left:40px">Reports</span></nav>
+<main style="padding:40px">
+  <h2 style="font-size:22px">Quarterly invoices</h2>
+  <p style="font-size:15px">Select an invoice, then export it or send a reminder.</p>
+  <button style="font-size:14px;padding:8px 16px"><span id="export">Export CSV</span></button>
+  <button style="font-size:18px;padding:10px 22px;background:#0b57d0;color:#fff;border:0;
+    border-radius:6px;margin-left:24px"><span id="remind">Send reminder</span></button>
+</main></body></html>"""
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="chromium not installed")
+async def test_ground_on_a_real_chromium_screenshot(sqlite_server: LiveServer) -> None:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True)
+        try:
+            page = await browser.new_page(viewport={"width": 1280, "height": 800})
+            await page.set_content(PAGE)
+            shot = await page.screenshot(type="png")
+            boxes = {}
+            for name in ("home", "reports", "export", "remind"):
+                b = await page.locator(f"#{name}").bounding_box()
+                assert b is not None
+                boxes[name] = (round(b["x"]), round(b["y"]), round(b["x"] + b["width"]),
+                               round(b["y"] + b["height"]))
+        finally:
+            await browser.close()
+    async with sqlite_server.client(await sqlite_server.key()) as c:
+        for element, name in [("the Home tab", "home"), ("Reports", "reports"),
+                              ("the Export CSV button", "export"),
+                              ('the "Send reminder" button', "remind")]:  # white on blue
+            r = await c.post("/v1/ground", json={"screenshot": base64.b64encode(shot).decode(),
+                                                 "element": element})
+            assert r.status_code == 200, (element, r.text)
+            body = r.json()
+            assert inside((body["x"], body["y"]), boxes[name]), (element, body, boxes[name])

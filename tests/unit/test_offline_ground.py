@@ -4,8 +4,10 @@ the words are (brains/offline_ground.py)."""
 
 from __future__ import annotations
 
+from PIL import Image, ImageDraw
+
 from deckhand.brains.offline_ground import by_geometry, candidates, choose
-from deckhand.core.text_on_screen import Match, Word, find_all, lines
+from deckhand.core.text_on_screen import Match, Word, dark_boxes, find_all, lines
 
 
 def _word(text: str, left: int, top: int, key: int) -> Word:
@@ -42,3 +44,18 @@ def test_lines_come_from_where_the_words_are() -> None:
     assert texts == ["Cancel", "Delete", "Save changes"]
     [(score, match)] = find_all(regrouped, "save CHANGES")
     assert score == 2 and (match.left, match.width) == (821, 900 + 84 - 821)
+
+
+def test_dark_boxes_are_the_dark_regions_largest_first() -> None:
+    img = Image.new("RGB", (400, 200), "#fafafa")
+    draw = ImageDraw.Draw(img)
+    draw.rectangle((20, 20, 119, 59), fill="#1d3b6e")     # a dark button
+    draw.text((30, 30), "Save", fill="#ffffff")           # its light text stays inside
+    draw.rectangle((200, 100, 379, 179), fill="#202020")  # a bigger dark panel
+    draw.rectangle((300, 20, 305, 25), fill="#000000")    # too small to hold a label
+    boxes = dark_boxes(img)
+    assert len(boxes) == 2
+    (l1, t1, r1, b1), (l2, t2, r2, b2) = boxes
+    assert abs(l1 - 200) <= 4 and abs(t1 - 100) <= 4 and abs(r1 - 380) <= 4 and abs(b1 - 180) <= 4
+    assert abs(l2 - 20) <= 4 and abs(t2 - 20) <= 4 and abs(r2 - 120) <= 4 and abs(b2 - 60) <= 4
+    assert dark_boxes(Image.new("RGB", (64, 64), "white")) == []

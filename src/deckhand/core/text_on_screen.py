@@ -17,7 +17,7 @@ import io
 import os
 import re
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from PIL import Image, ImageFilter, ImageOps
 
@@ -26,6 +26,8 @@ from deckhand.errors import DeckhandError, ErrorCode
 SCALE = 2
 DARK = 128  # grey level below which a pixel is a dark background
 HOLE = 7  # px: light strokes narrower than this inside a dark box are its text
+MIN_BOX = (24, 16)  # px: a dark region smaller than this holds no label
+Box = tuple[int, int, int, int]  # left, top, right, bottom
 TIMEOUT_S = 30.0
 
 
@@ -114,16 +116,56 @@ async def words(image: Image.Image, *, invert: bool = False) -> list[Word]:
     return found
 
 
-def dark_boxes_inverted(image: Image.Image) -> Image.Image:
-    """``image`` in grey with its dark regions (a dark button on a light page)
-    inverted and the rest kept: light text in a dark box becomes dark text on
-    light. Neither the plain pass nor the whole-frame inverted one reads such
-    a box (tesseract skips a light box surrounded by dark). The dark pixels
-    are closed over ``HOLE`` so a box's light strokes count as its inside."""
+def dark_boxes(image: Image.Image, *, step: int = 4, most: int = 16) -> list[Box]:
+    """The dark regions of ``image`` (a dark button, a nav bar on a light page)
+    as (left, top, right, bottom), the ``most`` largest. Light text in such a
+    box is read by neither the plain pass nor the whole-frame inverted one
+    (tesseract skips a light box surrounded by dark), but is once the box is
+    cropped and inverted. The dark pixels are closed over ``HOLE`` (so a box's
+    light strokes count as its inside) and grouped at 1/``step`` scale."""
     grey = image.convert("L")
     dark = grey.point(lambda v: 255 if v < DARK else 0)
-    boxes = dark.filter(ImageFilter.MaxFilter(HOLE)).filter(ImageFilter.MinFilter(HOLE))
-    return Image.composite(ImageOps.invert(grey), grey, boxes)
+    closed = dark.filter(ImageFilter.MaxFilter(HOLE)).filter(ImageFilter.MinFilter(HOLE))
+    small = closed.resize((max(1, grey.width // step), max(1, grey.height // step)),
+                          Image.Resampling.BOX)
+    w, h = small.size
+    data = small.tobytes()
+    seen = bytearray(w * h)
+    boxes: list[Box] = []
+    for start in range(w * h):
+        if seen[start] or data[start] < 128:
+            continue
+        seen[start] = 1
+        stack, x0, y0, x1, y1 = [start], w, h, 0, 0
+        while stack:
+            i = stack.pop()
+            x, y = i % w, i // w
+            x0, y0, x1, y1 = min(x0, x), min(y0, y), max(x1, x), max(y1, y)
+            for j in (i - 1 if x else -1, i + 1 if x + 1 < w else -1, i - w, i + w):
+                if 0 <= j < w * h and not seen[j] and data[j] >= 128:
+                    seen[j] = 1
+                    stack.append(j)
+        box = (x0 * step, y0 * step, (x1 + 1) * step, (y1 + 1) * step)
+        if box[2] - box[0] >= MIN_BOX[0] and box[3] - box[1] >= MIN_BOX[1]:
+            boxes.append(box)
+    boxes.sort(key=lambda b: (b[2] - b[0]) * (b[3] - b[1]), reverse=True)
+    return boxes[:most]
+
+
+async def words_in_boxes(image: Image.Image, boxes: list[Box]) -> list[Word]:
+    """The words read in each box, cropped and inverted, in ``image``
+    coordinates (each box its own lines); two tesseract runs at a time."""
+    grey = image.convert("L")
+    gate = asyncio.Semaphore(2)
+
+    async def read(n: int, box: Box) -> list[Word]:
+        async with gate:
+            found = await words(ImageOps.invert(grey.crop(box)))
+        return [replace(w, left=w.left + box[0], top=w.top + box[1],
+                        line=(1000 + n, *w.line[1:])) for w in found]
+
+    return [w for part in await asyncio.gather(*(read(n, b) for n, b in enumerate(boxes)))
+            for w in part]
 
 
 def lines(found: list[Word]) -> list[list[Word]]:
