@@ -135,7 +135,8 @@ async def test_session_predict_grounds_on_the_posted_screenshot(
     screen = toolbar()
     async with sqlite_server.client(await sqlite_server.key()) as c:
         r = await c.post("/v1/sessions", json={"cua_version": "v3", "screen_width": 2560,
-                                               "screen_height": 1600})
+                                               "screen_height": 1600,
+                                               "max_trajectory_length": 10})
         assert r.status_code == 200, r.text
         sid = r.json()["session_id"]
         r = await c.post(f"/v1/sessions/{sid}/predict",
@@ -147,6 +148,21 @@ async def test_session_predict_grounds_on_the_posted_screenshot(
         point = (click["params"]["x"], click["params"]["y"])
         left, top, right, bottom = screen.box_of("Archive")  # in the session's screen space
         assert inside(point, (2 * left, 2 * top, 2 * right, 2 * bottom), 4), body
+        # a new instruction starts at its first clause; the same one again is done
+        plan = 'click "Cancel" then click "Delete"'
+        for instruction, label in [('click "Delete"', "Delete"), (plan, "Cancel"),
+                                   (plan, "Delete"), (plan, None), (plan, "Cancel")]:
+            r = await c.post(f"/v1/sessions/{sid}/predict",
+                             json={"screenshot": screen.b64(), "instruction": instruction})
+            assert r.status_code == 200, r.text
+            body = r.json()
+            if label is None:
+                assert body["status"] == "done", body
+                continue
+            [click] = body["actions"]
+            left, top, right, bottom = screen.box_of(label)
+            assert inside((click["params"]["x"], click["params"]["y"]),
+                          (2 * left, 2 * top, 2 * right, 2 * bottom), 4), (instruction, body)
 
 
 PAGE = """<!doctype html><html><body style="margin:0;font-family:sans-serif;background:#f6f7f9">
