@@ -175,6 +175,7 @@ PAGE = """<!doctype html><html><body style="margin:0;font-family:sans-serif;back
   <button style="font-size:14px;padding:8px 16px"><span id="export">Export CSV</span></button>
   <button style="font-size:18px;padding:10px 22px;background:#0b57d0;color:#fff;border:0;
     border-radius:6px;margin-left:24px"><span id="remind">Send reminder</span></button>
+  <a href="#" style="font-size:15px;margin-left:24px"><span id="help">Help</span></a>
 </main></body></html>"""
 
 
@@ -189,7 +190,7 @@ async def test_ground_on_a_real_chromium_screenshot(sqlite_server: LiveServer) -
             await page.set_content(PAGE)
             shot = await page.screenshot(type="png")
             boxes = {}
-            for name in ("home", "reports", "export", "remind"):
+            for name in ("home", "reports", "export", "remind", "help"):
                 b = await page.locator(f"#{name}").bounding_box()
                 assert b is not None
                 boxes[name] = (round(b["x"]), round(b["y"]), round(b["x"] + b["width"]),
@@ -199,7 +200,8 @@ async def test_ground_on_a_real_chromium_screenshot(sqlite_server: LiveServer) -
     async with sqlite_server.client(await sqlite_server.key()) as c:
         for element, name in [("the Home tab", "home"), ("Reports", "reports"),
                               ("the Export CSV button", "export"),
-                              ('the "Send reminder" button', "remind")]:  # white on blue
+                              ('the "Send reminder" button', "remind"),  # white on blue
+                              ("the help link", "help")]:  # read only in the bands
             r = await c.post("/v1/ground", json={"screenshot": base64.b64encode(shot).decode(),
                                                  "element": element})
             assert r.status_code == 200, (element, r.text)

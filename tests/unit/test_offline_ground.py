@@ -7,7 +7,7 @@ from __future__ import annotations
 from PIL import Image, ImageDraw
 
 from deckhand.brains.offline_ground import by_geometry, candidates, choose
-from deckhand.core.text_on_screen import Match, Word, dark_boxes, find_all, lines
+from deckhand.core.text_on_screen import Match, Word, bands, dark_boxes, find_all, lines
 
 
 def _word(text: str, left: int, top: int, key: int) -> Word:
@@ -59,3 +59,10 @@ def test_dark_boxes_are_the_dark_regions_largest_first() -> None:
     assert abs(l1 - 200) <= 4 and abs(t1 - 100) <= 4 and abs(r1 - 380) <= 4 and abs(b1 - 180) <= 4
     assert abs(l2 - 20) <= 4 and abs(t2 - 20) <= 4 and abs(r2 - 120) <= 4 and abs(b2 - 60) <= 4
     assert dark_boxes(Image.new("RGB", (64, 64), "white")) == []
+
+
+def test_bands_overlap_by_half_and_cover_the_frame() -> None:
+    cuts = bands(Image.new("L", (1280, 800)))
+    assert cuts[0] == (0, 0, 1280, 160) and cuts[1] == (0, 80, 1280, 240)
+    assert cuts[-1][3] == 800 and len(cuts) == 9
+    assert bands(Image.new("L", (320, 100))) == [(0, 0, 320, 100)]

@@ -3,7 +3,9 @@ screenshot, read with the same recognizer and preprocessing the desktop
 machines use (:mod:`deckhand.core.text_on_screen`: grey, 2x, tesseract, an
 inverted pass for light text on a dark screen), and, when neither finds the
 label, a third pass over each dark region cropped and inverted (light text on
-a dark button of a light page, which neither of the first two reads).
+a dark button of a light page, which neither of the first two reads) and a
+fourth over the frame in overlapping horizontal bands (a small label tesseract
+skips in the whole frame).
 
 An element is asked for in words ("the Archive button", ``"Delete"``). It is
 looked for as text, in this order, and the first that is on the screen wins:
@@ -150,16 +152,21 @@ async def ground_text(observation: Observation, element: str) -> Grounded:
     image = _image(observation)
     found = await text_on_screen.words(image)
     best = _pick(found, labels)
-    # light text on a dark screen (the desktop's inverted pass), then light text
-    # in a dark box on a light page: read only while no whole-line label is found
-    for again in ("inverted", "dark boxes"):
+    # light text on a dark screen (the desktop's inverted pass), light text in a
+    # dark box on a light page, then the frame in bands: read only while no
+    # whole-line label is found
+    for again in ("inverted", "dark boxes", "bands"):
         if best is not None and best[0][0] == WHOLE_LINE:
             break
         if again == "inverted":
             more = _pick(await text_on_screen.words(image, invert=True), labels)
-        else:
+        elif again == "dark boxes":
             boxes = text_on_screen.dark_boxes(image)
             more = _pick(await text_on_screen.words_in_boxes(image, boxes), labels)
+        else:
+            cuts = text_on_screen.bands(image)
+            more = _pick(await text_on_screen.words_in_boxes(image, cuts, invert=False),
+                         labels)
         if more is not None and (best is None or more[0] > best[0]):
             best = more
     if best is None:

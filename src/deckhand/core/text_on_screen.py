@@ -152,15 +152,26 @@ def dark_boxes(image: Image.Image, *, step: int = 4, most: int = 16) -> list[Box
     return boxes[:most]
 
 
-async def words_in_boxes(image: Image.Image, boxes: list[Box]) -> list[Word]:
-    """The words read in each box, cropped and inverted, in ``image``
+def bands(image: Image.Image, height: int = 160) -> list[Box]:
+    """``image`` cut into full-width bands of ``height`` overlapping by half,
+    so every line of text lies whole in one: tesseract reads a small label in
+    a band that it skips in the whole frame (a link beside a dark button)."""
+    step = height // 2
+    return [(0, top, image.width, min(image.height, top + height))
+            for top in range(0, max(1, image.height - step), step)]
+
+
+async def words_in_boxes(image: Image.Image, boxes: list[Box], *,
+                         invert: bool = True) -> list[Word]:
+    """The words read in each box, cropped (and inverted), in ``image``
     coordinates (each box its own lines); two tesseract runs at a time."""
     grey = image.convert("L")
     gate = asyncio.Semaphore(2)
 
     async def read(n: int, box: Box) -> list[Word]:
         async with gate:
-            found = await words(ImageOps.invert(grey.crop(box)))
+            crop = grey.crop(box)
+            found = await words(ImageOps.invert(crop) if invert else crop)
         return [replace(w, left=w.left + box[0], top=w.top + box[1],
                         line=(1000 + n, *w.line[1:])) for w in found]
 
