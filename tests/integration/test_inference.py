@@ -130,7 +130,7 @@ async def test_predict_with_byok_headers_and_trajectory(tmp_path: Path, sqlite_u
             sent = fake.requests[0].body
             assert sent["model"] == "claude-opus-x"
             assert "opened the page" in sent["messages"][0]["content"][0]["text"]
-            # the offline brain cannot predict from a screenshot: a clear 422, not a guess
+            # an unquoted label is not an offline instruction: a clear 422, not a guess
             assert_error(await c.post("/v1/predict", json={"screenshot": SMALL,
                                                            "instruction": "Click Sign In"}),
                          422, "OFFLINE_BRAIN_UNSUPPORTED")

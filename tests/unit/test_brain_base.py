@@ -1,6 +1,6 @@
 """The Brain base class: a brain that only decides still answers verify and
-ground, with the "unsupported" error naming it (the HTTP answer the offline
-brain gave /v1/ground before), and closing it is safe."""
+ground, with the "unsupported" error naming it (the HTTP answer the scripted
+brain gives /v1/ground), and closing it is safe."""
 
 from __future__ import annotations
 
@@ -58,12 +58,16 @@ async def test_aclose_is_a_no_op_by_default() -> None:
         "still works"
 
 
-async def test_the_offline_and_scripted_brains_verify_but_do_not_ground() -> None:
+async def test_the_offline_and_scripted_brains_verify_and_only_offline_grounds_text() -> None:
     done = AgentContext(run_id="r", task='{"verdict": {"passed": false, "reason": "nope"}}')
     verdict = await ScriptedBrain().verify(done, "", None)
     assert (verdict.passed, verdict.reason, verdict.by) == (False, "nope", "scripted")
     offline = await OfflineBrain().verify(AgentContext(run_id="r", task="Run `ls`"), "", None)
     assert offline.passed and offline.by == "offline verify clauses"
-    for brain in (OfflineBrain(), ScriptedBrain()):
-        with pytest.raises(BrainUnsupported, match=f"^The {brain.name} brain cannot ground"):
-            await brain.ground(SCREEN, "x")
+    with pytest.raises(BrainUnsupported, match="^The scripted brain cannot ground"):
+        await ScriptedBrain().ground(SCREEN, "x")
+    # the offline brain reads the screenshot's text (tests/integration/test_offline_grounding.py);
+    # bytes that are no image are the caller's mistake, not an unsupported brain
+    with pytest.raises(DeckhandError) as bad:
+        await OfflineBrain().ground(SCREEN, "x")
+    assert bad.value.code is ErrorCode.INVALID_SCREENSHOT

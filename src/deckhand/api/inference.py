@@ -191,7 +191,8 @@ async def list_models(svc: Svc) -> dict[str, Any]:
     models = []
     for name, description in (
         (OFFLINE, ("Deterministic planner for a documented set of instructions; no model, "
-                   "works without a network (docs/offline-brain.md).")),
+                   "works without a network; grounds visible text labels on a screenshot "
+                   "with text recognition (docs/offline-brain.md).")),
         (ANTHROPIC, ("Claude through the Messages API with the computer-use tool "
                      "(computer_20251124), bash and the text editor.")),
         (OPENAI, "OpenAI Responses API with the computer-use tool (computer_call)."),

@@ -19,10 +19,11 @@ from deckhand.brains.resolve import (
     Choice,
 )
 from deckhand.brains.screen import image_size
+from deckhand.core.actions import Action, Click, ClickText
 from deckhand.core.screens import Observation
 from deckhand.core.steps import AgentContext, Decision, StepRecord, TokenUsage
 from deckhand.engine.llm_credentials import LlmCredentials
-from deckhand.errors import DeckhandError, ErrorCode, InsufficientCredits
+from deckhand.errors import DeckhandError, ErrorCode, InsufficientCredits, NotFound
 from deckhand.parse_pyautogui import action_response
 from deckhand.pricing import call_credits
 from deckhand.services import Services
@@ -183,7 +184,30 @@ async def decide(brain: Brain, context: AgentContext) -> Decision:
         verdict = await brain.verify(context, outcome.answer or decision.text or "",
                                      context.observation)
         decision = apply_verdict(decision, verdict)
-    return decision
+    return await ground_labels(brain, decision, context.observation)
+
+
+async def ground_labels(brain: Brain, decision: Decision,
+                        screen: Observation | None) -> Decision:
+    """Clicks on a label (the offline brain's ``click "LABEL"``) become clicks
+    at the label's point: a run's machine would find the label itself, but an
+    inference call has only the posted screenshot, and the contract's actions
+    are coordinates. The brain grounds each label on that screenshot (the
+    offline brain with text recognition); a model brain never answers a
+    label, so its answer is unchanged."""
+    if screen is None or not any(isinstance(a, ClickText) for a in decision.actions):
+        return decision
+    actions: list[Action] = []
+    for action in decision.actions:
+        if not isinstance(action, ClickText):
+            actions.append(action)
+            continue
+        found = await brain.ground(screen, action.label)
+        if not found.found:
+            raise NotFound(f"The element {action.label[:200]!r} was not found on the "
+                           "screenshot.")
+        actions.append(Click(x=found.x, y=found.y))
+    return decision.model_copy(update={"actions": tuple(actions)})
 
 
 async def run_brain(brains: LlmCredentials, choice: Choice, task: str,

@@ -91,6 +91,25 @@ def _choice_of_session(session: Session) -> Choice:
                   sealed_key=session.key_sealed)
 
 
+def _trajectory_for(session: Any, choice: Choice, instruction: str) -> list[dict[str, Any]]:
+    """The past predictions a brain is told of. A model reads them all as the
+    story so far. The offline brain counts them as the clauses of *this*
+    instruction already done, so it is given only the trailing predictions for
+    the same instruction since its last ``done`` or ``fail``: a new
+    instruction starts at its first clause (``click "Delete"`` after
+    ``click "Archive"`` is a click, not "done")."""
+    entries = list(session.trajectory or [])
+    if choice.brain != OFFLINE:
+        return entries
+    same: list[dict[str, Any]] = []
+    for entry in reversed(entries):
+        if entry.get("instruction") != instruction[:2000] or \
+                entry.get("status") in ("done", "fail"):
+            break
+        same.append(entry)
+    return same[::-1]
+
+
 def _stored_model(choice: Choice) -> str:
     return f"{choice.brain}:{choice.model}" if choice.model else choice.brain
 
@@ -189,15 +208,16 @@ async def session_predict(
     observation = observation_of(body.screenshot, session.screen_width, session.screen_height)
     cost = await afford(svc, caller, "session_predict")
     tools = tuple(session.tools) if session.tools else None
+    choice = _choice_of_session(session)
     context = AgentContext(
         run_id=session.id, task=body.instruction, instructions=session.instructions,
         system_prompt=session.system_prompt, cua_version=session.cua_version,
-        steps=trajectory_steps(list(session.trajectory or [])), observation=observation,
+        steps=trajectory_steps(_trajectory_for(session, choice, body.instruction)),
+        observation=observation,
         terminal=False, allowed_actions=tools)
 
     async def answer() -> dict[str, Any]:
-        decision = await run_brain(svc.brains, _choice_of_session(session), body.instruction,
-                                   context)
+        decision = await run_brain(svc.brains, choice, body.instruction, context)
         body_parts = prediction(decision, include_reasoning=True, include_raw_code=False)
         async with svc.db.write() as conn:
             fresh = await sessions_store.get_owned(conn, session_id, caller.account_id,

@@ -48,6 +48,7 @@ from __future__ import annotations
 import re
 
 from deckhand.brains.base import Brain
+from deckhand.brains.offline_ground import ground_text
 from deckhand.brains.offline_parse import (
     FORMS,
     SCREEN_CLAUSES,
@@ -88,7 +89,7 @@ from deckhand.core.actions import Scroll as ScrollAction
 from deckhand.core.actions import TypeText as TypeAction
 from deckhand.core.screens import Observation
 from deckhand.core.steps import AgentContext, Decision, Outcome, StepRecord
-from deckhand.core.verdicts import Verdict
+from deckhand.core.verdicts import Grounded, Verdict
 from deckhand.errors import ErrorCode
 
 #: a generous per-command timeout; the run's own deadline is enforced elsewhere
@@ -120,6 +121,12 @@ class OfflineBrain(Brain):
                      screen: Observation | None) -> Verdict:
         """Its verify clauses checked again against the recorded results."""
         return offline_verdict(context)
+
+    async def ground(self, observation: Observation, element: str) -> Grounded:
+        """Visible text only: the centre of the element's words, read with the
+        desktop's text recognition (brains/offline_ground.py); anything else is
+        ``OFFLINE_BRAIN_UNSUPPORTED``."""
+        return await ground_text(observation, element)
 
 
 def next_decision(

@@ -1,160 +1,46 @@
-"""Text recognition on screenshots with tesseract (a subprocess, one thread:
-``OMP_THREAD_LIMIT=1`` takes a frame from 2.5 s to ~0.3 s here).
-
-The frame is turned grey and enlarged 2x first (small UI text reads far
-better). Light text on a dark or coloured background is looked for in a
-second, inverted pass only when the first one does not find a label.
-"""
+"""Text recognition on the desktop's frames: :mod:`deckhand.core.text_on_screen`
+(shared with the offline brain, which grounds labels on posted screenshots),
+with its failures raised as the agent's own :class:`OcrError`."""
 
 from __future__ import annotations
 
-import asyncio
-import io
-import os
-import re
-import shutil
-from dataclasses import dataclass
+from PIL import Image
 
-from PIL import Image, ImageOps
-
+from deckhand.core import text_on_screen
+from deckhand.core.text_on_screen import (
+    SCALE,
+    TIMEOUT_S,
+    Match,
+    TextRecognitionError,
+    Word,
+    available,
+    contains,
+    find,
+    lines,
+    text_of,
+)
 from deckhand.machine_agent.errors import AgentError
 
-SCALE = 2
-TIMEOUT_S = 30.0
+__all__ = ["SCALE", "TIMEOUT_S", "Match", "OcrError", "Word", "available", "contains", "find",
+           "lines", "locate", "text_of", "words"]
 
 
 class OcrError(AgentError):
     pass
 
 
-@dataclass(frozen=True)
-class Word:
-    text: str
-    left: int
-    top: int
-    width: int
-    height: int
-    conf: float
-    line: tuple[int, int, int, int]  # page, block, paragraph, line
-
-    @property
-    def right(self) -> int:
-        return self.left + self.width
-
-    @property
-    def bottom(self) -> int:
-        return self.top + self.height
-
-
-@dataclass(frozen=True)
-class Match:
-    text: str
-    x: int
-    y: int
-    left: int
-    top: int
-    width: int
-    height: int
-
-
-def available() -> bool:
-    return shutil.which("tesseract") is not None
-
-
-def _norm(text: str) -> str:
-    return re.sub(r"[^\w@.]+", "", text.lower())
-
-
 async def words(image: Image.Image, *, invert: bool = False) -> list[Word]:
     """Every word tesseract reads in ``image``, in ``image`` coordinates."""
-    if not available():
-        raise OcrError("tesseract is not installed (scripts/install-system-deps)")
-    grey = image.convert("L")
-    if invert:
-        grey = ImageOps.invert(grey)
-    big = grey.resize((grey.width * SCALE, grey.height * SCALE), Image.BILINEAR)
-    buf = io.BytesIO()
-    big.save(buf, "PPM")
-    env = {**os.environ, "OMP_THREAD_LIMIT": "1"}
-    proc = await asyncio.create_subprocess_exec(
-        "tesseract", "stdin", "stdout", "--psm", "11", "tsv",
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, env=env,
-    )
     try:
-        out, err = await asyncio.wait_for(proc.communicate(buf.getvalue()), TIMEOUT_S)
-    except BaseException:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-        raise
-    if proc.returncode != 0:
-        raise OcrError(f"tesseract failed: {err.decode(errors='replace')[-300:]}")
-    found = []
-    for row in out.decode(errors="replace").splitlines()[1:]:
-        cols = row.split("\t")
-        if len(cols) < 12 or not cols[11].strip():
-            continue
-        try:
-            conf = float(cols[10])
-            left, top, w, h = (int(c) // SCALE for c in cols[6:10])
-            key = (int(cols[1]), int(cols[2]), int(cols[3]), int(cols[4]))
-        except ValueError:
-            continue
-        found.append(Word(cols[11].strip(), left, top, w, h, conf, key))
-    return found
-
-
-def lines(found: list[Word]) -> list[list[Word]]:
-    grouped: dict[tuple[int, int, int, int], list[Word]] = {}
-    for w in found:
-        grouped.setdefault(w.line, []).append(w)
-    return [sorted(ws, key=lambda w: w.left) for ws in grouped.values()]
-
-
-def text_of(found: list[Word]) -> str:
-    return "\n".join(" ".join(w.text for w in ln) for ln in
-                     sorted(lines(found), key=lambda ln: (ln[0].top, ln[0].left)))
-
-
-def find(found: list[Word], label: str) -> Match | None:
-    """The words that spell ``label`` (consecutive on one line, compared
-    without case and punctuation); exact before contained."""
-    want = [_norm(t) for t in label.split() if _norm(t)]
-    if not want:
-        return None
-    best: tuple[int, Match] | None = None
-    for ln in lines(found):
-        normed = [_norm(w.text) for w in ln]
-        for i in range(len(ln) - len(want) + 1):
-            window = normed[i:i + len(want)]
-            if window == want:
-                score = 2
-            elif len(want) == 1 and want[0] in window[0] and len(want[0]) >= 3:
-                score = 1
-            else:
-                continue
-            ws = ln[i:i + len(want)]
-            left, top = min(w.left for w in ws), min(w.top for w in ws)
-            right, bottom = max(w.right for w in ws), max(w.bottom for w in ws)
-            m = Match(" ".join(w.text for w in ws), (left + right) // 2, (top + bottom) // 2,
-                      left, top, right - left, bottom - top)
-            if best is None or score > best[0]:
-                best = (score, m)
-    return best[1] if best else None
-
-
-def contains(text: str, wanted: str) -> bool:
-    """Whether recognised ``text`` shows ``wanted`` (case, spacing and
-    punctuation around words ignored)."""
-    return _norm(wanted) in _norm(text) if _norm(wanted) else False
+        return await text_on_screen.words(image, invert=invert)
+    except TextRecognitionError as exc:
+        raise OcrError(exc.message) from exc
 
 
 async def locate(image: Image.Image, label: str) -> tuple[Match | None, list[Word]]:
-    found = await words(image)
-    match = find(found, label)
-    if match is None:
-        inverted = await words(image, invert=True)
-        match = find(inverted, label)
-        found = found + inverted
-    return match, found
+    """The label's match (a second, inverted pass when the first finds none)
+    and every word read."""
+    try:
+        return await text_on_screen.locate(image, label)
+    except TextRecognitionError as exc:
+        raise OcrError(exc.message) from exc
