@@ -10,6 +10,8 @@ label names, read with text recognition and the image's rectangles.
    text, each also inverted for light text on a colour);
 2. a field-like box is a rectangle whose border stands out from the page
    (two long horizontal edges of the same span, joined by vertical ones);
+   the insides of all boxes are also read on their own (a mosaic on white),
+   which finds placeholders that the whole screen's passes miss;
 3. the text inside a box is that field's placeholder: the field is that
    box; else the field is the nearest box below the text or to its right.
 """
@@ -26,7 +28,7 @@ from deckhand.machine_agent import ocr
 CONTRAST_SCALES = (1.0, 1.5)
 EDGE = 28  # grey levels between a border pixel and the pixel beside it
 MIN_BOX_W, MIN_BOX_H, MAX_BOX_H = 60, 14, 140
-NEAR_PX = 180  # how far below or right of its label a field may be
+NEAR_BELOW, NEAR_RIGHT = 180, 320  # how far below or right of its label a field may be
 SEARCH_W, SEARCH_H = 760, 220
 
 
@@ -72,6 +74,11 @@ async def read_label(image: Image.Image, label: str) -> tuple[ocr.Match | None, 
     match, found = await ocr.locate(image, label)
     if match is not None:
         return match, found
+    inside = await words_in_boxes(image, boxes(image, Box(0, 0, image.width, image.height)))
+    found += inside
+    match = ocr.find(inside, label)
+    if match is not None:
+        return match, found
     for scale in CONTRAST_SCALES:
         tuned = contrast(image, scale)
         for invert in (False, True):
@@ -82,6 +89,35 @@ async def read_label(image: Image.Image, label: str) -> tuple[ocr.Match | None, 
             if match is not None:
                 return match, found
     return None, found
+
+
+async def words_in_boxes(image: Image.Image, found: list[Box]) -> list[ocr.Word]:
+    """The words inside ``found`` boxes (placeholders), read from a mosaic of
+    the boxes' insides on white: one recognition for all of them, and none
+    of the page around (a dark page skews tesseract's global threshold so
+    that grey text in a white field is lost)."""
+    if not found:
+        return []
+    gap = 16
+    width = max(b.right - b.left for b in found) + 2 * gap
+    height = sum(b.bottom - b.top + gap for b in found) + gap
+    sheet = Image.new("L", (width, height), 255)
+    slots: list[tuple[int, Box]] = []
+    y = gap
+    for b in found:
+        inner = contrast(image.crop((b.left + 2, b.top + 2, b.right - 2, b.bottom - 2)))
+        sheet.paste(inner, (gap, y))
+        slots.append((y, b))
+        y += b.bottom - b.top + gap
+    out = []
+    for w in await ocr.words(sheet):
+        cy = w.top + w.height // 2
+        for top, b in slots:
+            if top <= cy < top + b.bottom - b.top:
+                out.append(ocr.Word(w.text, w.left - gap + b.left + 2, w.top - top + b.top + 2,
+                                    w.width, w.height, w.conf, (-1, top, *w.line[2:])))
+                break
+    return out
 
 
 def _scaled(w: ocr.Word, s: float) -> ocr.Word:
@@ -167,7 +203,8 @@ def field_for(image: Image.Image, label: ocr.Match) -> Field | None:
             gap, how = float(b.left - right_end), "box-right"
         else:
             continue
-        if gap <= NEAR_PX and (best is None or gap < best[0]):
+        if gap <= (NEAR_BELOW if how == "box-below" else NEAR_RIGHT) \
+                and (best is None or gap < best[0]):
             best = (gap, b, how)
     if best is None:
         return None

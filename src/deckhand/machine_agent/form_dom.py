@@ -116,11 +116,13 @@ FIND_FIELD_JS = "(label) => {" + _EDITABLE + """
   for (const el of fields) {
     const r = el.getBoundingClientRect();
     let gap = null;
-    if (r.top >= t.top + t.height / 2 && r.left < t.right + 40 && r.right > t.left - 40)
+    const below = r.top >= t.top + t.height / 2 && r.left < t.right + 40 && r.right > t.left - 40;
+    if (below)
       gap = Math.max(0, r.top - t.bottom) + Math.max(0, r.left - t.left) / 4;
     else if (r.left >= t.right - 4 && r.top < t.bottom && r.bottom > t.top)
       gap = r.left - t.right;
-    if (gap !== null && gap <= 200 && (!best || gap < best.gap)) best = {el, gap};
+    if (gap !== null && gap <= (below ? 200 : 320) && (!best || gap < best.gap))
+      best = {el, gap};
   }
   return best ? answer(best.el, 'nearby-text') : null;
 }"""
