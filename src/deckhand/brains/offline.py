@@ -21,7 +21,9 @@ recorded steps after a crash continues exactly where it stopped:
    file, or one without TEXT, ends it with ``VERIFICATION_FAILED``. Screen
    instructions (open, click, type, press, scroll) act on the machine's screen
    (labels grounded by the machine: the page's DOM in a browser, text
-   recognition on a desktop); an action that fails ends the run with
+   recognition on a desktop; ``type … into "LABEL"`` is one ``type`` action
+   whose field the machine grounds, and which answers ``ok`` false when its
+   text lands in no editable element); an action that fails ends the run with
    ``MACHINE_ERROR``, and ``verify the screen shows "TEXT"`` (whose step reads
    the screen's text) ends it with ``VERIFICATION_FAILED`` when TEXT is not
    there. A check
