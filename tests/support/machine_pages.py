@@ -49,7 +49,21 @@ div {width: 300px; height: 300px; margin: 150px auto; background: #208040;
 STILL = """<!doctype html><html><body style="font: 24px 'DejaVu Sans', sans-serif">
 <h1>Still</h1><p>Nothing here moves.</p><input id="q"></body></html>"""
 
-PAGES = {"signin.html": SIGNIN, "long.html": LONG, "animated.html": ANIMATED,
+# A form whose label stands above its field (no `for`: clicking the label's
+# text focuses nothing) and a field named only by its placeholder; the result
+# text appears once both are filled and Submit is clicked.
+FORM = """<!doctype html><html><head><title>Newsletter</title>
+<style>body{font-family:'DejaVu Sans',sans-serif;font-size:20px;margin:60px}
+input,button{font:inherit;padding:6px 8px} input{width:340px} .row{margin-bottom:28px}
+input::placeholder{color:#a0a0a0}</style></head><body><h1>Newsletter</h1>
+<div class="row"><label>Email address</label><div><input id="email" type="email"></div></div>
+<div class="row"><input id="name" placeholder="Your name"></div>
+<button onclick="const e = document.getElementById('email').value,
+ n = document.getElementById('name').value; document.getElementById('out').textContent =
+ e && n ? 'Thanks ' + n + ', we wrote to ' + e : 'Please fill in both fields'">Submit</button>
+<p id="out" style="font-size:24px"></p></body></html>"""
+
+PAGES = {"signin.html": SIGNIN, "form.html": FORM, "long.html": LONG, "animated.html": ANIMATED,
          "spinner.html": SPINNER, "still.html": STILL}
 
 

@@ -33,7 +33,7 @@ def test_each_clause_is_one_step_with_grounded_actions() -> None:
     expected = [
         (OpenUrl(url="http://127.0.0.1:8000/signin.html"),),
         (ClickText(label="Sign in"),),
-        (ClickText(label="Email"), TypeText(text="a@b.c")),
+        (TypeText(text="a@b.c", into="Email"),),
         (KeyPress(keys="enter"),),
         (Scroll(direction="down"),),
         (Screenshot(),),
@@ -90,3 +90,47 @@ def test_only_web_urls_are_opened() -> None:
             assert "not allowed" in str(exc)
         else:
             raise AssertionError(bad)
+
+
+FORM = ('open http://127.0.0.1:8000/form.html, type "ada@example.com" into "Email address", '
+        'verify the screen shows "Thanks"')
+MISSED = ActionResult(ok=False, data={"grounding": "dom", "label_found": False},
+                      error="no editable field on the page is named 'Email address'")
+
+
+def _form_steps(typed: ActionResult, shown: str) -> list[StepRecord]:
+    steps: list[StepRecord] = []
+    for number, result in enumerate((ok(), typed, ok(text=shown, text_source="dom")), start=1):
+        d = next_decision(AgentContext(run_id="r", task=FORM, steps=tuple(steps)))
+        steps.append(StepRecord(number=number, decision=d, results=(result,)))
+    return steps
+
+
+def test_type_into_a_label_is_one_action_the_machine_grounds() -> None:
+    d = next_decision(AgentContext(run_id="r", task=FORM, steps=tuple(_form_steps(ok(), "")[:1])))
+    assert d.actions == (TypeText(text="ada@example.com", into="Email address"),)
+
+
+def test_a_type_that_missed_fails_the_run_with_the_reason() -> None:
+    steps = _form_steps(ok(), "")[:1]
+    d = next_decision(AgentContext(run_id="r", task=FORM, steps=tuple(steps)))
+    steps.append(StepRecord(number=2, decision=d, results=(MISSED,)))
+    end = next_decision(AgentContext(run_id="r", task=FORM, steps=tuple(steps)))
+    assert end.outcome is not None and not end.outcome.success
+    assert end.outcome.error_code == "MACHINE_ERROR"
+    assert "no editable field on the page is named 'Email address'" in (end.outcome.message or "")
+
+
+def test_the_verdict_fails_on_a_missed_action_whatever_the_screen_shows() -> None:
+    from deckhand.brains.offline_verdict import offline_verdict
+
+    good = offline_verdict(AgentContext(run_id="r", task=FORM,
+                                        steps=tuple(_form_steps(ok(), "Thanks, Ada"))))
+    assert good.passed, good
+    missed = offline_verdict(AgentContext(run_id="r", task=FORM,
+                                          steps=tuple(_form_steps(MISSED, "Thanks, Ada"))))
+    assert not missed.passed and "no editable field" in missed.reason
+    assert "type 'ada@example.com' into 'Email address'" in missed.reason
+    unseen = offline_verdict(AgentContext(run_id="r", task=FORM,
+                                          steps=tuple(_form_steps(ok(), "Sign up"))))
+    assert not unseen.passed and "does not show 'Thanks'" in unseen.reason

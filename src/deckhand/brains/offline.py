@@ -21,7 +21,9 @@ recorded steps after a crash continues exactly where it stopped:
    file, or one without TEXT, ends it with ``VERIFICATION_FAILED``. Screen
    instructions (open, click, type, press, scroll) act on the machine's screen
    (labels grounded by the machine: the page's DOM in a browser, text
-   recognition on a desktop); an action that fails ends the run with
+   recognition on a desktop; ``type … into "LABEL"`` is one ``type`` action
+   whose field the machine grounds, and which answers ``ok`` false when its
+   text lands in no editable element); an action that fails ends the run with
    ``MACHINE_ERROR``, and ``verify the screen shows "TEXT"`` (whose step reads
    the screen's text) ends it with ``VERIFICATION_FAILED`` when TEXT is not
    there. A check
@@ -73,7 +75,7 @@ from deckhand.brains.offline_parse import (
     parse_task,
     quote,
 )
-from deckhand.brains.offline_verdict import offline_verdict
+from deckhand.brains.offline_verdict import offline_verdict, shows
 from deckhand.core.actions import (
     ActionResult,
     ClickText,
@@ -269,12 +271,13 @@ def _screen_decision(clause: Clause, note: str | None) -> Decision:
         return Decision(actions=(ClickText(label=clause.label),),
                         text=_join(note, f"Clicking {quote(clause.label)}"))
     if isinstance(clause, TypeText):
-        typing = TypeAction(text=clause.text)
+        # One action: the machine grounds the field ``into`` names (not the
+        # label's text) and answers ok false when the text lands nowhere.
+        typing = TypeAction(text=clause.text, into=clause.into)
         if clause.into is None:
             return Decision(actions=(typing,), text=_join(note, f"Typing {quote(clause.text)}"))
-        return Decision(actions=(ClickText(label=clause.into), typing),
-                        text=_join(note, f"Typing {quote(clause.text)} into "
-                                         f"{quote(clause.into)}"))
+        return Decision(actions=(typing,), text=_join(note, f"Typing {quote(clause.text)} "
+                                                            f"into {quote(clause.into)}"))
     if isinstance(clause, Press):
         return Decision(actions=(KeyPress(keys=clause.key),),
                         text=_join(note, f"Pressing {clause.key}"))
@@ -289,15 +292,6 @@ def _screen_decision(clause: Clause, note: str | None) -> Decision:
 def _screen_text(result: ActionResult) -> str:
     text = result.data.get("text")
     return text if isinstance(text, str) else ""
-
-
-def _shows(screen: str, wanted: str, *, loose: bool) -> bool:
-    """Whether ``wanted`` is on the screen: case and spacing ignored; with
-    text recognition (``loose``) punctuation between words is ignored too."""
-    def norm(t: str) -> str:
-        t = " ".join(t.lower().split())
-        return re.sub(r"[^\w@.]+", "", t) if loose else t
-    return bool(norm(wanted)) and norm(wanted) in norm(screen)
 
 
 def _look_back_screen(clause: Clause, step: StepRecord) -> Decision | str | None:
@@ -315,7 +309,7 @@ def _look_back_screen(clause: Clause, step: StepRecord) -> Decision | str | None
         result = results[-1]
         screen = _screen_text(result)
         how = result.data.get("text_source")
-        if not _shows(screen, clause.text, loose=how == "ocr"):
+        if not shows(screen, clause.text, loose=how == "ocr"):
             where = {"ocr": "text recognition on the screenshot", "dom": "the page's text",
                      "terminal": "the terminal"}.get(str(how), "the screen")
             return _verification_failed(

@@ -1,6 +1,11 @@
 """The offline brain's verdict on a finished task: its verify clauses checked
 again against the recorded results, so "done" rests on what the machine
-answered and not on the planner having reached the end of its plan."""
+answered and not on the planner having reached the end of its plan.
+
+Every recorded action is checked too: an action that missed (``ok`` false,
+such as a ``type`` whose text landed in no field) fails the verdict with
+the machine's reason, whatever the verify clauses say; a verify clause on
+the screen is checked against the text its step read."""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ import re
 
 from deckhand.brains import offline_parse as p
 from deckhand.core.actions import ActionResult, RunCommand
+from deckhand.core.describe import describe
 from deckhand.core.steps import AgentContext
 from deckhand.core.verdicts import Verdict
 
@@ -23,6 +29,9 @@ def offline_verdict(context: AgentContext) -> Verdict:
     if isinstance(clauses, p.ParseError):
         return Verdict(False, f"The task cannot be read: {clauses.reason}.", by="offline")
     steps = context.steps
+    missed = _first_miss(context)
+    if missed is not None:
+        return Verdict(False, missed, by="offline verify clauses")
     checked = 0
     for k, clause in enumerate(clauses):
         problem: str | None = None
@@ -45,6 +54,14 @@ def offline_verdict(context: AgentContext) -> Verdict:
                 problem = f"{clause.path} was not read"
             elif clause.text not in content:
                 problem = f"{clause.path} does not contain {clause.text!r}"
+        elif isinstance(clause, p.VerifyScreenShows):
+            result = steps[k].results[-1] if k < len(steps) and steps[k].results else None
+            screen = result.data.get("text") if result is not None and result.ok else None
+            if not isinstance(screen, str):
+                problem = "the screen was not read"
+            elif not shows(screen, clause.text, loose=result is not None
+                            and result.data.get("text_source") == "ocr"):
+                problem = f"the screen does not show {clause.text!r}"
         else:
             continue
         checked += 1
@@ -57,6 +74,25 @@ def offline_verdict(context: AgentContext) -> Verdict:
                        by="offline verify clauses")
     return Verdict(True, f"All {checked} verify clause{'s' if checked > 1 else ''} hold.",
                    by="offline verify clauses")
+
+
+def _first_miss(context: AgentContext) -> str | None:
+    """The first recorded action that did not succeed, in words, or None."""
+    for step in context.steps:
+        for action, result in zip(step.decision.actions, step.results, strict=False):
+            if not result.ok:
+                return (f"Step {step.number} failed on the machine ({describe(action)}): "
+                        f"{result.error or 'no reason given'}.")
+    return None
+
+
+def shows(screen: str, wanted: str, *, loose: bool) -> bool:
+    """Whether ``wanted`` is in ``screen``: case and spacing ignored; with
+    text recognition (``loose``) punctuation between words is ignored too."""
+    def norm(t: str) -> str:
+        t = " ".join(t.lower().split())
+        return re.sub(r"[^\w@.]+", "", t) if loose else t
+    return bool(norm(wanted)) and norm(wanted) in norm(screen)
 
 
 def _last_command(context: AgentContext, before: int) -> ActionResult | None:

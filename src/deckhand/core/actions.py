@@ -67,8 +67,14 @@ class Drag(_Action):
 
 
 class TypeText(_Action):
+    """Type ``text`` where the focus is, or, with ``into``, into the editable
+    field that label names (grounded by the machine). The machine answers
+    ``ok`` false when the text would land in no editable element, so a miss
+    is a failure and not a silent success."""
+
     kind: Literal["type"] = "type"
     text: str
+    into: str | None = None
 
 
 class KeyPress(_Action):

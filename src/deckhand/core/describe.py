@@ -24,7 +24,8 @@ def describe(action: actions.Action) -> str:
     if isinstance(action, actions.Drag):
         return f"drag ({action.x}, {action.y}) → ({action.to_x}, {action.to_y})"
     if isinstance(action, actions.TypeText):
-        return f"type {short(action.text, 60)!r}"
+        where = f" into {short(action.into, 60)!r}" if action.into else ""
+        return f"type {short(action.text, 60)!r}{where}"
     if isinstance(action, actions.KeyPress):
         return f"press {action.keys}"
     if isinstance(action, actions.Scroll):

@@ -22,7 +22,7 @@ from deckhand.core.actions import (
     Scroll,
     TypeText,
 )
-from deckhand.machine_agent import ocr
+from deckhand.machine_agent import fill, ocr
 from deckhand.machine_agent.browser import Browser, BrowserError
 from deckhand.machine_agent.desktop import Desktop, DesktopError, Frame
 from deckhand.machine_agent.errors import AgentError
@@ -125,6 +125,8 @@ class Screen:
                                                "text_source": how})
         if isinstance(action, ClickText):
             return await self._click_text(action.label)
+        if isinstance(action, TypeText):
+            return await self._type(action)
         if self.desktop is not None:
             return self._desktop_input(action)
         if self.source != "browser":
@@ -141,8 +143,6 @@ class Screen:
             x.move(action.x, action.y)
         elif isinstance(action, Drag):
             x.drag(action.x, action.y, action.to_x, action.to_y)
-        elif isinstance(action, TypeText):
-            x.type_text(action.text)
         elif isinstance(action, KeyPress):
             x.key_combo(action.keys)
         elif isinstance(action, Scroll):
@@ -163,8 +163,6 @@ class Screen:
             await page.mouse.down()
             await page.mouse.move(action.to_x, action.to_y, steps=10)
             await page.mouse.up()
-        elif isinstance(action, TypeText):
-            await b.insert_text(action.text)
         elif isinstance(action, KeyPress):
             await b.press(split_combo(action.keys))
         elif isinstance(action, Scroll):
@@ -173,6 +171,14 @@ class Screen:
         else:
             raise ScreenError(f"unsupported screen action {getattr(action, 'kind', '?')!r}")
         return ActionResult(ok=True)
+
+    async def _type(self, action: TypeText) -> ActionResult:
+        """Typing answers whether the text landed (:mod:`.fill`)."""
+        if self.desktop is not None:
+            return await fill.type_on_desktop(self.desktop, self.settle_now, action)
+        if self.source != "browser":
+            raise ScreenError(NO_SCREEN.format(what=_verb(action)))
+        return await fill.type_in_browser(self.browser, action)
 
     async def _click_text(self, label: str) -> ActionResult:
         source = self.source
