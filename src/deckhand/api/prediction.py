@@ -19,7 +19,7 @@ from deckhand.brains.resolve import (
     Choice,
 )
 from deckhand.brains.screen import image_size
-from deckhand.core.actions import Action, Click, ClickText
+from deckhand.core.actions import Action, Click, ClickText, TypeText
 from deckhand.core.screens import Observation
 from deckhand.core.steps import AgentContext, Decision, StepRecord, TokenUsage
 from deckhand.engine.llm_credentials import LlmCredentials
@@ -189,25 +189,36 @@ async def decide(brain: Brain, context: AgentContext) -> Decision:
 
 async def ground_labels(brain: Brain, decision: Decision,
                         screen: Observation | None) -> Decision:
-    """Clicks on a label (the offline brain's ``click "LABEL"``) become clicks
-    at the label's point: a run's machine would find the label itself, but an
-    inference call has only the posted screenshot, and the contract's actions
-    are coordinates. The brain grounds each label on that screenshot (the
-    offline brain with text recognition); a model brain never answers a
-    label, so its answer is unchanged."""
-    if screen is None or not any(isinstance(a, ClickText) for a in decision.actions):
+    """Actions on a label (the offline brain's ``click "LABEL"`` and ``type
+    "TEXT" into "LABEL"``) become actions at the label's point: a run's machine
+    would find the label (or the field it names) itself, but an inference call
+    has only the posted screenshot, and the contract's actions are
+    coordinates. The brain grounds each label on that screenshot (the offline
+    brain with text recognition): a click there, and for a type, a click there
+    and then the typing. A model brain never answers a label, so its answer is
+    unchanged."""
+    def on_label(a: Action) -> bool:
+        return isinstance(a, ClickText) or (isinstance(a, TypeText) and a.into is not None)
+
+    if screen is None or not any(on_label(a) for a in decision.actions):
         return decision
     actions: list[Action] = []
     for action in decision.actions:
-        if not isinstance(action, ClickText):
+        if isinstance(action, ClickText):
+            actions.append(await _click_on(brain, screen, action.label))
+        elif isinstance(action, TypeText) and action.into is not None:
+            actions += [await _click_on(brain, screen, action.into),
+                        action.model_copy(update={"into": None})]
+        else:
             actions.append(action)
-            continue
-        found = await brain.ground(screen, action.label)
-        if not found.found:
-            raise NotFound(f"The element {action.label[:200]!r} was not found on the "
-                           "screenshot.")
-        actions.append(Click(x=found.x, y=found.y))
     return decision.model_copy(update={"actions": tuple(actions)})
+
+
+async def _click_on(brain: Brain, screen: Observation, label: str) -> Click:
+    found = await brain.ground(screen, label)
+    if not found.found:
+        raise NotFound(f"The element {label[:200]!r} was not found on the screenshot.")
+    return Click(x=found.x, y=found.y)
 
 
 async def run_brain(brains: LlmCredentials, choice: Choice, task: str,
