@@ -11,7 +11,7 @@ import shutil
 
 import pytest
 
-from tests.integration.machine_pages import recorded_groundings, serve_pages, server, sqlite_server
+from tests.support.machine_pages import recorded_groundings, serve_pages, server, sqlite_server
 from tests.support.runs import start, wait_for
 
 __all__ = ["server", "sqlite_server"]  # fixtures that terminate leftover machines
