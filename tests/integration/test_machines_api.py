@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -312,7 +311,7 @@ async def test_machines_survive_a_server_restart(tmp_path: Path, sqlite_url: str
     assert not _alive(pid)
 
 
-async def test_warm_pool_provisions_in_milliseconds(tmp_path: Path, sqlite_url: str) -> None:
+async def test_warm_pool_provisions_from_a_spare(tmp_path: Path, sqlite_url: str) -> None:
     settings = make_settings(tmp_path, sqlite_url, machine_pool_terminal=1)
     async with serving(settings) as s:
         pool = s.services.machines.pool
@@ -321,12 +320,10 @@ async def test_warm_pool_provisions_in_milliseconds(tmp_path: Path, sqlite_url: 
         assert pool.available("terminal") == 1
         key = await s.key()
         async with s.client(key) as c:
-            t0 = time.perf_counter()
             m = await _provision(c)
-            elapsed = time.perf_counter() - t0
+            # Running at once, on a claimed spare (its speed is bench/machines.py's to measure)
             assert m["status"] == "running"
-            assert (settings.data_dir / "machines" / m["id"]).is_symlink()  # a claimed spare
-            assert elapsed < 1.0, elapsed
+            assert (settings.data_dir / "machines" / m["id"]).is_symlink()
             out = await _sh(c, m["id"], "echo pooled; echo $HOME")
             assert out["result"]["output"].startswith("pooled\n")
             spare_dirs = [p for p in (settings.data_dir / "machines").iterdir()
