@@ -25,23 +25,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import functools
-import http.server
 import io
 import os
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 from PIL import Image
 
-from deckhand.core.actions import Click, OpenUrl, TypeText
-from deckhand.machines.local import LocalMachineProvider
-from deckhand.machines.remote import RemoteMachine
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support
+
+from deckhand.core.actions import Click, OpenUrl, TypeText  # noqa: E402
+from deckhand.machines.local import LocalMachineProvider  # noqa: E402
+from deckhand.machines.remote import RemoteMachine  # noqa: E402
+from tests.support.static_site import static_site  # noqa: E402
 
 FIXED_MS = 2000  # the demo's policy: a fixed 2 s sleep after every action
 POINT = (640, 600)  # inside the page on both screens (below the desktop browser's toolbar)
@@ -67,22 +67,8 @@ def pct(values: list[float], p: float) -> float:
 
 @contextlib.contextmanager
 def pages() -> Iterator[str]:
-    with tempfile.TemporaryDirectory() as d:
-        (Path(d) / "still.html").write_text(STILL)
-        (Path(d) / "animated.html").write_text(ANIMATED)
-
-        class Quiet(http.server.SimpleHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                return None
-
-        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
-                                              functools.partial(Quiet, directory=d))
-        threading.Thread(target=srv.serve_forever, daemon=True).start()
-        try:
-            yield f"http://127.0.0.1:{srv.server_address[1]}"
-        finally:
-            srv.shutdown()
-            srv.server_close()
+    with static_site({"still.html": STILL, "animated.html": ANIMATED}) as base:
+        yield base
 
 
 class Table:

@@ -179,26 +179,17 @@ def runs_events(run_id: str, server: Server = DEFAULT_SERVER, key: Key = None,
             typer.echo(json.dumps(event))
         else:
             sys.stdout.write(f"#{event['seq']} ")
-            show(sys.stdout, event, max_steps)
-            if event["type"] not in SHOWN:
-                typer.echo(f"{event['type']}")
+            if not show(sys.stdout, event, max_steps):
+                typer.echo(event["type"])
 
     call_api(server, key, go)
-
-
-# The event types cli_run.show prints a line for; the others print their type.
-SHOWN = frozenset({"status", "text", "tool_call", "tool_result", "awaiting_human", "resumed",
-                   "error"})
 
 
 @runs_app.command("cancel")
 def runs_cancel(run_id: str, server: Server = DEFAULT_SERVER, key: Key = None,
                 as_json: AsJson = False) -> None:
     """Cancel a run (the action in flight is interrupted)."""
-    run = call_api(server, key, lambda api: api.cancel_run(run_id))
-    if as_json:
-        return _print_json(run)
-    typer.echo(f"run {run_id}: {run['status']}")
+    _run_status(call_api(server, key, lambda api: api.cancel_run(run_id)), as_json)
 
 
 @runs_app.command("resume")
@@ -208,11 +199,15 @@ def runs_resume(run_id: str, server: Server = DEFAULT_SERVER, key: Key = None,
                 ) -> None:
     """Resume a run that waits for a human."""
     body = {"note": note} if note else {}
-    run = call_api(server, key,
-                   lambda api: api.call("POST", f"/v1/runs/{run_id}/resume", json=body))
+    _run_status(call_api(server, key, lambda api: api.call(
+        "POST", f"/v1/runs/{run_id}/resume", json=body)), as_json)
+
+
+def _run_status(run: dict[str, Any], as_json: bool) -> None:
+    """A changed run: its JSON, or one line with its new status."""
     if as_json:
         return _print_json(run)
-    typer.echo(f"run {run_id}: {run['status']}")
+    typer.echo(f"run {run['id']}: {run['status']}")
 
 
 # -- machines ------------------------------------------------------------------------------

@@ -102,7 +102,8 @@ def say(out: TextIO, text: str) -> None:
     out.flush()
 
 
-def show(out: TextIO, event: dict[str, Any], max_steps: int) -> None:
+def show(out: TextIO, event: dict[str, Any], max_steps: int) -> bool:
+    """Print a line (or a few) for ``event``; False for an event it has no words for."""
     t, d = event["type"], event["data"]
     if t == "status":
         extra = f" ({d['brain']} brain)" if "brain" in d else ""
@@ -129,6 +130,9 @@ def show(out: TextIO, event: dict[str, Any], max_steps: int) -> None:
         say(out, f"resumed{': ' + d['note'] if d.get('note') else ''}")
     elif t == "error":
         say(out, f"error {d.get('code')}: {d.get('message')}")
+    else:
+        return False
+    return True
 
 
 def summarize(out: TextIO, run: dict[str, Any]) -> None:

@@ -6,7 +6,7 @@ editable element answers ``ok`` false with the reason."""
 from __future__ import annotations
 
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +14,7 @@ import pytest
 from deckhand.core.actions import ClickText, OpenUrl, TypeText
 from deckhand.machine_agent.browser import chromium_available
 from deckhand.machine_agent.server import MachineAgent
+from tests.support.static_site import static_site
 
 pytestmark = pytest.mark.skipif(not chromium_available(), reason="chromium not installed")
 
@@ -37,23 +38,9 @@ async def _agent(tmp_path: Path, *, desktop: bool) -> MachineAgent:
 
 
 @pytest.fixture
-async def served(tmp_path: Path) -> AsyncIterator[str]:
-    import functools
-    import http.server
-    import threading
-
-    (tmp_path / "site").mkdir()
-    (tmp_path / "site" / "form.html").write_text(FORM)
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler,
-                                directory=str(tmp_path / "site"))
-    handler.log_message = lambda *a: None  # type: ignore[attr-defined]
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{srv.server_address[1]}/form.html"
-    finally:
-        srv.shutdown()
-        srv.server_close()
+def served() -> Iterator[str]:
+    with static_site({"form.html": FORM}) as base:
+        yield f"{base}/form.html"
 
 
 async def test_dom_types_into_the_field_a_label_names(tmp_path: Path, served: str) -> None:

@@ -12,16 +12,12 @@ text typed ends up in that field and nowhere else (read back from the DOM).
 from __future__ import annotations
 
 import contextlib
-import functools
-import http.server
-import tempfile
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from deckhand.core.actions import OpenUrl, TypeText
+from tests.support.static_site import static_site
 
 LAYOUTS = ("above", "left", "wrapping", "placeholder")
 FONTS = ("DejaVu Sans", "DejaVu Serif", "Nimbus Sans")
@@ -83,21 +79,8 @@ def pages(count: int = PAGES) -> list[Page]:
 @contextlib.contextmanager
 def serve(corpus: list[Page]) -> Iterator[str]:
     """The pages on loopback (``{base}/{name}.html``)."""
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
-    with tempfile.TemporaryDirectory() as d:
-        for page in corpus:
-            (Path(d) / f"{page.name}.html").write_text(page.html())
-        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
-                                              functools.partial(Quiet, directory=d))
-        threading.Thread(target=srv.serve_forever, daemon=True).start()
-        try:
-            yield f"http://127.0.0.1:{srv.server_address[1]}"
-        finally:
-            srv.shutdown()
-            srv.server_close()
+    with static_site({f"{page.name}.html": page.html() for page in corpus}) as base:
+        yield base
 
 
 @dataclass

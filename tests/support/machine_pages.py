@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import functools
-import http.server
-import tempfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.support.static_site import static_site
 
 SIGNIN = """<!doctype html><html><head><title>Acme portal</title>
 <style>body{font-family:'DejaVu Sans',sans-serif;font-size:22px;margin:40px}
@@ -67,25 +65,10 @@ PAGES = {"signin.html": SIGNIN, "form.html": FORM, "long.html": LONG, "animated.
          "spinner.html": SPINNER, "still.html": STILL}
 
 
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @contextlib.contextmanager
 def serve_pages() -> Iterator[str]:
-    with tempfile.TemporaryDirectory() as d:
-        for name, html in PAGES.items():
-            (Path(d) / name).write_text(html)
-        handler = functools.partial(_Quiet, directory=d)
-        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        t = threading.Thread(target=srv.serve_forever, daemon=True)
-        t.start()
-        try:
-            yield f"http://127.0.0.1:{srv.server_address[1]}"
-        finally:
-            srv.shutdown()
-            srv.server_close()
+    with static_site(PAGES) as base:
+        yield base
 
 
 async def recorded_groundings(server: object, run_id: str) -> list[str]:

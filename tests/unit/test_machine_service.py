@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -61,6 +61,19 @@ async def service(db: Database, settings: Settings) -> AsyncIterator[MachineServ
             with contextlib.suppress(DeckhandError, OSError):
                 await svc.terminate(row)
         await svc.close()
+
+
+@contextlib.asynccontextmanager
+async def warm_service(db: Database, tmp_path: Path, sqlite_url: str
+                       ) -> AsyncIterator[tuple[MachineService, Callable[[], Awaitable[bool]]]]:
+    """A started service with a pool of one terminal, once its spare is up;
+    and the check "the pool holds one spare" (to wait for its refill)."""
+    async with service(db, _settings(tmp_path, sqlite_url, machine_pool_terminal=1)) as svc:
+        async def one_spare() -> bool:
+            return svc.pool.available("terminal") == 1
+
+        await poll(one_spare, timeout=30, what="a warm terminal spare")
+        yield svc, one_spare
 
 
 async def machines_store_get(db: Database, machine_id: str) -> machines_store.Machine:
@@ -197,13 +210,7 @@ async def test_getting_a_machine_that_does_not_exist_is_not_found_or_unavailable
 async def test_provisioning_takes_a_warm_spare_and_the_pool_refills(
         db: Database, tmp_path: Path, sqlite_url: str) -> None:
     account = await eng.account(db)
-    settings = _settings(tmp_path, sqlite_url, machine_pool_terminal=1)
-    async with service(db, settings) as svc:
-        async def one_spare() -> bool:
-            return svc.pool.available("terminal") == 1
-
-        await poll(one_spare, timeout=30, what="a warm terminal spare")
-
+    async with warm_service(db, tmp_path, sqlite_url) as (svc, one_spare):
         row = await svc.provision(account_id=account, mode="live",
                                   request=Spec(display_name="warm"))
 
@@ -219,13 +226,7 @@ async def test_provisioning_takes_a_warm_spare_and_the_pool_refills(
 async def test_a_machine_with_network_off_never_takes_a_spare(
         db: Database, tmp_path: Path, sqlite_url: str) -> None:
     account = await eng.account(db)
-    settings = _settings(tmp_path, sqlite_url, machine_pool_terminal=1)
-    async with service(db, settings) as svc:
-        async def one_spare() -> bool:
-            return svc.pool.available("terminal") == 1
-
-        await poll(one_spare, timeout=30, what="a warm terminal spare")
-
+    async with warm_service(db, tmp_path, sqlite_url) as (svc, _):
         row = await svc.provision(account_id=account, mode="live", request=Spec(
             display_name="offline", metadata={"network": "off"}))
 

@@ -378,7 +378,7 @@ def _look_back(clause: Clause, step: StepRecord) -> Decision | str | None:
         if result is None or not result.ok:
             why = result.error if result is not None and result.error else "no result"
             return _verification_failed(f"{clause.path} could not be read ({why}).")
-        content = _file_text(result)
+        content = result.content
         if clause.text not in content:
             return _verification_failed(
                 f"{clause.path} does not contain {quote(clause.text)}. "
@@ -399,14 +399,6 @@ def _look_back(clause: Clause, step: StepRecord) -> Decision | str | None:
                     ),
                 )
     return None
-
-
-def _file_text(result: ActionResult) -> str:
-    """A ReadFile result's text: ``output``, else ``data["content"]``."""
-    content = result.data.get("content")
-    if not result.output and isinstance(content, str):
-        return content
-    return result.output
 
 
 # --------------------------------------------------------------------------- the end

@@ -49,7 +49,7 @@ def offline_verdict(context: AgentContext) -> Verdict:
                 problem = f"the exit code is {last.exit_code}, not {clause.code}"
         elif isinstance(clause, p.VerifyFileContains):
             result = steps[k].results[0] if k < len(steps) and steps[k].results else None
-            content = _content(result) if result is not None and result.ok else None
+            content = result.content if result is not None and result.ok else None
             if content is None:
                 problem = f"{clause.path} was not read"
             elif clause.text not in content:
@@ -103,9 +103,3 @@ def _last_command(context: AgentContext, before: int) -> ActionResult | None:
                 return result
     return None
 
-
-def _content(result: ActionResult) -> str:
-    content = result.data.get("content")
-    if not result.output and isinstance(content, str):
-        return content
-    return result.output

@@ -133,3 +133,11 @@ class ActionResult(BaseModel):
     error: str | None = None
     duration_ms: int = 0
     data: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def content(self) -> str:
+        """What the action read: ``output``, else a file read's ``data["content"]``."""
+        content = self.data.get("content")
+        if not self.output and isinstance(content, str):
+            return content
+        return self.output
