@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from deckhand.auth import Principal
 from deckhand.brains.resolve import BrainResolver
 from deckhand.config import Settings
+from deckhand.engine.identity import WorkerIdentity
 from deckhand.engine.lifecycle import Lifecycle
 from deckhand.engine.llm_credentials import LlmCredentials
 from deckhand.engine.notify import Notifier
@@ -37,6 +38,7 @@ class Services:
     submitter: RunSubmitter
     workflows: WorkflowLifecycle
     brains: LlmCredentials
+    identity: WorkerIdentity
     workers: list[Worker] = field(default_factory=list)
     workflow_workers: list[WorkflowWorker] = field(default_factory=list)
 
@@ -59,14 +61,17 @@ class Services:
                                                        settings.settle_cap_ms)), settings),
             webhooks=WebhookDispatcher(db, secret, settings),
             workflows=WorkflowLifecycle(notifier, lifecycle, secret),
-            brains=brains,
+            brains=brains, identity=WorkerIdentity(settings.data_dir),
         )
 
     def new_worker(self, slots: int) -> Worker:
+        """A run worker; the first one of this process gets the data dir's
+        identity when the process holds it (engine/identity.py)."""
         return Worker(
             self.db, self.notifier, self.lifecycle, self.machines.connect, slots=slots,
             lease_seconds=self.settings.lease_seconds,
             poll_seconds=self.settings.poll_interval_seconds, brains=self.brains,
+            worker_id=self.identity.take(Worker.kind),
         )
 
     def new_workflow_worker(self) -> WorkflowWorker:
@@ -75,6 +80,7 @@ class Services:
             slots=self.settings.workflow_slots, lease_seconds=self.settings.lease_seconds,
             poll_seconds=self.settings.poll_interval_seconds,
             child_limit=self.settings.workflow_max_concurrent_tasks,
+            worker_id=self.identity.take(WorkflowWorker.kind),
         )
 
     def start_workflow_worker(self) -> None:
@@ -108,6 +114,7 @@ class Services:
         for worker in self.workers:
             await worker.stop()
         self.workers.clear()
+        self.identity.release()  # only once no loop claims under it
         await self.webhooks.stop()
         await self.usage.stop()
         await self.notifier.stop()

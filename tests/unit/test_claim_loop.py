@@ -37,8 +37,11 @@ class Counting:
         self.checks = 0
 
     async def claim(self, conn: AsyncConnection, worker_id: str, lease_until: datetime,
-                    exclude: Collection[str]) -> str | None:
-        return await QUEUE.claim(conn, worker_id, lease_until, exclude)
+                    exclude: Collection[str], resume: Collection[str]) -> str | None:
+        return await QUEUE.claim(conn, worker_id, lease_until, exclude, resume)
+
+    async def held_by(self, conn: AsyncConnection, worker_id: str) -> set[str]:
+        return await QUEUE.held_by(conn, worker_id)
 
     async def renew(self, conn: AsyncConnection, worker_id: str, ids: Sequence[str],
                     lease_until: datetime) -> set[str]:

@@ -129,6 +129,34 @@ async def test_an_expired_lease_is_claimable_a_live_one_is_not(db: Database,
         assert getattr(await row(db, kind.queue, live), kind.queue.owner) == "busy"
 
 
+@pytest.mark.parametrize("kind", OWNED, ids=lambda k: k.name)
+async def test_resume_takes_the_owners_own_live_leases_only(db: Database, kind: Kind) -> None:
+    """A restarted holder of an identity resumes the rows it owns under a live
+    lease, and only those it names; a live lease of another owner, or one of
+    its own it does not name, still waits."""
+    own, named_but_other, own_unnamed = await add(db, kind, 3)
+    until = utcnow() + LEASE
+    await set_lease(db, kind.queue, own, until, owner="me")
+    await set_lease(db, kind.queue, named_but_other, until, owner="someone")
+    await set_lease(db, kind.queue, own_unnamed, until, owner="me")
+    async with db.read() as conn:
+        assert await kind.queue.held_by(conn, "me") == {own, own_unnamed}
+    resume = {own, named_but_other}
+    async with db.write() as conn:
+        assert await kind.queue.claim(conn, "me", utcnow() + LEASE, set(), resume) == own
+        assert await kind.queue.claim(conn, "me", utcnow() + LEASE, {own}, resume) is None
+        assert await kind.queue.claim(conn, "other", utcnow() + LEASE, set(), resume) is None
+    resumed = await row(db, kind.queue, own)
+    assert getattr(resumed, kind.queue.owner or "") == "me" and resumed.attempts == 1
+    ended = await add(db, kind, 1)
+    await set_lease(db, kind.queue, ended[0], until, owner="me")
+    async with db.write() as conn:
+        await conn.execute(update(kind.queue.table).where(kind.queue.table.c.id == ended[0])
+                           .values({kind.queue.status: "succeeded"}))
+    async with db.read() as conn:
+        assert ended[0] not in await kind.queue.held_by(conn, "me")
+
+
 @pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.name)
 async def test_concurrent_claimers_never_share_an_item(db: Database, kind: Kind) -> None:
     items = await add(db, kind, 4)

@@ -6,6 +6,11 @@ lease it lost; interrupts the tasks of items a user cancels; and sweeps items
 nobody drives past their deadline. The queue it claims from (and renews and
 reads cancel flags in) is given to it; how an item is driven and swept is
 the subclass's.
+
+At its start a loop looks up the unfinished items its worker id already owns:
+with a stable identity (engine/identity.py) those are what a killed process of
+that identity left, and its claims resume them at once rather than after their
+leases expire. A fresh id owns nothing, so nothing changes for it.
 """
 
 from __future__ import annotations
@@ -38,8 +43,12 @@ class Queue(Protocol):
     """The table a worker claims items from (store/queue.py's LeasedQueue)."""
 
     async def claim(self, conn: AsyncConnection, worker_id: str, lease_until: datetime,
-                    exclude: Collection[str]) -> str | None:
-        """Claim one claimable item not in ``exclude``; its id, or None."""
+                    exclude: Collection[str], resume: Collection[str]) -> str | None:
+        """Claim one claimable item not in ``exclude`` (or one in ``resume``
+        that ``worker_id`` owns, whatever its lease); its id, or None."""
+
+    async def held_by(self, conn: AsyncConnection, worker_id: str) -> set[str]:
+        """The unfinished items ``worker_id`` owns."""
 
     async def renew(self, conn: AsyncConnection, worker_id: str, ids: Sequence[str],
                     lease_until: datetime) -> set[str]:
@@ -73,6 +82,8 @@ class ClaimLoop(ABC):
         self._cancel_sent: dict[str, float] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
+        # Items an earlier process of this worker id left (looked up at start).
+        self._resumable: set[str] = set()
 
     # -- what an item is ------------------------------------------------------------
     @abstractmethod
@@ -108,6 +119,7 @@ class ClaimLoop(ABC):
 
     # -- claiming -------------------------------------------------------------------
     async def _claim_loop(self) -> None:
+        await self._find_left_behind()
         with self.notifier.subscribe(self.claim_topic) as waiter:
             while not self._stopping:
                 claimed = 0
@@ -121,14 +133,33 @@ class ClaimLoop(ABC):
                 if not claimed:
                     await waiter.wait(self.poll)
 
+    async def _find_left_behind(self) -> None:
+        try:
+            async with self.db.read() as conn:
+                self._resumable = await self.queue.held_by(conn, self.id)
+        except Exception:
+            log.exception("%s: looking up the items left under %s failed; they wait for "
+                          "their leases", self.kind, self.id)
+            return
+        if self._resumable:
+            log.info("%s worker %s resumes %d item(s) left by its previous process",
+                     self.kind, self.id, len(self._resumable))
+
     async def _claim_one(self) -> str | None:
         try:
             async with self.db.write() as conn:
-                return await self.queue.claim(conn, self.id, utcnow() + self.lease,
-                                              set(self._running))
+                item_id = await self.queue.claim(conn, self.id, utcnow() + self.lease,
+                                                 set(self._running), self._resumable)
         except Exception:
             log.exception("%s claim failed; retrying", self.kind)
             return None
+        if item_id is None:
+            # Nothing claimable, so none of the left items is any longer ours
+            # to resume (ended, or taken by another worker): stop naming them.
+            self._resumable.clear()
+        else:
+            self._resumable.discard(item_id)
+        return item_id
 
     async def _drive(self, item_id: str) -> None:
         try:

@@ -121,6 +121,16 @@ class LocalMachineProvider:
         return [p for p in root.iterdir() if p.name.startswith(POOL_PREFIX)
                 and not p.is_symlink() and p.name not in adopted]
 
+    def machine_ids(self) -> list[str]:
+        """The machines this host has a directory for (a real one, or the
+        symlink of an adopted spare); the warm pool's own ``pool-`` dirs are
+        not machines and are left to it."""
+        root = self.data_dir / "machines"
+        if not root.is_dir():
+            return []
+        return sorted(p.name for p in root.iterdir()
+                      if not p.name.startswith(POOL_PREFIX) and _MACHINE_ID.fullmatch(p.name))
+
     async def destroy_dir(self, mdir: Path) -> None:
         await self._stop_agent(mdir, None)
         if mdir.exists():

@@ -104,7 +104,9 @@ class MachineService:
     # ------------------------------------------------------------------ service
 
     async def start(self) -> None:
-        """After a restart: re-attach machines, fill the warm pool, sweep."""
+        """After a restart: stop the agents of machines the database no longer
+        keeps, re-attach the others, fill the warm pool, sweep."""
+        await self.stop_orphans()
         await self.reattach()
         await self.pool.start()
         self._sweeper = asyncio.create_task(self._sweep_forever())
@@ -464,6 +466,35 @@ class MachineService:
         self._active[machine_id] = time.time()
 
     # ------------------------------------------------------------------ restart
+
+    async def stop_orphans(self) -> list[str]:
+        """Destroy (stop the agent, remove the directory, as :meth:`terminate`
+        does) each local machine whose row is gone or terminated, or was
+        being deleted when the server died: agents outlive the server on
+        purpose, and nothing else would ever stop these. Returns their ids."""
+        found = self.provider.machine_ids()
+        if not found:
+            return []
+        async with self.db.read() as conn:
+            rows = {machine_id: await store.get(conn, machine_id) for machine_id in found}
+        stopped = []
+        for machine_id, row in rows.items():
+            if row is not None and row.status not in GONE:
+                continue
+            try:
+                await self.provider.destroy(machine_id)
+            except (MachineError, OSError) as exc:
+                log.warning("machine %s: its orphaned agent could not be stopped: %s",
+                            machine_id, exc)
+                continue
+            log.info("machine %s: stopped the agent of a machine that is %s", machine_id,
+                     "gone from the database" if row is None else row.status)
+            if row is not None and row.status == "deleting":
+                async with self.db.write() as conn:
+                    await store.set_fields(conn, machine_id, status="terminated",
+                                           terminated_at=utcnow(), billing_since=None)
+            stopped.append(machine_id)
+        return stopped
 
     async def reattach(self) -> None:
         """After a restart: find each local machine's agent again, or start a

@@ -4,7 +4,10 @@ Runs, workflow runs and webhook deliveries are each such a queue. A row is
 claimable while its status is one of the queue's claimable statuses, its
 due time (if the table has one) has come, and nobody holds a live lease on
 it; claiming sets the lease (and the owner, and counts the attempt, where the
-table has those columns). Concurrent claimers never take the same row: on
+table has those columns). A claimer may also name rows to *resume*: rows it
+owns, left by an earlier process of the same worker identity (see
+:mod:`deckhand.engine.identity`), are claimable at once, before their lease
+runs out. Concurrent claimers never take the same row: on
 PostgreSQL the rows are picked with ``FOR UPDATE SKIP LOCKED``, so each
 claimer skips the rows another is taking; on SQLite every claim runs in a
 write transaction (``BEGIN IMMEDIATE``, see :mod:`deckhand.store.db`), which
@@ -62,12 +65,23 @@ class LeasedQueue:
 
     # -- claiming ---------------------------------------------------------------------
     async def claim(self, conn: AsyncConnection, worker_id: str, lease_until: datetime,
-                    exclude: Collection[str] = ()) -> str | None:
+                    exclude: Collection[str] = (), resume: Collection[str] = ()) -> str | None:
         """Take the first claimable row not in ``exclude`` for ``worker_id``;
-        its id, or None when there is none."""
+        its id, or None when there is none. Rows in ``resume`` that
+        ``worker_id`` owns are claimable even under a live lease: the caller
+        knows the process that took them is gone (it held the identity)."""
         ids = await self._claim(conn, now=utcnow(), lease_until=lease_until, limit=1,
-                                worker_id=worker_id, exclude=exclude, whole_rows=False)
+                                worker_id=worker_id, exclude=exclude, whole_rows=False,
+                                resume=resume)
         return str(ids[0][0]) if ids else None
+
+    async def held_by(self, conn: AsyncConnection, worker_id: str) -> set[str]:
+        """The ids of unfinished rows whose owner is ``worker_id`` (at a
+        start: what an earlier process of that identity left)."""
+        c = self.table.c
+        rows = await conn.execute(select(c[self.id]).where(
+            c[self._owner()] == worker_id, c[self.status].in_(self.claimable_statuses)))
+        return {str(i) for i in rows.scalars()}
 
     async def claim_many(self, conn: AsyncConnection, *, now: datetime, lease_until: datetime,
                          limit: int, worker_id: str | None = None,
@@ -80,10 +94,11 @@ class LeasedQueue:
 
     async def _claim(self, conn: AsyncConnection, *, now: datetime, lease_until: datetime,
                      limit: int, worker_id: str | None, exclude: Collection[str],
-                     whole_rows: bool) -> list[QueueRow]:
+                     whole_rows: bool, resume: Collection[str] = ()) -> list[QueueRow]:
         c = self.table.c
+        mine = (worker_id, resume) if resume else None
         pick = (
-            select(c[self.id]).where(self.claimable(now))
+            select(c[self.id]).where(self.claimable(now, mine))
             .order_by(*(c[name] for name in self.order_by)).limit(limit)
         )
         if exclude:
@@ -102,16 +117,24 @@ class LeasedQueue:
             values[self.attempts] = c[self.attempts] + 1
         # The claimable condition again: under the lock (or the write
         # transaction) it still holds, so this only guards the statement pair.
-        q = (update(self.table).where(c[self.id].in_(picked), self.claimable(now))
+        q = (update(self.table).where(c[self.id].in_(picked), self.claimable(now, mine))
              .values(values).returning(*(c if whole_rows else (c[self.id],))))
         return list((await conn.execute(q)).all())
 
-    def claimable(self, now: datetime) -> ColumnElement[bool]:
-        """Rows a claim may take at ``now``."""
+    def claimable(self, now: datetime,
+                  mine: tuple[str | None, Collection[str]] | None = None) -> ColumnElement[bool]:
+        """Rows a claim may take at ``now``; with ``mine`` (an owner and ids),
+        also those of the ids that owner holds, whatever their lease."""
         c = self.table.c
         lease = c[self.lease_until]
         free = c[self.owner] if self.owner is not None else lease
-        cond = c[self.status].in_(self.claimable_statuses) & or_(free.is_(None), lease < now)
+        taken_over = [free.is_(None), lease < now]
+        if mine is not None:
+            owner, ids = mine
+            if owner is None:
+                raise ValueError(f"resuming rows of {self.table.name} needs the worker's id")
+            taken_over.append((c[self._owner()] == owner) & c[self.id].in_(list(ids)))
+        cond = c[self.status].in_(self.claimable_statuses) & or_(*taken_over)
         if self.due_at is not None:
             cond = cond & (c[self.due_at] <= now)
         return cond
