@@ -1,7 +1,8 @@
 """Engine benchmarks: orchestration overhead per step, queue latency, steps per
-second with one and two worker processes, memory per active run.
+second with one and two worker processes, recovery after a crash, memory per
+active run.
 
-    .venv/bin/python bench/engine.py [--quick] [--only overhead,queue,throughput,memory]
+    .venv/bin/python bench/engine.py [--quick] [--only overhead,queue,throughput,recovery,memory]
 
 Starts its own PostgreSQL (scripts/pg-test-server) and SQLite files in a
 temporary directory, removes both at the end, and prints one row per
@@ -19,6 +20,9 @@ measurement with its goal. Not a test: nothing fails, the numbers are read.
 - throughput: `deckhand serve --no-workers` + 1 or 2 `deckhand worker`
   processes on PostgreSQL; many concurrent runs of steps without actions.
   Steps recorded / (last step finished - first step started).
+- recovery: `deckhand serve` killed with SIGKILL mid-run and started again
+  on the same data dir; from the new server answering /v1/health to the
+  run's next step (bench/recovery.py, which also runs alone).
 - memory: a worker subprocess (this script, `_worker` mode: a real Worker with
   a NullMachine, 1,000 slots) drives 1,000 runs parked in a 60 s wait action;
   its VmRSS once all 1,000 are waiting, minus its VmRSS when idle and warm.
@@ -28,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import gc
 import itertools
 import json
@@ -36,22 +39,30 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import asyncpg
-import httpx
 from sqlalchemy import func, select
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench, tests.support
+
+from bench import recovery  # noqa: E402
+from bench.harness import (  # noqa: E402
+    SECRET,
+    Postgres,
+    Report,
+    cluster,
+    machine,
+    pct,
+    postgres_server,
+    sqlite_url,
+)
 from deckhand.client import DeckhandClient
 from deckhand.config import Settings
 from deckhand.core.actions import Action, ActionResult, Wait
@@ -65,11 +76,6 @@ from deckhand.store import machines as machines_store
 from deckhand.store.db import Database
 from deckhand.store.runs import TERMINAL
 from deckhand.store.tables import run_events, run_steps, runs
-
-ROOT = Path(__file__).resolve().parent.parent
-PG_SCRIPT = ROOT / "scripts" / "pg-test-server"
-SECRET = "bench-" + secrets.token_hex(16)
-
 
 # --------------------------------------------------------------------- the null machine
 
@@ -99,90 +105,6 @@ class NullMachine:
 
 async def connect_null(machine_id: str) -> NullMachine:
     return NullMachine(machine_id)
-
-
-# --------------------------------------------------------------------- results
-
-
-@dataclass
-class Row:
-    name: str
-    backend: str
-    goal: str
-    value: str
-    verdict: str = ""
-
-
-@dataclass
-class Report:
-    rows: list[Row] = field(default_factory=list)
-
-    def add(self, name: str, backend: str, value: str, goal: str = "",
-            met: bool | None = None) -> None:
-        verdict = "" if met is None else ("met" if met else "MISSED")
-        self.rows.append(Row(name, backend, goal or "-", value, verdict))
-        print(f"  {name} [{backend}]: {value} {verdict}", file=sys.stderr, flush=True)
-
-    def table(self) -> str:
-        head = Row("measurement", "database", "goal", "measured", "")
-        cols = [head, *self.rows]
-        w = [max(len(getattr(r, a)) for r in cols) for a in ("name", "backend", "goal", "value")]
-        lines = []
-        for i, r in enumerate(cols):
-            lines.append(f"{r.name:<{w[0]}}  {r.backend:<{w[1]}}  {r.goal:<{w[2]}}  "
-                         f"{r.value:>{w[3]}}  {r.verdict}".rstrip())
-            if i == 0:
-                lines.append("  ".join("-" * x for x in w) + "  -------")
-        return "\n".join(lines)
-
-
-def pct(values: list[float], p: float) -> float:
-    s = sorted(values)
-    if not s:
-        return float("nan")
-    k = (len(s) - 1) * p / 100
-    lo, hi = int(k), min(int(k) + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
-
-
-# --------------------------------------------------------------------- databases
-
-
-@dataclass
-class Postgres:
-    base: str  # postgresql+asyncpg://postgres@127.0.0.1:PORT
-
-    async def new_database(self) -> str:
-        name = f"bench_{secrets.token_hex(5)}"
-        conn = await asyncpg.connect(self._dsn("postgres"))
-        try:
-            await conn.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await conn.close()
-        return f"{self.base}/{name}"
-
-    def _dsn(self, db: str) -> str:
-        return self.base.replace("postgresql+asyncpg://", "postgresql://") + "/" + db
-
-
-@contextlib.contextmanager
-def postgres_server() -> Any:
-    # A directory of its own: the script hands it to the postgres user when run as root.
-    d = tempfile.mkdtemp(prefix="deckhand-bench-pg-")
-    try:
-        out = subprocess.run([str(PG_SCRIPT), "start", d], check=True, capture_output=True,
-                             text=True)
-        try:
-            yield Postgres(out.stdout.strip())
-        finally:
-            subprocess.run([str(PG_SCRIPT), "stop", d], check=False)
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
-
-
-def sqlite_url(path: Path) -> str:
-    path.mkdir(parents=True, exist_ok=True)
-    return f"sqlite+aiosqlite:///{path / 'deckhand.db'}"
 
 
 # --------------------------------------------------------------------- seeding, in process
@@ -286,137 +208,6 @@ async def measure_overhead(url: str, tmp: Path, runs_n: int, steps: int) -> list
     finally:
         await worker.stop()
         await svc.close()
-
-
-# --------------------------------------------------------------------- subprocesses
-
-
-@dataclass
-class Proc:
-    name: str
-    popen: subprocess.Popen[bytes]
-    log: Path
-
-    def tail(self, n: int = 2000) -> str:
-        with contextlib.suppress(OSError):
-            return self.log.read_text(errors="replace")[-n:]
-        return ""
-
-
-@dataclass
-class Cluster:
-    """Deckhand processes sharing one data dir and database."""
-
-    tmp: Path
-    url: str
-    procs: list[Proc] = field(default_factory=list)
-    extra_env: dict[str, str] = field(default_factory=dict)
-
-    def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DECKHAND_")}
-        env.update({"DECKHAND_DATA_DIR": str(self.tmp), "DECKHAND_DATABASE_URL": self.url,
-                    "DECKHAND_SECRET_KEY": SECRET, "DECKHAND_LOG_LEVEL": "info",
-                    # no warm spare machines: they would only take CPU from the measurement
-                    "DECKHAND_MACHINE_POOL_TERMINAL": "0", "DECKHAND_MACHINE_POOL_BROWSER": "0",
-                    "DECKHAND_MACHINE_POOL_DESKTOP": "0",
-                    **self.extra_env})
-        return env
-
-    def key(self) -> str:
-        out = subprocess.run([sys.executable, "-m", "deckhand.cli", "keys", "create",
-                              "--name", "bench", "--json"], env=self.env(), check=True,
-                             capture_output=True, text=True)
-        return str(json.loads(out.stdout.strip().splitlines()[-1])["key"])
-
-    def spawn(self, name: str, argv: list[str]) -> Proc:
-        log = self.tmp / f"{name}-{len(self.procs)}.log"
-        with open(log, "wb") as f:
-            p = subprocess.Popen(argv, env=self.env(), stdout=f, stderr=subprocess.STDOUT,
-                                 stdin=subprocess.DEVNULL)
-        proc = Proc(name, p, log)
-        self.procs.append(proc)
-        return proc
-
-    def deckhand(self, name: str, *args: str) -> Proc:
-        return self.spawn(name, [sys.executable, "-m", "deckhand.cli", *args])
-
-    async def serve(self, *args: str) -> str:
-        port = free_port()
-        proc = self.deckhand("serve", "serve", "--port", str(port), *args)
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        async with httpx.AsyncClient(timeout=1) as c:
-            while True:
-                if proc.popen.poll() is not None:
-                    raise RuntimeError(f"serve exited:\n{proc.tail()}")
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await c.get(url + "/v1/health")).status_code == 200:
-                        return url
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"serve not healthy:\n{proc.tail()}")
-                await asyncio.sleep(0.05)
-
-    async def wait_log(self, proc: Proc, text: str, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while text not in proc.tail(100_000):
-            if proc.popen.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{proc.name}: no {text!r} in its log:\n{proc.tail()}")
-            await asyncio.sleep(0.05)
-
-    def stop(self) -> None:
-        for p in self.procs:
-            if p.popen.poll() is None:
-                p.popen.send_signal(signal.SIGTERM)
-        for p in self.procs:
-            try:
-                p.popen.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.popen.kill()
-                p.popen.wait()
-        self.procs.clear()
-        kill_sessions_naming(self.tmp)  # machine agents outlive their server by design
-
-
-@contextlib.asynccontextmanager
-async def cluster(tmp: Path, url: str, **extra_env: str) -> AsyncIterator[Cluster]:
-    tmp.mkdir(parents=True, exist_ok=True)
-    c = Cluster(tmp, url, extra_env=extra_env)
-    try:
-        yield c
-    finally:
-        c.stop()
-
-
-@contextlib.asynccontextmanager
-async def machine(client: DeckhandClient) -> AsyncIterator[str]:
-    m = await client.create_machine("bench")
-    try:
-        yield m["id"]
-    finally:
-        await client.delete_machine(m["id"])
-
-
-def kill_sessions_naming(root: Path) -> None:
-    """SIGKILL each process session whose leader's command line names ``root``."""
-    needle = str(root).encode()
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        pid = int(name)
-        try:
-            leader = os.getsid(pid) == pid
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if leader and needle in cmdline:
-            with contextlib.suppress(OSError):
-                os.killpg(pid, signal.SIGKILL)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def rss_kib(pid: int) -> int:
@@ -585,7 +376,7 @@ async def _sample_rss(pid: int) -> int:
 async def main(args: argparse.Namespace) -> Report:
     quick = args.quick
     only = set(args.only.split(",")) if args.only else {"overhead", "queue", "throughput",
-                                                          "memory"}
+                                                          "recovery", "memory"}
     report = Report()
     tmp = Path(tempfile.mkdtemp(prefix="deckhand-bench-"))
     try:
@@ -605,6 +396,11 @@ async def main(args: argparse.Namespace) -> Report:
             if "throughput" in only:
                 await attempt(report, "steps/s", "postgresql",
                               throughput_rows(report, pg, tmp, quick))
+            if "recovery" in only:
+                for backend, url in await databases("recovery"):
+                    await attempt(report, "restart -> next step", backend,
+                                  recovery.measure(report, backend, url, tmp / f"recovery-{backend}",
+                                                   3 if quick else 10))
             if "memory" in only:
                 for backend, url in await databases("memory"):
                     await attempt(report, "memory per active run", backend,
@@ -675,7 +471,7 @@ def cli() -> None:
         return
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="a smaller sample")
-    p.add_argument("--only", help="comma list of: overhead, queue, throughput, memory")
+    p.add_argument("--only", help="comma list of: overhead, queue, throughput, recovery, memory")
     args = p.parse_args()
     started, load_before = time.monotonic(), os.getloadavg()[0]
     report = asyncio.run(main(args))
