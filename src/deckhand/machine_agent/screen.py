@@ -6,6 +6,7 @@ recognition on the desktop, the page's DOM in a headless browser."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from playwright._impl._errors import Error as PlaywrightError
@@ -30,6 +31,7 @@ from deckhand.machine_agent.probes import BrowserProbe, DesktopProbe
 from deckhand.machine_agent.settle import Probe, SettlePolicy, Watch
 from deckhand.machine_agent.terminal import TerminalSessions
 from deckhand.machine_agent.termscreen import TerminalScreen, screen_lines
+from deckhand.machine_agent.windows import WindowError
 from deckhand.machine_agent.xinput import split_combo
 
 SCREEN_TEXT_LIMIT = 20_000
@@ -115,6 +117,7 @@ class Screen:
     async def act(self, action: Any) -> ActionResult:
         if isinstance(action, OpenUrl):
             info = await self.browser.goto(action.url)
+            await self._to_front(str(info.get("title") or ""))
             return ActionResult(ok=True, output=f"opened {info['url']}", data=info)
         if isinstance(action, Screenshot):
             await self.settle_now()
@@ -132,6 +135,20 @@ class Screen:
         if self.source != "browser":
             raise ScreenError(NO_SCREEN.format(what=_verb(action)))
         return await self._browser_input(action)
+
+    async def _to_front(self, title: str) -> None:
+        """On a desktop the page just opened is what the screen shows: its
+        browser window comes to the front (a terminal opened at start may
+        cover it, and the next action reads the screen)."""
+        windows = self.desktop.windows if self.desktop is not None else None
+        if windows is None or not title:
+            return
+        try:
+            window = await asyncio.to_thread(windows.find, title)
+        except WindowError:
+            return  # no window with that title (yet): nothing to raise
+        if not window.active:
+            await asyncio.to_thread(windows.activate, window.id)
 
     def _desktop_input(self, action: Any) -> ActionResult:
         assert self.desktop is not None and self.desktop.input is not None
