@@ -11,6 +11,7 @@ machine the database no longer keeps are stopped when the server starts.
 from __future__ import annotations
 
 import re
+import shutil
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from pathlib import Path
@@ -172,9 +173,9 @@ async def test_agents_of_machines_the_database_forgot_are_stopped(
     server = await d.serve(port)
 
     async with DeckhandClient(f"http://127.0.0.1:{port}", key, timeout=30) as client:
-        made = [(await client.create_machine(f"m{i}"))["id"] for i in range(3)]
+        made = [(await client.create_machine(f"m{i}"))["id"] for i in range(4)]
         d.machines.extend(made)
-        deleted, terminated, kept = made
+        deleted, terminated, removed, kept = made
         pids = {mid: agent_pid(d, mid) for mid in made}
         server.kill9()
         assert all(pid_alive(p) for p in pids.values())
@@ -187,11 +188,13 @@ async def test_agents_of_machines_the_database_forgot_are_stopped(
                                    .values(status="terminated"))
         finally:
             await db.dispose()
+        # its row is kept, but its directory is gone (as when a data dir is removed)
+        shutil.rmtree(d.data_dir / "machines" / removed)
 
         await d.serve(port)
 
         async def stopped() -> bool:
-            return not pid_alive(pids[deleted]) and not pid_alive(pids[terminated])
+            return not any(pid_alive(pids[m]) for m in (deleted, terminated, removed))
 
         await poll(stopped, timeout=20, what="the orphaned agents to stop", logs=d.logs)
         for mid in (deleted, terminated):

@@ -131,6 +131,19 @@ class LocalMachineProvider:
         return sorted(p.name for p in root.iterdir()
                       if not p.name.startswith(POOL_PREFIX) and _MACHINE_ID.fullmatch(p.name))
 
+    async def stop_strays(self) -> list[int]:
+        """Stop the agents started from this data dir whose machine directory
+        is gone (removed by hand, or the whole data dir was): no row and no
+        directory will ever name them again. Returns the agents' pids."""
+        root = str(self.data_dir.resolve() / "machines") + os.sep
+        stray = {pid: state_dir for pid, state_dir in _agents()
+                 if state_dir.startswith(root) and not Path(state_dir).is_dir()}
+        for pid, state_dir in stray.items():
+            targets = _session_members(pid) | _with_start_time(descendant_pids(pid)) \
+                | _with_start_time([pid])
+            await _terminate(pid, targets, self._children.pop(state_dir, None))
+        return list(stray)
+
     async def destroy_dir(self, mdir: Path) -> None:
         await self._stop_agent(mdir, None)
         if mdir.exists():
@@ -350,16 +363,39 @@ def _alive(pid: int) -> bool:
 def _is_agent(pid: int, mdir: Path) -> bool:
     """Whether ``pid`` runs the machine agent of the machine directory ``mdir``
     (its ``--workspace`` is that directory's workspace)."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            args = f.read().decode(errors="replace").split("\0")
-    except OSError:
-        return False
+    args = _cmdline(pid)
     if "deckhand.machine_agent" not in args and "machine-agent" not in args:
         return False
     real = mdir.resolve() if mdir.is_symlink() else mdir
     workspaces = {str(mdir / "workspace"), str(real / "workspace")}
     return any(a == "--workspace" and b in workspaces for a, b in itertools.pairwise(args))
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().decode(errors="replace").split("\0")
+    except OSError:
+        return []
+
+
+def _agents() -> list[tuple[int, str]]:
+    """(pid, --state-dir) of every machine agent on the host that leads its session."""
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        pid = int(name)
+        args = _cmdline(pid)
+        if "deckhand.machine_agent" not in args:
+            continue
+        fields = _stat_fields(pid)
+        if fields is None or fields[0] in ("Z", "X") or fields[3] != name:
+            continue  # not alive, or not a session leader (not an agent we spawned)
+        state = next((b for a, b in itertools.pairwise(args) if a == "--state-dir"), None)
+        if state is not None:
+            found.append((pid, state))
+    return found
 
 
 def _identity(pid: int) -> tuple[int, str] | None:

@@ -471,7 +471,11 @@ class MachineService:
         """Destroy (stop the agent, remove the directory, as :meth:`terminate`
         does) each local machine whose row is gone or terminated, or was
         being deleted when the server died: agents outlive the server on
-        purpose, and nothing else would ever stop these. Returns their ids."""
+        purpose, and nothing else would ever stop these. Returns their ids.
+        Agents whose directory is gone (removed by hand, or with the data
+        dir) are stopped too."""
+        for pid in await self.provider.stop_strays():
+            log.info("stopped machine agent %d: its directory under the data dir is gone", pid)
         found = self.provider.machine_ids()
         if not found:
             return []
