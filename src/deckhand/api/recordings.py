@@ -65,6 +65,9 @@ class StepList(BaseModel):
     has_more: bool
 
 
+_NOT_FOUND = {404: {"description": "The ApiError envelope (NOT_FOUND): no such run for this "
+                         "key's account and mode, or no such screen (never kept, or past "
+                         "its retention)."}}
 _IMAGE = {"content": {t: {"schema": {"type": "string", "format": "binary"}}
                       for t in ("image/jpeg", "image/png")},
           "description": "The screen, as the machine sent it."}
@@ -85,7 +88,7 @@ def _by_step(rows: list[RunArtifact]) -> dict[int, dict[str, RunArtifact]]:
 
 
 @endpoint(r, "GET", "/v1/runs/{run_id}/steps", operation_id="listRunSteps",
-          scopes=("runs:read",), response_model=StepList)
+          scopes=("runs:read",), response_model=StepList, responses=_NOT_FOUND)
 async def list_run_steps(
     run_id: RunIdParam, svc: Svc, caller: Caller,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -102,7 +105,7 @@ async def list_run_steps(
 
 @endpoint(r, "GET", "/v1/runs/{run_id}/steps/{number}/screenshot",
           operation_id="getRunStepScreenshot", scopes=("runs:read",),
-          response_class=Response, responses={200: _IMAGE})
+          response_class=Response, responses={200: _IMAGE, **_NOT_FOUND})
 async def get_step_screenshot(
     run_id: RunIdParam, number: StepParam, svc: Svc, caller: Caller,
     after: Annotated[bool, Query(description="The settled screen after the step's last "
@@ -124,7 +127,8 @@ async def get_step_screenshot(
 @endpoint(r, "GET", "/v1/runs/{run_id}/recording", operation_id="getRunRecording",
           scopes=("runs:read",), response_class=Response, responses={200: {
               "content": {"image/webp": {"schema": {"type": "string", "format": "binary"}}},
-              "description": "The run's screens as an animated WebP, one step a second."}})
+              "description": "The run's screens as an animated WebP, one step a second."},
+              **_NOT_FOUND})
 async def get_run_recording(run_id: RunIdParam, svc: Svc, caller: Caller) -> Response:
     await _run(svc, caller, run_id)
     async with svc.db.read() as conn:
@@ -157,7 +161,7 @@ def _frame_rows(rows: list[RunArtifact]) -> list[RunArtifact]:
               "content": {"application/zip": {"schema": {"type": "string",
                                                          "format": "binary"}}},
               "description": "run.json, steps/NNNN.json and screens/NNNN[-after].<ext> "
-                             "(docs/recordings.md)."}})
+                             "(docs/recordings.md)."}, **_NOT_FOUND})
 async def get_run_trajectory(run_id: RunIdParam, svc: Svc, caller: Caller) -> Response:
     run = await _run(svc, caller, run_id)
     out: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
