@@ -40,7 +40,11 @@ def open_store(url: str | None, data_dir: Path) -> ArtifactStore:
             raise ValidationFailed("DECKHAND_ARTIFACTS_URL: s3:// needs a bucket "
                                    "(s3://bucket/prefix)")
         query = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
-        from deckhand.artifacts.s3 import S3ArtifactStore
+        try:
+            from deckhand.artifacts.s3 import S3ArtifactStore
+        except ImportError as exc:
+            raise ValidationFailed("DECKHAND_ARTIFACTS_URL: s3:// needs boto3 "
+                                   "(pip install 'deckhand[s3]')") from exc
 
         return S3ArtifactStore(parsed.netloc, parsed.path.strip("/"),
                                endpoint=query.get("endpoint"), region=query.get("region"))

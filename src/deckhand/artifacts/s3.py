@@ -13,6 +13,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
 from deckhand.artifacts.base import Blob
 from deckhand.artifacts.fs import check_key
 from deckhand.errors import ArtifactError
@@ -25,9 +29,6 @@ class S3ArtifactStore:
 
     def __init__(self, bucket: str, prefix: str = "", *, endpoint: str | None = None,
                  region: str | None = None) -> None:
-        import boto3
-        from botocore.config import Config
-
         self.bucket = bucket
         self.prefix = f"{prefix}/" if prefix else ""
         self._client: Any = boto3.session.Session().client(
@@ -46,8 +47,6 @@ class S3ArtifactStore:
         return self.prefix + check_key(key)
 
     async def _call(self, what: str, op: str, **kwargs: Any) -> Any:
-        from botocore.exceptions import BotoCoreError, ClientError
-
         try:
             return await asyncio.to_thread(getattr(self._client, op), Bucket=self.bucket,
                                            **kwargs)
