@@ -4,11 +4,14 @@ store and the S3 store (moto's S3 server on loopback)."""
 from __future__ import annotations
 
 import asyncio
+import os
+import time
 from pathlib import Path
 
 import pytest
 
 from deckhand.artifacts import ArtifactStore, FsArtifactStore, digest, open_store
+from deckhand.artifacts.fs import STALE_TMP_SECONDS
 from deckhand.artifacts.s3 import S3ArtifactStore
 from deckhand.errors import ArtifactError, ValidationFailed
 from tests.support.s3 import CREDENTIALS, s3_bucket, s3_endpoint
@@ -98,7 +101,13 @@ async def test_a_crashed_write_leaves_no_blob(tmp_path: Path) -> None:
     store = FsArtifactStore(tmp_path)
     key = digest(b"whole")
     (tmp_path / key[:2]).mkdir()
-    (tmp_path / key[:2] / f".{key}.123.tmp").write_bytes(b"wh")
+    partial = tmp_path / key[:2] / f".{key}.123.tmp"
+    partial.write_bytes(b"wh")
     assert await store.scan() == [] and await store.get(key) is None
+    assert partial.exists()  # it may be a write in progress
     await store.put(key, b"whole")
     assert [b.key for b in await store.scan()] == [key]
+    old = time.time() - 2 * STALE_TMP_SECONDS
+    os.utime(partial, (old, old))
+    await store.scan()
+    assert not partial.exists()  # a crashed write's, an hour on: gone
