@@ -4,7 +4,7 @@
 
 - bytes per step, per machine kind: `deckhand serve` (a subprocess on SQLite,
   real machines: a terminal, a browser, a desktop) drives scripted runs whose
-  every step changes the screen; each step's screens are fetched through
+  steps mean to change the screen (commands, pages, scrolls, typing); each step's screens are fetched through
   GET /v1/runs/{id}/steps/{n}/screenshot[?after=true] and the distinct bytes
   summed (what the artifact store keeps: identical screens are one blob),
   divided by the steps.
