@@ -30,7 +30,7 @@ pytestmark = [
                        reason="desktop packages not installed (scripts/install-system-deps)"),
 ]
 
-STEPS = 8
+STEPS = 6
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -54,7 +54,7 @@ async def deployment(tmp_path: Path, backend: str | None) -> AsyncIterator[Deplo
 def _script() -> str:
     steps: list[dict[str, object]] = [
         {"actions": [{"kind": "move", "x": 100 + 40 * i, "y": 100 + 30 * i},
-                     {"kind": "wait", "seconds": 0.3}], "text": f"step {i}"}
+                     {"kind": "wait", "seconds": 0.25}], "text": f"step {i}"}
         for i in range(1, STEPS + 1)]
     steps[-1]["outcome"] = {"success": True, "answer": "ok"}
     return json.dumps({"script": steps})
@@ -89,11 +89,11 @@ async def test_every_step_keeps_its_screens_through_a_kill_9(deployment: Deploym
         d.machines.append(machine["id"])
         run = await client.create_run(machine_id=machine["id"], task=_script(),
                                       model="scripted")
-        await wait_steps(client, run["id"], d, 3, timeout=30)
+        await wait_steps(client, run["id"], d, 2, timeout=30)
         server.kill9()
 
         steps, kept, _ = await _recorded(d, run["id"])
-        assert len(steps) >= 3
+        assert len(steps) >= 2
         assert all(kept.get(n) == {"screen", "after"} for n in steps), (steps, kept)
 
         # what `deckhand artifacts sweep --grace-seconds 0` does, safe with no server up
