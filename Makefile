@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	@scripts/demo
 
-# The lint gate: ruff's rule set (pyproject.toml) and mypy on core, store and engine, both at zero.
+# The lint gate: ruff's rule set (pyproject.toml) and mypy on core, store (with artifacts) and engine, both at zero.
 # The layer rules are a test (tests/unit/test_layers.py), so they run with the suite.
 lint: setup
 	$(BIN)/ruff check src tests bench

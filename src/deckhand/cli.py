@@ -19,7 +19,9 @@ app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Deckhand: self-hosted computer-use agents.")
 accounts_app = typer.Typer(no_args_is_help=True, help="Accounts and their credit wallets.")
 keys_app = typer.Typer(no_args_is_help=True, help="API keys.")
+artifacts_app = typer.Typer(no_args_is_help=True, help="Recorded screens (docs/recordings.md).")
 app.add_typer(accounts_app, name="accounts")
+app.add_typer(artifacts_app, name="artifacts")
 app.add_typer(keys_app, name="keys")
 app.add_typer(runs_app, name="runs")
 app.add_typer(machines_app, name="machines")
@@ -314,6 +316,30 @@ def keys_create(
     asyncio.run(go())
 
 
+@artifacts_app.command("sweep")
+def artifacts_sweep(
+    grace_seconds: Annotated[float | None, typer.Option(
+        help="Delete unreferenced bytes older than this (default: "
+             "DECKHAND_ARTIFACTS_ORPHAN_GRACE_SECONDS). 0 is safe only while no server "
+             "or worker records steps on this data.")] = None,
+) -> None:
+    """Forget screens past their retention and delete bytes no step points at."""
+    from deckhand.artifacts.sweep import ArtifactSweeper
+
+    async def go() -> None:
+        async with _session() as svc:
+            sweeper = svc.artifact_sweeper
+            if grace_seconds is not None:
+                sweeper = ArtifactSweeper(
+                    svc.db, svc.artifacts, retention_days=svc.settings.artifacts_retention_days,
+                    grace_seconds=grace_seconds, every_seconds=sweeper.every)
+            done = await sweeper.sweep()
+        typer.echo(f"{done.expired_rows} screens past retention, {done.deleted_blobs} "
+                   f"unreferenced blobs deleted ({done.deleted_bytes} bytes)")
+
+    asyncio.run(go())
+
+
 class _session:
     """Services for one CLI command (database migrated, closed afterwards)."""
 
@@ -324,6 +350,7 @@ class _session:
         return self.svc
 
     async def __aexit__(self, *exc: object) -> None:
+        await self.svc.artifacts.close()
         await self.svc.db.dispose()
 
 

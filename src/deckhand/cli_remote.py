@@ -27,7 +27,7 @@ from deckhand.client import ApiError, DeckhandClient
 T = TypeVar("T")
 
 runs_app = typer.Typer(no_args_is_help=True, help="Runs on a server: list, show, events, "
-                                                 "cancel, resume.")
+                                                 "steps, recording, cancel, resume.")
 machines_app = typer.Typer(no_args_is_help=True, help="Machines on a server: list, create, "
                                                      "delete, screenshot, register.")
 
@@ -201,6 +201,45 @@ def runs_resume(run_id: str, server: Server = DEFAULT_SERVER, key: Key = None,
     body = {"note": note} if note else {}
     _run_status(call_api(server, key, lambda api: api.call(
         "POST", f"/v1/runs/{run_id}/resume", json=body)), as_json)
+
+
+@runs_app.command("steps")
+def runs_steps(run_id: str, server: Server = DEFAULT_SERVER, key: Key = None,
+               as_json: AsJson = False) -> None:
+    """A run's recorded steps: what the brain said and did, and its screens."""
+    steps = call_api(server, key, lambda api: api.all_run_steps(run_id))
+    if as_json:
+        return _print_json({"data": steps, "has_more": False})
+    table = _table("step", "finished", "actions", "ok", "screen", "text")
+    for st in steps:
+        actions = ", ".join(str(a.get("kind")) for a in st["actions"]) or "-"
+        ok = "yes" if all(r.get("ok") for r in st["results"]) else "no"
+        table.add_row(str(st["number"]), (st.get("finished_at") or "")[:19], actions, ok,
+                      "yes" if st.get("screenshot_url") else "-", _short(st.get("text")))
+    _console().print(table)
+    if not steps:
+        typer.echo("no steps")
+
+
+Out = Annotated[Path | None, typer.Option("--out", "-o", help="File to write.")]
+
+
+@runs_app.command("recording")
+def runs_recording(run_id: str, server: Server = DEFAULT_SERVER, key: Key = None,
+                   out: Out = None,
+                   trajectory: Annotated[bool, typer.Option(
+                       "--trajectory", help="The zip of steps and screens instead.")] = False,
+                   ) -> None:
+    """Save a run's screens as an animated WebP (``--trajectory``: the zip)."""
+    async def go(api: DeckhandClient) -> bytes:
+        if trajectory:
+            return await api.run_trajectory(run_id)
+        return (await api.run_recording(run_id))[1]
+
+    data = call_api(server, key, go)
+    path = out or Path(f"run-{run_id}" + ("-trajectory.zip" if trajectory else ".webp"))
+    path.write_bytes(data)
+    typer.echo(f"{path} ({len(data)} bytes)")
 
 
 def _run_status(run: dict[str, Any], as_json: bool) -> None:

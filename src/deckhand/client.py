@@ -61,6 +61,43 @@ class DeckhandClient:
     async def cancel_run(self, run_id: str) -> dict[str, Any]:
         return await self._call("POST", f"/v1/runs/{run_id}/cancel")  # type: ignore[no-any-return]
 
+    async def run_steps(self, run_id: str, *, limit: int = 50, after: int = 0
+                        ) -> dict[str, Any]:
+        """One page of the run's recorded steps: ``{"data": [...], "has_more"}``."""
+        return await self._call(  # type: ignore[no-any-return]
+            "GET", f"/v1/runs/{run_id}/steps", params={"limit": limit, "after": after})
+
+    async def all_run_steps(self, run_id: str) -> list[dict[str, Any]]:
+        steps: list[dict[str, Any]] = []
+        while True:
+            page = await self.run_steps(run_id, limit=200, after=steps[-1]["number"]
+                                        if steps else 0)
+            steps += page["data"]
+            if not page["has_more"] or not page["data"]:
+                return steps
+
+    async def step_screenshot(self, run_id: str, number: int, *, after: bool = False
+                              ) -> tuple[str, bytes]:
+        """The screen step ``number`` saw (``after``: the settled screen after
+        it): (content type, bytes)."""
+        return await self._bytes(f"/v1/runs/{run_id}/steps/{number}/screenshot",
+                                 params={"after": "true"} if after else None)
+
+    async def run_recording(self, run_id: str) -> tuple[str, bytes]:
+        """The run's screens as one animated WebP: (content type, bytes)."""
+        return await self._bytes(f"/v1/runs/{run_id}/recording")
+
+    async def run_trajectory(self, run_id: str) -> bytes:
+        """The zip of the run's steps and screens (docs/recordings.md)."""
+        return (await self._bytes(f"/v1/runs/{run_id}/trajectory"))[1]
+
+    async def _bytes(self, path: str, params: dict[str, str] | None = None
+                     ) -> tuple[str, bytes]:
+        r = await self.http.get(path, params=params)
+        if r.status_code >= 400:
+            raise ApiError(r.status_code, r.json() if r.content else None)
+        return r.headers.get("content-type", "application/octet-stream"), r.content
+
     async def events(self, run_id: str, after: int = 0) -> AsyncIterator[dict[str, Any]]:
         """Every event of the run after ``after``, through ``done``; reconnects
         with ``Last-Event-ID`` when the connection drops."""

@@ -71,6 +71,18 @@ class Settings(BaseSettings):
     settle_quiet_ms: int = Field(default=60, ge=1, le=60_000)
     settle_cap_ms: int = Field(default=3000, ge=0, le=60_000)
 
+    # Recordings (docs/recordings.md): every step's screens, kept in the artifact
+    # store: files under <data_dir>/artifacts (unset), file:///path, or
+    # s3://bucket/prefix?endpoint=http://host:9000&region=... (AWS_* credentials).
+    artifacts_url: str | None = None
+    artifacts_retention_days: int = Field(default=30, ge=0, description="days a step's "
+                                          "screens are kept (0: forever)")
+    artifacts_sweep_seconds: float = Field(default=600.0, gt=0, description="retention "
+                                           "and orphan sweep interval")
+    artifacts_orphan_grace_seconds: float = Field(default=3600.0, ge=0, description="bytes "
+                                                  "no step points at are deleted once this old")
+    record_screens: bool = True
+
     # Brains (docs/models.md). DECKHAND_BRAIN: managed (the first provider configured
     # below, else offline) | offline | anthropic | openai | openai_compat | scripted.
     brain: str = "managed"

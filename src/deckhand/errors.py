@@ -284,3 +284,9 @@ class BrainUnsupported(DeckhandError):
     ground an element on a screenshot): a model is needed."""
 
     code = ErrorCode.OFFLINE_BRAIN_UNSUPPORTED
+
+
+class ArtifactError(DeckhandError):
+    """The artifact store (the data dir's files or an S3 bucket) failed."""
+
+    code = ErrorCode.SERVICE_UNAVAILABLE

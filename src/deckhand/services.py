@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from deckhand.artifacts import ArtifactStore, open_store
+from deckhand.artifacts.sweep import ArtifactSweeper
 from deckhand.auth import Principal
 from deckhand.brains.resolve import BrainResolver
 from deckhand.config import Settings
@@ -39,6 +41,8 @@ class Services:
     workflows: WorkflowLifecycle
     brains: LlmCredentials
     identity: WorkerIdentity
+    artifacts: ArtifactStore
+    artifact_sweeper: ArtifactSweeper
     workers: list[Worker] = field(default_factory=list)
     workflow_workers: list[WorkflowWorker] = field(default_factory=list)
 
@@ -52,6 +56,7 @@ class Services:
         notifier = Notifier(db)
         lifecycle = Lifecycle(notifier)
         brains = LlmCredentials(BrainResolver(settings), secret)
+        artifacts = open_store(settings.artifacts_url, settings.data_dir)
         return cls(
             settings=settings, db=db, secret=secret, usage=UsageMeter(db), notifier=notifier,
             lifecycle=lifecycle,
@@ -62,6 +67,10 @@ class Services:
             webhooks=WebhookDispatcher(db, secret, settings),
             workflows=WorkflowLifecycle(notifier, lifecycle, secret),
             brains=brains, identity=WorkerIdentity(settings.data_dir),
+            artifacts=artifacts, artifact_sweeper=ArtifactSweeper(
+                db, artifacts, retention_days=settings.artifacts_retention_days,
+                grace_seconds=settings.artifacts_orphan_grace_seconds,
+                every_seconds=settings.artifacts_sweep_seconds),
         )
 
     def new_worker(self, slots: int) -> Worker:
@@ -72,6 +81,7 @@ class Services:
             lease_seconds=self.settings.lease_seconds,
             poll_seconds=self.settings.poll_interval_seconds, brains=self.brains,
             worker_id=self.identity.take(Worker.kind),
+            artifacts=self.artifacts if self.settings.record_screens else None,
         )
 
     def new_workflow_worker(self) -> WorkflowWorker:
@@ -101,6 +111,7 @@ class Services:
         self.webhooks.start()
         if api:
             self.usage.start()
+            self.artifact_sweeper.start()
         if workers and self.settings.workers > 0:
             worker = self.new_worker(self.settings.workers)
             worker.start()
@@ -117,8 +128,10 @@ class Services:
         self.identity.release()  # only once no loop claims under it
         await self.webhooks.stop()
         await self.usage.stop()
+        await self.artifact_sweeper.stop()
         await self.notifier.stop()
         await self.machines.close()
+        await self.artifacts.close()
         await self.db.dispose()
 
     async def authenticate(self, raw_key: str) -> Principal | None:

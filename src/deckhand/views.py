@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from deckhand.core.clock import iso
-from deckhand.store.records import Run, Workflow, WorkflowRun
+from deckhand.store.records import Run, RunArtifact, RunStep, Workflow, WorkflowRun
 
 
 def run_view(run: Run, *, webhook_secret: str | None = None) -> dict[str, Any]:
@@ -94,4 +94,33 @@ def workflow_run_view(run: WorkflowRun, *, webhook_secret: str | None = None,
         "awaiting_human_since": iso(run.awaiting_human_since),
         "finished_at": iso(run.finished_at),
         "request_id": request_id if request_id is not None else run.request_id,
+    }
+
+
+def screenshot_url(run_id: str, number: int, *, after: bool = False) -> str:
+    path = f"/v1/runs/{run_id}/steps/{number}/screenshot"
+    return path + "?after=true" if after else path
+
+
+def step_view(step: RunStep, screens: dict[str, RunArtifact]) -> dict[str, Any]:
+    """A recorded step as ``GET /v1/runs/{id}/steps`` lists it; ``screens``
+    are its screens by kind ("screen", "after"), the URLs null without one."""
+    d = step.decision
+    usage = dict(d.get("usage") or {})
+    usage["input_tokens"] = step.input_tokens
+    usage["output_tokens"] = step.output_tokens
+    return {
+        "number": step.number,
+        "started_at": iso(step.started_at),
+        "finished_at": iso(step.finished_at),
+        "text": d.get("text"),
+        "reasoning": d.get("reasoning"),
+        "actions": list(d.get("actions") or []),
+        "results": list(step.results),
+        "tokens": usage,
+        "credits": step.credits,
+        "screenshot_url": (screenshot_url(step.run_id, step.number)
+                           if "screen" in screens else None),
+        "screenshot_after_url": (screenshot_url(step.run_id, step.number, after=True)
+                                 if "after" in screens else None),
     }

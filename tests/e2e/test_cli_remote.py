@@ -72,6 +72,14 @@ async def test_machines_and_runs_from_the_shell(sqlite_server: LiveServer, tmp_p
         assert any(e["type"] == "resumed" and e["data"].get("note") == "main" for e in events)
         code, out, _ = await deckhand(tmp_path, "runs", "events", run["id"], **cli)
         assert code == 0 and "waiting for a human: which branch?" in out and "resumed: main" in out
+        code, out, _ = await deckhand(tmp_path, "runs", "steps", run["id"], "--json", **cli)
+        steps = json.loads(out)["data"]
+        assert code == 0 and [s["number"] for s in steps] == list(range(1, len(steps) + 1))
+        assert steps and all(s["screenshot_url"] for s in steps)  # the terminal's screen
+        code, out, err = await deckhand(tmp_path, "runs", "recording", run["id"], "-o",
+                                        "rec.webp", **cli)
+        assert code == 0, err
+        assert (tmp_path / "rec.webp").read_bytes()[8:12] == b"WEBP"
 
         r = await c.post("/v1/runs", json={"machine_id": machine["id"],
                                            "task": "Run `sleep 60`"})

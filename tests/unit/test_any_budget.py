@@ -1,4 +1,4 @@
-"""No new ``Any`` in the layers that type-check strictly (core, store, engine).
+"""No new ``Any`` in the layers that type-check strictly (core, store, artifacts, engine).
 
 mypy --strict accepts an explicit ``Any``, so the count of ``Any`` in those
 packages is held here: it may shrink (lower the budget when it does) but not grow.
@@ -10,7 +10,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "src" / "deckhand"
-BUDGET = {"core": 2, "store": 44, "engine": 116}  # explicit Any, counted on 2026-12-07
+BUDGET = {"core": 2, "store": 44, "artifacts": 6, "engine": 116}  # explicit Any, counted on 2026-12-07
 
 
 def any_count(package: Path) -> int:

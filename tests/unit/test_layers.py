@@ -34,6 +34,7 @@ LAYER_OF: dict[str, str] = {
     "deckhand.parse_pyautogui": "brains",
     "deckhand.store": "store",
     "deckhand.views": "store",
+    "deckhand.artifacts": "store",
     "deckhand.machines": "machines",
     "deckhand.agent": "agent",
     "deckhand.events": "events",

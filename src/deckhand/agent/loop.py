@@ -34,6 +34,7 @@ class StepOutcome:
     finished_at: datetime
     duration_ms: int
     observation: Observation | None = None  # the screen the brain saw
+    after: Observation | None = None  # the settled screen after the last action
     hint: str | None = None  # the harness's note to the brain (v5 recovery)
     verdict: Verdict | None = None  # v4/v5: the independent check of a "done"
 
@@ -84,5 +85,5 @@ async def run_step(
     return StepOutcome(
         decision=decision, results=tuple(results), started_at=started_at, finished_at=utcnow(),
         duration_ms=int((time.perf_counter() - t0) * 1000), observation=observation,
-        hint=context.hint if context.hint != given_hint else None, verdict=verdict,
+        after=after, hint=context.hint if context.hint != given_hint else None, verdict=verdict,
     )

@@ -13,7 +13,16 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from deckhand import __version__
-from deckhand.api import account, inference, llm_keys, machines, runs, sessions, workflows
+from deckhand.api import (
+    account,
+    inference,
+    llm_keys,
+    machines,
+    recordings,
+    runs,
+    sessions,
+    workflows,
+)
 from deckhand.api.errors import (
     deckhand_error_handler,
     http_exception_handler,
@@ -26,8 +35,8 @@ from deckhand.mcp.http import PATH as MCP_PATH
 from deckhand.mcp.http import McpEndpoint
 from deckhand.services import Services
 
-ROUTERS = (account.r, machines.r, runs.r, workflows.r, llm_keys.r, inference.predict_r,
-           sessions.r)
+ROUTERS = (account.r, machines.r, runs.r, recordings.r, workflows.r, llm_keys.r,
+           inference.predict_r, sessions.r)
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:

@@ -17,6 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from deckhand.agent.context import remember
 from deckhand.agent.loop import StepOutcome, run_step
+from deckhand.artifacts.base import ArtifactStore
+from deckhand.artifacts.screens import keep_screens
 from deckhand.brains.base import Brain
 from deckhand.brains.registry import build_brain
 from deckhand.core.actions import ActionResult
@@ -27,11 +29,12 @@ from deckhand.engine.lifecycle import LeaseLost, Lifecycle
 from deckhand.engine.llm_credentials import LlmCredentials
 from deckhand.errors import DeckhandError, ErrorCode, MachineError
 from deckhand.pricing import step_credits
+from deckhand.store import artifacts as artifacts_store
 from deckhand.store import ledger as ledger_store
 from deckhand.store import runs as runs_store
 from deckhand.store import steps as steps_store
 from deckhand.store.db import Database
-from deckhand.store.records import Run, RunStep
+from deckhand.store.records import Run, RunArtifact, RunStep
 from deckhand.store.runs import TERMINAL
 
 log = logging.getLogger("deckhand.runner")
@@ -60,8 +63,11 @@ class Runner:
         connect_machine: Callable[[str], Any],
         worker_id: str,
         brains: LlmCredentials | None = None,
+        artifacts: ArtifactStore | None = None,
     ) -> None:
         self.db = db
+        self.artifacts = artifacts  # None: steps are recorded without their screens
+        self._stored: dict[str, frozenset[str]] = {}
         self.lifecycle = lifecycle
         self.connect_machine = connect_machine
         self.worker_id = worker_id
@@ -84,6 +90,8 @@ class Runner:
                 return
             await self._release(run_id)
             raise
+        finally:
+            self._stored.pop(run_id, None)
 
     async def _drive(self, run_id: str) -> None:
         async with self.db.write() as conn:
@@ -178,7 +186,9 @@ class Runner:
         """Record the step: (the run row, the wallet) after it; raises
         _Finished when it ended the run or handed it to a human."""
         d = outcome.decision
+        screens = await self._keep_screens(run.id, number, outcome)
         async with self.db.write() as conn:
+            await artifacts_store.insert(conn, screens)
             charged, balance = await ledger_store.debit_step(
                 conn, account_id=run.account_id, mode=run.mode, run_id=run.id, step=number,
                 credits=step_cost(run),
@@ -208,7 +218,31 @@ class Runner:
                 await self._conclude(conn, fresh, d, outcome.results)
         if ended:  # raised only once the transaction has committed
             raise _Finished
+        self._remember_stored(run.id, screens)
         return fresh, balance
+
+    async def _keep_screens(self, run_id: str, number: int,
+                            outcome: StepOutcome) -> list[RunArtifact]:
+        """The step's screens' bytes, written before the step's transaction
+        (which inserts the rows that point at them). A store that fails
+        costs the step its screens, not the run."""
+        if self.artifacts is None:
+            return []
+        try:
+            return await keep_screens(
+                self.artifacts, run_id, number,
+                {artifacts_store.SCREEN: outcome.observation,
+                 artifacts_store.AFTER: outcome.after},
+                outcome.finished_at, stored=self._stored.pop(run_id, frozenset()))
+        except DeckhandError as exc:
+            log.warning("run %s step %d: screens not kept: %s", run_id, number, exc.message)
+            return []
+
+    def _remember_stored(self, run_id: str, screens: list[RunArtifact]) -> None:
+        """The bytes the step's committed rows point at: the next step's
+        screen is most often the same bytes, and need not be written again."""
+        if screens:
+            self._stored[run_id] = frozenset(s.sha256 for s in screens)
 
     async def _ask_human(self, conn: AsyncConnection, run: Run, reason: str) -> None:
         if run.on_awaiting_human == "fail":

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
+from deckhand.artifacts.base import ArtifactStore
 from deckhand.core.clock import utcnow
 from deckhand.engine.claim_loop import ClaimLoop, new_worker_id
 from deckhand.engine.lifecycle import Lifecycle
@@ -40,12 +41,14 @@ class Worker(ClaimLoop):
         poll_seconds: float,
         worker_id: str | None = None,
         brains: LlmCredentials | None = None,
+        artifacts: ArtifactStore | None = None,
     ) -> None:
         super().__init__(db, notifier, runs_store.QUEUE, slots=slots,
                          lease_seconds=lease_seconds, poll_seconds=poll_seconds,
                          worker_id=worker_id)
         self.lifecycle = lifecycle
-        self.runner = Runner(db, lifecycle, connect_machine, self.id, brains=brains)
+        self.runner = Runner(db, lifecycle, connect_machine, self.id, brains=brains,
+                             artifacts=artifacts)
 
     async def drive(self, item_id: str, cancel_requested: Callable[[], bool]) -> None:
         await self.runner.drive(item_id, cancel_requested)

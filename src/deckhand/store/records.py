@@ -100,6 +100,21 @@ class RunStep:
 
 
 @dataclass(frozen=True, slots=True)
+class RunArtifact:
+    """A screen of a step (table ``run_artifacts``): where its bytes are."""
+
+    run_id: str
+    step: int
+    kind: str
+    sha256: str
+    content_type: str
+    size: int
+    width: int | None
+    height: int | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Machine:
     """A machine (table ``machines``): owner, shape, where its agent listens,
     and its runtime metering."""

@@ -55,3 +55,14 @@ async def last_number(conn: AsyncConnection, run_id: str) -> int:
         select(func.max(run_steps.c.number)).where(run_steps.c.run_id == run_id)
     )).scalar()
     return int(n or 0)
+
+
+async def page(conn: AsyncConnection, run_id: str, *, after: int,
+               limit: int) -> tuple[list[RunStep], bool]:
+    """The run's steps numbered above ``after``, at most ``limit``; and whether more follow."""
+    rows = await conn.execute(
+        select(run_steps).where(run_steps.c.run_id == run_id, run_steps.c.number > after)
+        .order_by(run_steps.c.number).limit(limit + 1)
+    )
+    found = [from_row(RunStep, r) for r in rows]
+    return found[:limit], len(found) > limit

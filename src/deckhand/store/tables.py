@@ -198,6 +198,25 @@ run_steps = Table(
     Column("finished_at", UTCDateTime, nullable=False),
 )
 
+# A step's screens (kind "screen": what the brain saw; "after": the settled
+# screen after its last action), pointing at content-addressed bytes in the
+# artifact store (deckhand/artifacts). Written in the step's transaction.
+run_artifacts = Table(
+    "run_artifacts",
+    metadata,
+    Column("run_id", String(36), ForeignKey("runs.id"), primary_key=True),
+    Column("step", Integer, primary_key=True),
+    Column("kind", String(16), primary_key=True),
+    Column("sha256", String(64), nullable=False),
+    Column("content_type", String(64), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("width", Integer, nullable=True),
+    Column("height", Integer, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+Index("ix_run_artifacts_sha256", run_artifacts.c.sha256)
+Index("ix_run_artifacts_created", run_artifacts.c.created_at)
+
 run_events = Table(
     "run_events",
     metadata,
