@@ -4,6 +4,7 @@ for the terminal, plain text and JSON for the files ``--out`` writes."""
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -82,7 +83,7 @@ class Report:
         return lines
 
     def text(self, width: int = 140) -> str:
-        console = Console(record=True, width=width, file=_Null(), color_system=None)
+        console = Console(record=True, width=width, file=io.StringIO(), color_system=None)
         console.print(self.table())
         for line in self.failures():
             console.print(line, markup=False, highlight=False)
@@ -96,11 +97,3 @@ class Report:
         json_path.write_text(json.dumps(self.as_dict(), indent=2) + "\n")
         text_path.write_text(self.text())
         return json_path, text_path
-
-
-class _Null:
-    def write(self, _text: str) -> int:
-        return 0
-
-    def flush(self) -> None:
-        pass
