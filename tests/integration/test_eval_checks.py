@@ -99,3 +99,20 @@ async def test_form_posts_and_the_page_are_read_from_the_site_and_the_browser(sq
         shows = await PageShows("Ada Lovelace").check(state)  # she is on page 1
         assert not shows.passed and "does not show 'Ada Lovelace'" in shows.detail
         await api.delete_machine(machine["id"])
+
+
+async def test_a_setup_that_fails_is_reported_and_the_machine_removed(sqlite_server) -> None:  # type: ignore[no-untyped-def]
+    from deckhand.eval.runner import EvalOptions, run_task
+    from deckhand.eval.tasks import parse_task
+
+    task = parse_task({"id": "broken", "kind": "terminal", "goal": "g",
+                       "offline": 'write "x" to x.txt',
+                       "setup": {"commands": ["echo half-way; exit 4"]},
+                       "checks": [{"type": "file_exists", "path": "x.txt"}]})
+    key = await sqlite_server.key()
+    async with serve_site() as site, DeckhandClient(sqlite_server.url, key) as api:
+        result = await run_task(api, task, site, EvalOptions(phrasing="offline"))
+        assert (result.status, result.passed, result.run_id) == ("setup_failed", False, None)
+        assert result.error == "setup command `echo half-way; exit 4` exited with 4: half-way\n"
+        listed = await api.call("GET", "/v1/machines")
+        assert listed["data"] == [], listed  # deleted machines are not listed

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import httpx
+
 from deckhand.cli_remote import kind_fields
 from deckhand.client import ApiError, DeckhandClient
 from deckhand.eval.checks import Checked
@@ -126,6 +128,8 @@ async def run_task(api: DeckhandClient, task: Task, site: Site, options: EvalOpt
         result.status, result.error = "setup_failed", str(exc)
     except ApiError as exc:
         result.status, result.error = "error", f"{exc.code}: {exc.message}"
+    except httpx.HTTPError as exc:  # the server went away or did not answer in time
+        result.status, result.error = "error", f"{type(exc).__name__}: {exc}"
     finally:
         if machine_id is not None:
             with contextlib.suppress(Exception):
