@@ -13,6 +13,7 @@ import typer
 
 from deckhand.cli_remote import MachineKind, machines_app, runs_app
 from deckhand.config import Settings
+from deckhand.eval.command import eval_command
 from deckhand.scopes import ALL_SCOPES, OPERATOR_SCOPES
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
@@ -25,6 +26,7 @@ app.add_typer(artifacts_app, name="artifacts")
 app.add_typer(keys_app, name="keys")
 app.add_typer(runs_app, name="runs")
 app.add_typer(machines_app, name="machines")
+app.command("eval")(eval_command)
 
 DEFAULT_ACCOUNT = "default"
 

@@ -138,3 +138,20 @@ async def test_connection_details_and_the_novnc_live_view(sqlite_server) -> None
             assert greeting.startswith(b"RFB 003.")
         r = await c.get(f"/v1/machines/{mid}/live/session", params={"ticket": ticket + "x"})
         assert r.status_code == 401
+
+
+async def test_a_command_of_the_terminal_opens_a_window_on_the_desktop(sqlite_server) -> None:  # type: ignore[no-untyped-def]
+    # The sandboxed session holds the desktop's DISPLAY and (read-only) its cookie.
+    key = await sqlite_server.key()
+    async with sqlite_server.client(key) as c:
+        mid = await _desktop(c)
+        r = await c.post(f"/v1/machines/{mid}/terminal", json={
+            "command": "echo $DISPLAY; (setsid xmessage -title Hello hi >/dev/null 2>&1 &)"})
+        assert r.json()["success"] and r.json()["result"]["output"].startswith(":"), r.json()
+
+        async def titles() -> list[str]:
+            r = await c.post(f"/v1/machines/{mid}/actions", json={"command": "list_windows"})
+            return [w["title"] for w in r.json()["result"]["windows"]]
+
+        await wait_until(titles, done=lambda t: "Hello" in t, timeout=10, every=0.1,
+                         what="xmessage's window")

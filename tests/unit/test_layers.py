@@ -47,6 +47,7 @@ LAYER_OF: dict[str, str] = {
     "deckhand.cli_run": "clients",
     "deckhand.cli_remote": "clients",
     "deckhand.mcp": "clients",
+    "deckhand.eval": "clients",
 }
 
 # layer -> the layers it may import (besides itself).

@@ -365,3 +365,37 @@ async def test_every_decision_says_what_it_does() -> None:
         "Done: ran 1 command; wrote 1 file; 2 checks passed; waited once; asked a human once. "
         "Last output: (empty)\nLast note from a human: approved"
     )
+
+
+
+# --------------------------------------------------------------------------- type the output
+
+
+async def test_type_the_output_types_the_last_commands_output_stripped() -> None:
+    from deckhand.core.actions import TypeText
+
+    task = 'run `curl -s http://127.0.0.1:9/code`, type the output into "One-time code"'
+    decisions = await drive(task, [[ok("  483920\n")], [ok()]])
+    assert len(decisions) == 3
+    assert decisions[1].actions == (TypeText(text="483920", into="One-time code"),)
+    assert decisions[1].text == ("Typing the output of `curl -s http://127.0.0.1:9/code` "
+                                 '(6 characters) into "One-time code"')
+    assert decisions[2].outcome is not None and decisions[2].outcome.success
+
+
+async def test_type_the_output_needs_a_command_before_it_and_some_output() -> None:
+    [first] = await drive('type the output into "Code"', [])
+    assert first.outcome is not None and first.outcome.error_code == "OFFLINE_BRAIN_UNSUPPORTED"
+    assert "no output to type" in (first.outcome.message or "")
+    decisions = await drive("run `true`, type the output", [[ok("\n")]])
+    last = decisions[-1].outcome
+    assert last is not None and last.error_code == "VERIFICATION_FAILED"
+    assert "is empty, so there is nothing to type" in (last.message or "")
+
+
+async def test_a_type_the_output_that_misses_ends_the_run() -> None:
+    missed = ActionResult(ok=False, error="no editable field on the page is named 'Code'")
+    decisions = await drive('run `echo 1`, type the output into "Code"', [[ok("1")], [missed]])
+    last = decisions[-1].outcome
+    assert last is not None and last.error_code == "MACHINE_ERROR"
+    assert "no editable field" in (last.message or "")

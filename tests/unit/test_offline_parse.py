@@ -18,6 +18,7 @@ from deckhand.brains.offline_parse import (
     Press,
     Run,
     Scroll,
+    TypeOutput,
     TypeText,
     VerifyExitCode,
     VerifyFileContains,
@@ -99,7 +100,7 @@ def test_keywords_are_case_insensitive() -> None:
 
 
 def test_forms_list_covers_every_clause_kind() -> None:
-    assert len(FORMS) == 15
+    assert len(FORMS) == 16
     assert any("run `CMD`" in form for form in FORMS)
 
 
@@ -362,3 +363,14 @@ def test_long_runs_of_whitespace_parse_in_linear_time() -> None:
     for text in ("run `a`" + " " * 50_000 + "x", "run `a`" + "\n \t" * 20_000 + "and run `b`"):
         parse_task(text)
     assert time.perf_counter() - started < 1.0
+
+
+def test_type_the_output_with_and_without_a_field() -> None:
+    assert parse_task('run `cat code.txt`, type the output into "One-time code" '
+                      "and then Type The Output") == (
+        Run("cat code.txt"), TypeOutput("One-time code"), TypeOutput())
+    assert TypeOutput("Code").render() == 'type the output into "Code"'
+    assert TypeOutput().render() == "type the output"
+    # "the output" is not a quoted text: an extra word is not another form
+    bad = parse_task("type the output now")
+    assert isinstance(bad, ParseError) and "type the output" in bad.reason

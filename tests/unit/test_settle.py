@@ -13,6 +13,7 @@ from deckhand.machine_agent.settle import (
     SettleError,
     SettlePolicy,
     Watch,
+    until_changed,
 )
 
 pytestmark = pytest.mark.asyncio
@@ -138,3 +139,27 @@ async def test_the_settle_parameter(value: object, want: Settle) -> None:
 async def test_a_settle_parameter_that_means_nothing_is_refused(value: object) -> None:
     with pytest.raises(SettleError, match="settle|_ms"):
         SettlePolicy().resolve(value)
+
+
+async def test_until_changed_looks_again_until_a_late_change_or_the_cap() -> None:
+    clock = Clock()
+    frames = iter(["a", "a", "a", "b", "c"])
+
+    def look() -> str:
+        clock.now += LOOK_S
+        return next(frames)
+
+    # the third look again sees the change
+    assert await until_changed(look, "a", str.__ne__, cap_ms=1000, every_s=0,
+                               clock=clock) == "b"
+    # nothing changes: the last look once the cap has passed
+    still = Clock()
+
+    def same() -> str:
+        still.now += LOOK_S
+        return "a"
+
+    started = still.now
+    assert await until_changed(same, "a", str.__ne__, cap_ms=100, every_s=0,
+                               clock=still) == "a"
+    assert 0.1 <= still.now - started <= 0.1 + 2 * LOOK_S

@@ -63,6 +63,7 @@ from deckhand.brains.offline_parse import (
     Press,
     Run,
     Scroll,
+    TypeOutput,
     TypeText,
     VerifyExitCode,
     VerifyFileContains,
@@ -168,10 +169,11 @@ def _plan_problem(clauses: tuple[Clause, ...]) -> Decision | None:
             return unsupported(
                 _written(clause), "`finish with` ends the run, so it must be the last instruction"
             )
-        if isinstance(clause, _OUTPUT_CHECKS) and not seen_run:
+        if isinstance(clause, _OUTPUT_CHECKS + (TypeOutput,)) and not seen_run:
+            use = "type" if isinstance(clause, TypeOutput) else "check"
             return unsupported(
                 _written(clause),
-                "no command runs before it, so there is no output to check "
+                f"no command runs before it, so there is no output to {use} "
                 "(put a `run` instruction first)",
             )
         seen_run = seen_run or isinstance(clause, Run)
@@ -253,7 +255,25 @@ def _clause_decision(
             answer = _summary(clauses, context)
             return Decision(text=text, outcome=Outcome(success=True, answer=answer))
         return Decision(text=text)
+    if isinstance(clause, TypeOutput):
+        return _type_output(clause, context, note)
     return _screen_decision(clause, note)
+
+
+def _type_output(clause: TypeOutput, context: AgentContext, note: str | None) -> Decision:
+    """``type the output [into "LABEL"]``: the last command's output, stripped."""
+    last = _last_command(context)
+    assert last is not None  # _plan_problem: a run comes before it
+    command, result = last
+    text = result.output.strip()
+    if not text:
+        return _verification_failed(
+            f"{_said(clause)}: the output of {_code(command.command)} is empty, so there is "
+            "nothing to type.", result)
+    into = f" into {quote(clause.into)}" if clause.into is not None else ""
+    return Decision(actions=(TypeAction(text=text, into=clause.into),),
+                    text=_join(note, f"Typing the output of {_code(command.command)} "
+                                     f"({len(text)} characters){into}"))
 
 
 # --------------------------------------------------------------------------- the screen

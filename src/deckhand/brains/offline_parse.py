@@ -72,6 +72,7 @@ FORMS: tuple[str, ...] = (
     "open URL  /  go to URL  /  navigate to URL",
     'click "LABEL"',
     'type "TEXT"  /  type "TEXT" into "LABEL"',
+    'type the output  /  type the output into "LABEL"',
     "press KEY  (e.g. press enter, press ctrl+s)",
     "scroll down  /  scroll up",
     'verify the screen shows "TEXT"',
@@ -188,6 +189,17 @@ class TypeText(_Clause):
 
 
 @dataclass(frozen=True)
+class TypeOutput(_Clause):
+    """Types the last command's output (surrounding whitespace stripped)."""
+
+    into: str | None = None
+
+    def render(self) -> str:
+        into = f" into {quote(self.into)}" if self.into is not None else ""
+        return f"type the output{into}"
+
+
+@dataclass(frozen=True)
 class Press(_Clause):
     key: str
 
@@ -214,11 +226,12 @@ class VerifyScreenShows(_Clause):
 Clause = Union[
     Run, VerifyOutputMatches, VerifyOutputContains, VerifyExitCode, WriteText,
     VerifyFileContains, WaitSeconds, AskHuman, FinishWith, Open, Click, TypeText,
-    Press, Scroll, VerifyScreenShows,
+    TypeOutput, Press, Scroll, VerifyScreenShows,
 ]
 
 #: clauses that need a screen (desktop or browser)
-SCREEN_CLAUSES: tuple[type, ...] = (Open, Click, TypeText, Press, Scroll, VerifyScreenShows)
+SCREEN_CLAUSES: tuple[type, ...] = (Open, Click, TypeText, TypeOutput, Press, Scroll,
+                                    VerifyScreenShows)
 
 
 @dataclass(frozen=True)
@@ -497,6 +510,9 @@ _GRAMMAR: tuple[tuple[tuple[str, ...], _Builder], ...] = (
     (("open", "BARE"), lambda v, s: Open(str(v[0]), source=s)),
     (("go|navigate", "to", "BARE"), lambda v, s: Open(str(v[0]), source=s)),
     (("click", "?on", "Q"), lambda v, s: Click(str(v[0]), source=s)),
+    (("type", "the", "output", "into", "Q"),
+     lambda v, s: TypeOutput(str(v[0]), source=s)),
+    (("type", "the", "output"), lambda v, s: TypeOutput(source=s)),
     (("type", "Q", "into", "Q"), lambda v, s: TypeText(str(v[0]), str(v[1]), source=s)),
     (("type", "Q"), lambda v, s: TypeText(str(v[0]), source=s)),
     (("press", "BARE"), lambda v, s: Press(str(v[0]), source=s)),
@@ -517,7 +533,8 @@ _HINTS: dict[str, str] = {
     "go": "go to URL",
     "navigate": "navigate to URL",
     "click": 'click "LABEL"',
-    "type": 'type "TEXT" or type "TEXT" into "LABEL"',
+    "type": ('type "TEXT", type "TEXT" into "LABEL", type the output or '
+             'type the output into "LABEL"'),
     "press": "press KEY",
     "scroll": "scroll down or scroll up",
 }

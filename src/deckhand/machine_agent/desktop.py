@@ -168,12 +168,12 @@ class Desktop:
 
     def open_terminal(self) -> None:
         """Open an xterm running a shell in the machine's sandbox."""
-        env = {**shell_env(self.workspace, sandboxed=self.sandbox), **self.env,
+        env = {**shell_env(self.workspace, sandboxed=self.sandbox, display=self.env),
                "TERM": "xterm"}
         argv = ["xterm", "-fa", "DejaVu Sans Mono", "-fs", "12", "-geometry", "100x30+40+40",
                 "-title", "Terminal", "-e",
                 *interactive_shell_argv(self.workspace, sandbox=self.sandbox,
-                                        network=self.network)]
+                                        network=self.network, display=self.env)]
         name = f"xterm-{secrets.token_hex(3)}"
         self._procs[name] = subprocess.Popen(
             argv, env=env, cwd=self.workspace, stdin=subprocess.DEVNULL,

@@ -11,7 +11,8 @@ brain sees the miss instead of a success that did nothing.
 - On a desktop (pixels only): with ``into``, the field is found by text
   recognition and the image's boxes (:mod:`.fields`) and clicked; the text
   is typed and the field's region (the whole screen without ``into``) must
-  have changed once the screen settles.
+  have changed once the screen settles (or within a second after: some
+  apps draw late).
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ from deckhand.core.actions import ActionResult, TypeText
 from deckhand.machine_agent import fields, form_dom, ocr
 from deckhand.machine_agent.browser import Browser
 from deckhand.machine_agent.desktop import Desktop
+from deckhand.machine_agent.settle import until_changed
 
 Settle = Callable[[], Awaitable[None]]
 PAD = 6  # around a field's box: a caret or a focus ring drawn on its border counts
+LATE_DRAW_MS = 1000  # how long typed text that has not shown yet is waited for
 
 
 async def type_in_browser(browser: Browser, action: TypeText) -> ActionResult:
@@ -96,7 +99,11 @@ async def type_on_desktop(desktop: Desktop, settle: Settle, action: TypeText) ->
     before = desktop.image().crop(region)
     desktop.input.type_text(action.text)
     await settle()
-    after = desktop.image().crop(region)
+    # an app may draw the text only after the screen looked still (Gnumeric
+    # opening its formula editor on "="): look again for a while before
+    # calling it a miss
+    after = await until_changed(lambda: desktop.image().crop(region), before, _changed,
+                                LATE_DRAW_MS)
     if not action.text or _changed(before, after):
         return ActionResult(ok=True, output=f"typed {len(action.text)} characters", data=data)
     where = (f"the field named {action.into!r} at {region}" if action.into is not None

@@ -39,8 +39,15 @@ def _python_prefixes() -> list[str]:
     return out
 
 
-def bwrap_argv(workspace: Path, *, network: bool) -> list[str]:
-    """The bubblewrap command line that wraps a session's shell."""
+X11_SOCKETS = "/tmp/.X11-unix"
+
+
+def bwrap_argv(workspace: Path, *, network: bool,
+               display: dict[str, str] | None = None) -> list[str]:
+    """The bubblewrap command line that wraps a session's shell. With the
+    ``display`` of the machine's desktop (DISPLAY, XAUTHORITY), its cookie and
+    X sockets are bound read-only, so the shell can start apps on the desktop
+    (and only on this one: the cookie is the machine's own)."""
     ws = str(workspace)
     argv = ["bwrap", "--unshare-all"]
     if network:
@@ -57,6 +64,9 @@ def bwrap_argv(workspace: Path, *, network: bool) -> list[str]:
         if not any(target.startswith(d + "/") for d in _SYSTEM_DIRS):
             argv += ["--ro-bind-try", target, target]
     argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    if display:
+        argv += ["--ro-bind-try", X11_SOCKETS, X11_SOCKETS,
+                 "--ro-bind", display["XAUTHORITY"], display["XAUTHORITY"]]
     for prefix in _python_prefixes():
         if not any(prefix == d or prefix.startswith(d + "/") for d in _SYSTEM_DIRS):
             argv += ["--ro-bind", prefix, prefix]
@@ -64,18 +74,22 @@ def bwrap_argv(workspace: Path, *, network: bool) -> list[str]:
     return argv
 
 
-def interactive_shell_argv(workspace: Path, *, sandbox: bool, network: bool) -> list[str]:
+def interactive_shell_argv(workspace: Path, *, sandbox: bool, network: bool,
+                           display: dict[str, str] | None = None) -> list[str]:
     """A login-less bash for a terminal emulator (xterm) on the desktop, in the
     same sandbox as the sessions but keeping its controlling terminal (the
     terminal is the emulator's own pty, so --new-session is not needed)."""
     argv = ["bash", "--noprofile", "--norc", "-i"]
     if not sandbox:
         return argv
-    return [a for a in bwrap_argv(workspace, network=network) if a != "--new-session"] + argv
+    return [a for a in bwrap_argv(workspace, network=network, display=display)
+            if a != "--new-session"] + argv
 
 
-def shell_env(workspace: Path, *, sandboxed: bool) -> dict[str, str]:
+def shell_env(workspace: Path, *, sandboxed: bool,
+              display: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: os.environ[k] for k in PASSTHROUGH_ENV if k in os.environ}
+    env.update(display or {})
     if sandboxed:
         python_bins = [
             f"{p}/bin" for p in _python_prefixes() if not p.startswith("/usr")

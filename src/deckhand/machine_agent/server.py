@@ -140,6 +140,7 @@ class MachineAgent:
         if self.desktop is not None:
             await self.desktop.start()
             self.browser.display_env = self.desktop.env
+            self.terminals.display_env = self.desktop.env
         if self.prelaunch_browser:
             await self.browser.start()
         if self.machine_id is not None:

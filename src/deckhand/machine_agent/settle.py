@@ -222,3 +222,19 @@ class Watch:
 
     def _ms_since(self, start: float) -> int:
         return int((self._clock() - start) * 1000)
+
+
+async def until_changed(look: Callable[[], Any], before: Any,
+                        differs: Callable[[Any, Any], bool], cap_ms: int,
+                        every_s: float = 0.05,
+                        clock: Callable[[], float] = time.monotonic) -> Any:
+    """Look again (every ``every_s``) until what ``look`` sees differs from
+    ``before`` or ``cap_ms`` has passed; returns the last look. For a change
+    an app draws late — after the screen already looked still, as a
+    spreadsheet does when typing opens its formula editor."""
+    deadline = clock() + cap_ms / 1000
+    seen = look()
+    while not differs(before, seen) and clock() < deadline:
+        await asyncio.sleep(every_s)
+        seen = look()
+    return seen

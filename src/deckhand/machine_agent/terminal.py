@@ -146,6 +146,9 @@ class TerminalSessions:
         self.sandbox = sandbox
         self.network = network
         self.output_limit = output_limit
+        #: the desktop's DISPLAY and XAUTHORITY on a desktop machine (set once
+        #: it is up): sessions started afterwards can open apps on it
+        self.display_env: dict[str, str] | None = None
         self._sessions: dict[str, _Session] = {}
         self._create_lock = asyncio.Lock()
         # What each session showed (commands and their output), for the
@@ -253,14 +256,15 @@ class TerminalSessions:
     async def _spawn(self, sid: str) -> _Session:
         argv = ["bash", "--noprofile", "--norc"]
         if self.sandbox:
-            argv = bwrap_argv(self.workspace, network=self.network) + argv
+            argv = bwrap_argv(self.workspace, network=self.network,
+                              display=self.display_env) + argv
         proc = await asyncio.create_subprocess_exec(
             *argv,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             cwd=self.workspace,
-            env=shell_env(self.workspace, sandboxed=self.sandbox),
+            env=shell_env(self.workspace, sandboxed=self.sandbox, display=self.display_env),
         )
         session = _Session(session_id=sid, proc=proc, shell_pid=proc.pid)
         nonce = secrets.token_hex(8)
