@@ -227,7 +227,8 @@ def _numbered(content: str, view_range: Any) -> str:
 
 def _usage(response: Any) -> TokenUsage:
     return token_usage(response, ("input_tokens", "cache_creation_input_tokens",
-                                  "cache_read_input_tokens"), "output_tokens")
+                                  "cache_read_input_tokens"), "output_tokens",
+                       created="cache_creation_input_tokens", read="cache_read_input_tokens")
 
 
 def decision_from(response: Any, context: AgentContext, screen: ModelScreen | None) -> Decision:

@@ -276,7 +276,8 @@ def placeholder_screen() -> str:
 
 
 def _usage(response: Any) -> TokenUsage:
-    return token_usage(response, ("input_tokens",), "output_tokens")
+    return token_usage(response, ("input_tokens",), "output_tokens",
+                       details="input_tokens_details")
 
 
 def _output_text(response: Any) -> str:

@@ -179,7 +179,8 @@ def messages_for(context: AgentContext, screen: ModelScreen | None) -> list[dict
 
 
 def _usage(response: Any) -> TokenUsage:
-    return token_usage(response, ("prompt_tokens",), "completion_tokens")
+    return token_usage(response, ("prompt_tokens",), "completion_tokens",
+                       details="prompt_tokens_details")
 
 
 def decision_from(response: Any, context: AgentContext, screen: ModelScreen | None) -> Decision:
