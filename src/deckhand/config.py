@@ -13,7 +13,6 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-
 # the screens a run keeps in memory (core.steps.OBSERVATIONS_KEPT; a test holds them equal)
 SCREENS_IN_MEMORY = 12
 

@@ -30,8 +30,8 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from deckhand.brains.history import ScreenBudget
 from deckhand.brains.base import Brain
+from deckhand.brains.history import ScreenBudget
 from deckhand.brains.providers import ANTHROPIC_URL, OPENAI_URL, Provider
 from deckhand.config import Settings
 from deckhand.errors import ErrorCode, LlmError, ValidationFailed
