@@ -219,6 +219,10 @@ def _function(spec: ToolSpec) -> dict[str, Any]:
             "parameters": spec.schema, "strict": False}
 
 
+def _shot(obs: Observation) -> ModelScreen:
+    return model_screen(obs)
+
+
 def _image(screen: ModelScreen) -> dict[str, Any]:
     return {"type": "input_image", "image_url": screen.data_url, "detail": "high"}
 
@@ -272,7 +276,7 @@ def input_for(context: AgentContext, budget: ScreenBudget | None = None
     h = history(context, policy_for(context.cua_version, budget))
     first = [_text(prompts.opening(context, h.summary))]
     if not h.turns and h.screen is not None:
-        first += [_text(prompts.SCREEN_NOW), _image(model_screen(h.screen))]
+        first += [_text(prompts.SCREEN_NOW), _image(_shot(h.screen))]
     items: list[dict[str, Any]] = [_user(*first)]
     turns = list(h.turns)
     for i, turn in enumerate(turns):
@@ -305,7 +309,7 @@ def answers(turn: Turn, last: bool, screen: Observation | None) -> list[dict[str
             output: dict[str, Any] = {
                 "type": "computer_call_output", "call_id": call["call_id"],
                 "output": {"type": "computer_screenshot",
-                           "image_url": (model_screen(turn.screen_after).data_url
+                           "image_url": (_shot(turn.screen_after).data_url
                                          if turn.screen_after is not None
                                          else placeholder_screen())}}
             if data.get("acknowledged"):
@@ -321,7 +325,7 @@ def answers(turn: Turn, last: bool, screen: Observation | None) -> list[dict[str
     if note:
         notes.append(prompts.human_note(note))
     if last and not screen_shown and screen is not None:
-        items.append(_user(_text(prompts.SCREEN_NOW), _image(model_screen(screen))))
+        items.append(_user(_text(prompts.SCREEN_NOW), _image(_shot(screen))))
     if notes:
         items.append(_user(_text("\n".join(notes))))
     return items
