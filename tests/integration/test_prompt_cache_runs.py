@@ -62,6 +62,7 @@ async def test_anthropic_breakpoints_and_a_prefix_that_holds(tmp_path: Path,
             assert final["status"] == "succeeded", final["error"]
             usage = (await c.get("/v1/usage")).json()
             stream = await events(c, run["id"])
+            spec = (await c.get("/openapi.json")).json()
 
     bodies = fake.agent_bodies()
     assert len(bodies) == STEPS + 1
@@ -100,6 +101,12 @@ async def test_anthropic_breakpoints_and_a_prefix_that_holds(tmp_path: Path,
     assert (steps["cache_read_input_tokens"], steps["cache_creation_input_tokens"]) \
         == (reads, writes)
     assert usage["cache_read_input_tokens"] == reads
+    # our OpenAPI shows the additive fields
+    run_usage = spec["paths"]["/v1/runs/{run_id}"]["get"]["responses"]["200"]["content"][
+        "application/json"]["schema"]["properties"]["usage"]["properties"]
+    for schema in (run_usage, spec["components"]["schemas"]["UsageSummaryResponse"][
+            "properties"], spec["components"]["schemas"]["EndpointUsage"]["properties"]):
+        assert {"cache_creation_input_tokens", "cache_read_input_tokens"} <= set(schema)
 
 
 async def test_openai_compatible_requests_repeat_the_last_one(tmp_path: Path,
