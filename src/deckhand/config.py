@@ -10,8 +10,11 @@ import os
 import secrets
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# the screens a run keeps in memory (core.steps.OBSERVATIONS_KEPT; a test holds them equal)
+SCREENS_IN_MEMORY = 12
 
 
 def _env(name: str, provider_variable: str) -> AliasChoices:
@@ -100,8 +103,25 @@ class Settings(BaseSettings):
     openai_compat_base_url: str | None = None
     openai_compat_api_key: SecretStr | None = None
     openai_compat_model: str | None = None  # None: the server's first model
+    # The image budget (docs/models.md): each provider is shown at least this many of
+    # the last screens, dropped `screens_chunk` at a time so its prompt cache holds.
+    anthropic_screens_kept: int = Field(default=3, ge=1, le=SCREENS_IN_MEMORY)
+    openai_screens_kept: int = Field(default=3, ge=1, le=SCREENS_IN_MEMORY, description=(
+        "when the response chain is rebuilt; a chain keeps what it was sent"))
+    openai_compat_screens_kept: int = Field(default=3, ge=1, le=SCREENS_IN_MEMORY)
+    screens_chunk: int = Field(default=8, ge=1, le=SCREENS_IN_MEMORY)
     llm_timeout_seconds: float = Field(default=120.0, gt=0)
     llm_max_retries: int = Field(default=2, ge=0, le=10)
+
+    @model_validator(mode="after")
+    def _screens_fit_in_memory(self) -> Settings:
+        for name in ("anthropic", "openai", "openai_compat"):
+            kept = getattr(self, f"{name}_screens_kept")
+            if kept + self.screens_chunk - 1 > SCREENS_IN_MEMORY:
+                raise ValueError(f"DECKHAND_{name.upper()}_SCREENS_KEPT + "
+                                 "DECKHAND_SCREENS_CHUNK - 1 must be at most "
+                                 f"{SCREENS_IN_MEMORY} (the screens a run keeps)")
+        return self
 
     @field_validator("data_dir")
     @classmethod

@@ -24,6 +24,7 @@ from tests.support.fake_providers import text as say
 from tests.support.runs import machine, start, wait_for
 
 pytestmark = pytest.mark.asyncio
+NO_CACHE = {"cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
 SHOT = base64.b64encode(screenshot(1280, 800, fmt="PNG")).decode()
 CLICK = anthropic_message(tool_use("computer", {"action": "left_click", "coordinate": [5, 6]}),
                           usage=(120, 30))
@@ -101,19 +102,20 @@ async def test_tokens_per_call_and_in_usage_and_free_replays(tmp_path: Path,
             run = await start(c, machine_id=mid, task="t", cua_version="v3")
             final = await wait_for(c, run["id"])
             assert final["status"] == "succeeded", final["error"]
-            assert final["usage"] == {"input_tokens": 500, "output_tokens": 45}
+            assert final["usage"] == {"input_tokens": 500, "output_tokens": 45, **NO_CACHE}
 
             usage = (await c.get("/v1/usage")).json()
             assert_valid("UsageSummaryResponse", usage)
             breakdown = usage["breakdown"]
             assert breakdown["predict"] == {"requests": 2, "credits": 5, "input_tokens": 120,
-                                            "output_tokens": 30}
+                                            "output_tokens": 30, **NO_CACHE}
             assert breakdown["ground"] == {"requests": 3, "credits": 3, "input_tokens": 100,
-                                           "output_tokens": 20}
+                                           "output_tokens": 20, **NO_CACHE}
             assert breakdown["sessionPredict"] == {"requests": 2, "credits": 5,
-                                                   "input_tokens": 120, "output_tokens": 30}
+                                                   "input_tokens": 120, "output_tokens": 30,
+                                                   **NO_CACHE}
             assert breakdown["runSteps"] == {"requests": 2, "credits": 10, "input_tokens": 500,
-                                             "output_tokens": 45}
+                                             "output_tokens": 45, **NO_CACHE}
             assert (usage["input_tokens"], usage["output_tokens"]) == (840, 125)
             assert usage["total_credits"] == 5 + 3 + 5 + 10
             assert usage["balance"] == 1000 - usage["total_credits"]
@@ -131,4 +133,5 @@ async def test_tokens_per_call_and_in_usage_and_free_replays(tmp_path: Path,
             assert first.json()["usage"]["input_tokens"] == 120
             usage = (await c.get("/v1/usage")).json()
             assert usage["breakdown"]["predict"] == {"requests": 2, "credits": 0,
-                                                     "input_tokens": 120, "output_tokens": 30}
+                                                     "input_tokens": 120, "output_tokens": 30,
+                                                   **NO_CACHE}

@@ -69,6 +69,7 @@ class Deployment:
     lease_seconds: int
     procs: list[Proc] = field(default_factory=list)
     machines: list[str] = field(default_factory=list)
+    extra_env: dict[str, str] = field(default_factory=dict)  # e.g. a fake model provider
     secret: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -95,6 +96,7 @@ class Deployment:
         })
         if self.database_url:
             env["DECKHAND_DATABASE_URL"] = self.database_url
+        env.update(self.extra_env)
         return env
 
     def cli(self, *args: str) -> list[str]:

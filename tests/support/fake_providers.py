@@ -15,7 +15,14 @@ official SDKs (which use their own HTTP stack) can be driven through
   from ``verdicts`` (default: pass); grounding calls (a ``point`` tool) from
   ``points``;
 - a wrong key gets the provider's 401;
-- every request is kept in ``requests`` (path, headers without the key, body).
+- every request is kept in ``requests`` (path, headers without the key, body);
+- prompt caching as the providers document it (:mod:`tests.support.prompt_cache`):
+  more than four ``cache_control`` blocks is Anthropic's 400, a
+  ``previous_response_id`` the fake does not hold OpenAI's 400
+  ``previous_response_not_found`` (``forget()`` drops them all); with
+  ``measured`` True the answers' usage is counted from the requests — the
+  prompt's tokens and the parts the cache wrote and read — instead of the
+  scripted input tokens, and each agent request's count is kept in ``usages``.
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ from deckhand.machines.fake import FakeMachine, screen_image
 from deckhand.store import accounts as accounts_store
 from deckhand.store import machines as machines_store
 from tests.conftest import LiveServer, make_settings, serve
+from tests.support.prompt_cache import AnthropicCache, BreakpointError, OpenAICache, Usage
 from tests.support.servers import started
 
 DEFAULT_KEY = "sk-fake-provider-key-0123456789abcdef"
@@ -140,6 +148,15 @@ class FakeProvider:
     requests: list[Recorded] = field(default_factory=list)
     models: list[str] = field(default_factory=lambda: ["fake-vision-1"])
     delay: float = 0.0  # seconds before each answer (a slow model)
+    measured: bool = False  # usage counted from the requests, with the prompt cache
+    usages: list[Usage] = field(default_factory=list)  # each measured agent request's
+    anthropic_cache: AnthropicCache = field(default_factory=AnthropicCache)
+    openai_cache: OpenAICache = field(default_factory=OpenAICache)
+    chat_cache: OpenAICache = field(default_factory=OpenAICache)
+
+    def forget(self) -> None:
+        """Drop every stored response, as OpenAI does when they expire."""
+        self.openai_cache.forget()
 
     @property
     def anthropic_url(self) -> str:
@@ -174,16 +191,36 @@ def _tool_names(body: dict[str, Any]) -> set[str]:
     return names
 
 
-def _error(protocol: str, status: int, message: str) -> JSONResponse:
+def _measure(fake: FakeProvider, protocol: str, body: dict[str, Any]
+             ) -> tuple[Usage | None, list[Any]]:
+    """The request through the provider's cache: its usage when ``measured``,
+    and (Responses) the conversation it continues."""
+    conversation: list[Any] = []
+    usage = None
+    if protocol == "anthropic":
+        usage = fake.anthropic_cache.request(body)
+    elif protocol == "responses":
+        conversation = fake.openai_cache.conversation(body)
+        head = [*(body.get("tools") or []), {"instructions": body.get("instructions")}]
+        usage = fake.openai_cache.request(head, conversation)
+    elif protocol == "chat":
+        usage = fake.chat_cache.request(list(body.get("tools") or []),
+                                        list(body.get("messages") or []))
+    return (usage if fake.measured else None), conversation
+
+
+def _error(protocol: str, status: int, message: str, code: str | None = None,
+           param: str | None = None) -> JSONResponse:
     headers = {"retry-after-ms": "10"} if status in (429, 529) or status >= 500 else {}
     if protocol == "anthropic":
-        kind = {401: "authentication_error", 429: "rate_limit_error",
-                529: "overloaded_error"}.get(status, "api_error")
+        kind = {400: "invalid_request_error", 401: "authentication_error",
+                429: "rate_limit_error", 529: "overloaded_error"}.get(status, "api_error")
         return JSONResponse({"type": "error", "error": {"type": kind, "message": message}},
                             status_code=status, headers=headers)
-    code = {401: "invalid_api_key", 429: "rate_limit_exceeded"}.get(status, "server_error")
+    code = code or {401: "invalid_api_key", 429: "rate_limit_exceeded"}.get(status,
+                                                                            "server_error")
     return JSONResponse({"error": {"message": message, "type": "invalid_request_error",
-                                   "param": None, "code": code}},
+                                   "param": param, "code": code}},
                         status_code=status, headers=headers)
 
 
@@ -211,6 +248,14 @@ def _app(fake: FakeProvider) -> Starlette:
             return JSONResponse({"object": "list", "data": [
                 {"id": m, "object": "model", "created": 0, "owned_by": "fake"}
                 for m in fake.models]})
+        try:
+            usage, conversation = _measure(fake, protocol, body)
+        except BreakpointError as exc:
+            return _error(protocol, 400, str(exc))
+        except KeyError:
+            return _error(protocol, 400, "Previous response with id "
+                          f"'{body.get('previous_response_id')}' not found.",
+                          code="previous_response_not_found", param="previous_response_id")
         tools = _tool_names(body)
         if "report_verdict" in tools:
             passed, reason = fake.verdicts.popleft() if fake.verdicts else (True, "looks done")
@@ -224,7 +269,12 @@ def _app(fake: FakeProvider) -> Starlette:
             return _error(protocol, 500, "fake provider: no scripted reply left")
         payload = fake.replies.popleft()
         assert payload["protocol"] == protocol, (payload["protocol"], protocol)
-        return JSONResponse(_render(payload, body.get("model", "fake")))
+        if usage is not None:
+            fake.usages.append(usage)
+        answer = _render(payload, body.get("model", "fake"), usage)
+        if protocol == "responses":
+            fake.openai_cache.keep(answer["id"], conversation, answer["output"])
+        return JSONResponse(answer)
 
     async def messages(request: Request) -> JSONResponse:
         return await handle(request, "anthropic")
@@ -256,22 +306,28 @@ def _forced(protocol: str, body: dict[str, Any], name: str, args: dict[str, Any]
     return _render(chat(None, [(name, args)], usage=(50, 10)), model)
 
 
-def _render(payload: dict[str, Any], model: str) -> dict[str, Any]:
+def _render(payload: dict[str, Any], model: str, usage: Usage | None = None
+            ) -> dict[str, Any]:
     protocol = payload["protocol"]
     i, o = payload["usage"]
+    created = read = 0
+    if usage is not None:
+        i, created, read = usage.input_tokens, usage.cache_creation, usage.cache_read
     if protocol == "anthropic":
         content = payload["content"]
         stop = payload["stop_reason"] or (
             "tool_use" if any(b["type"] == "tool_use" for b in content) else "end_turn")
         return {"id": _id("msg"), "type": "message", "role": "assistant", "model": model,
                 "content": content, "stop_reason": stop, "stop_sequence": None,
-                "usage": {"input_tokens": i, "output_tokens": o}}
+                "usage": {"input_tokens": i - created - read, "output_tokens": o,
+                          "cache_creation_input_tokens": created,
+                          "cache_read_input_tokens": read}}
     if protocol == "responses":
         return {"id": _id("resp"), "object": "response", "created_at": 1700000000,
                 "model": model, "status": "completed", "output": payload["output"],
                 "parallel_tool_calls": True, "tool_choice": "auto", "tools": [],
                 "usage": {"input_tokens": i, "output_tokens": o, "total_tokens": i + o,
-                          "input_tokens_details": {"cached_tokens": 0},
+                          "input_tokens_details": {"cached_tokens": read},
                           "output_tokens_details": {"reasoning_tokens": 0}}}
     message: dict[str, Any] = {"role": "assistant", "content": payload["content"]}
     if payload["tool_calls"]:
@@ -280,7 +336,8 @@ def _render(payload: dict[str, Any], model: str) -> dict[str, Any]:
             "model": model, "choices": [{"index": 0, "message": message,
                                          "finish_reason": "tool_calls" if payload["tool_calls"]
                                          else "stop"}],
-            "usage": {"prompt_tokens": i, "completion_tokens": o, "total_tokens": i + o}}
+            "usage": {"prompt_tokens": i, "completion_tokens": o, "total_tokens": i + o,
+                      "prompt_tokens_details": {"cached_tokens": read}}}
 
 
 @contextlib.asynccontextmanager

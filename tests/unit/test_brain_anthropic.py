@@ -247,3 +247,38 @@ async def test_verify_and_ground() -> None:
     assert v_req["tool_choice"] == {"type": "tool", "name": "report_verdict"}
     assert any(b["type"] == "image" for b in v_req["messages"][0]["content"])
     assert (found.found, found.x, found.y) == (True, 640, 400)
+
+
+def _marked(messages: list[dict]) -> list[tuple[int, int]]:  # type: ignore[type-arg]
+    return [(m, b) for m, message in enumerate(messages)
+            for b, block in enumerate(message["content"]) if "cache_control" in block]
+
+
+def test_breakpoints_within_the_limit_and_a_hint_after_the_last() -> None:
+    """At most three in the messages (the system prompt has the fourth) for any
+    length of history; a recovery hint comes after the last one, so the next
+    request, which has no hint, repeats the prefix up to it."""
+    from deckhand.brains.anthropic import messages_for, system_blocks
+    from deckhand.core.steps import Decision
+    from tests.support.fake_providers import observation
+
+    screens = [observation(64, 40, color=(i, 0, 0)) for i in range(41)]
+    steps: list[StepRecord] = []
+    for n in range(1, 41):
+        call = {"id": f"t{n}", "name": "computer", "actions": [0, 1]}
+        d = Decision(actions=(Click(x=n, y=n),), provider_data={
+            "content": [{"type": "tool_use", "id": f"t{n}", "name": "computer",
+                         "input": {"action": "left_click", "coordinate": [n, n]}}],
+            "calls": [call]})
+        steps.append(StepRecord(number=n, decision=d, results=(ActionResult(ok=True),),
+                                observation=screens[n - 1]))
+    for n in range(0, 41):
+        context = AgentContext(run_id="r", task="t", steps=tuple(steps[:n]),
+                               observation=screens[n])
+        messages = messages_for(context)
+        assert 1 <= len(_marked(messages)) <= 3
+        assert "cache_control" in system_blocks(context)[-1]
+        hinted = messages_for(context.model_copy(update={"hint": "re-plan"}))
+        last = hinted[-1]["content"]
+        assert last[-1] == {"type": "text", "text": "Note: re-plan"}
+        assert "cache_control" in last[-2] and _marked(hinted) == _marked(messages)

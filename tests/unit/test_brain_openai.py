@@ -57,9 +57,12 @@ async def test_computer_call_is_scaled_and_answered_with_a_screenshot() -> None:
     assert (tool["display_width"], tool["display_height"], tool["environment"]) == \
         (1280, 800, "linux")
     assert first["truncation"] == "auto"
+    assert "previous_response_id" not in first
+    # chained: only the answer to the call is sent, after the first response
+    assert fake.requests[1].body["previous_response_id"] == d1.provider_data["response_id"]
     second = fake.requests[1].body["input"]
     types = [i.get("type") or i.get("role") for i in second]
-    assert types == ["user", "reasoning", "computer_call", "computer_call_output"]
+    assert types == ["computer_call_output"]
     out = second[-1]
     assert out["call_id"] == "call_1" and out["output"]["type"] == "computer_screenshot"
     assert out["output"]["image_url"].startswith("data:image/jpeg;base64,")
@@ -110,7 +113,41 @@ async def test_pending_safety_checks_await_a_human_then_are_acknowledged() -> No
     outputs = [i for i in items if i.get("type") == "computer_call_output"]
     assert len(outputs) == 1 and outputs[0]["call_id"] == "call_s"
     assert outputs[0]["acknowledged_safety_checks"] == [check]
-    assert sum(i.get("type") == "computer_call" for i in items) == 1
+    # chained from the held call's response: it is not sent again
+    assert fake.requests[1].body["previous_response_id"] == held.provider_data["response_id"]
+    assert sum(i.get("type") == "computer_call" for i in items) == 0
+
+
+async def test_a_lost_chain_is_rebuilt_from_the_recorded_steps() -> None:
+    """OpenAI no longer has the response the last step recorded (expired,
+    another key): the request is sent again with the whole history, and the
+    chain goes on from its response."""
+    async with fake_provider() as fake:
+        fake.reply(
+            responses(function_call("run_command", {"command": "ls"}, call_id="c1")),
+            responses(function_call("run_command", {"command": "pwd"}, call_id="c2")),
+            responses(output_message("Done.")),
+        )
+        brain = brain_for(fake)
+        try:
+            d1 = await brain.decide(ctx())
+            s1 = StepRecord(number=1, decision=d1,
+                            results=(ActionResult(ok=True, output="a b", exit_code=0),))
+            fake.forget()
+            d2 = await brain.decide(ctx(steps=(s1,)))
+            s2 = StepRecord(number=2, decision=d2,
+                            results=(ActionResult(ok=True, output="/root", exit_code=0),))
+            d3 = await brain.decide(ctx(steps=(s1, s2)))
+        finally:
+            await brain.aclose()
+    assert d3.outcome is not None and d3.outcome.answer == "Done."
+    bodies = [r.body for r in fake.requests]
+    assert [b.get("previous_response_id") for b in bodies] == [
+        None, d1.provider_data["response_id"], None, d2.provider_data["response_id"]]
+    assert fake.requests[1].body["input"][0]["type"] == "function_call_output"
+    rebuilt = [i.get("type") or i.get("role") for i in bodies[2]["input"]]
+    assert rebuilt == ["user", "function_call", "function_call_output"]
+    assert [i.get("type") for i in bodies[3]["input"]] == ["function_call_output"]
 
 
 async def test_function_tools_on_a_terminal_machine_and_request_human() -> None:

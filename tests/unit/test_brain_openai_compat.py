@@ -53,9 +53,11 @@ async def test_function_calls_scaled_and_the_first_served_model() -> None:
     assert image["image_url"]["url"].startswith("data:image/jpeg;base64,")
     assert "1280×800" in first["messages"][-1]["content"][0]["text"]
     second = fake.requests[2].body["messages"]
-    assert [m["role"] for m in second] == ["system", "user", "assistant", "tool", "tool",
-                                          "tool", "user"]
-    assert second[3]["tool_call_id"] == d1.provider_data["calls"][0]["id"]
+    assert [m["role"] for m in second] == ["system", "user", "user", "assistant", "tool",
+                                          "tool", "tool", "user"]
+    # byte-stable: the second request repeats the first one's messages
+    assert second[:len(first["messages"])] == first["messages"]
+    assert second[4]["tool_call_id"] == d1.provider_data["calls"][0]["id"]
 
 
 async def test_terminal_only_machine_offers_no_screen_functions() -> None:

@@ -55,3 +55,12 @@ def test_the_same_screen_is_prepared_once() -> None:
     assert model_screen(shown) is model_screen(again)
     other_size = Observation(screenshot_jpeg=shown.screenshot_jpeg, width=3840, height=2160)
     assert model_screen(other_size).real_width == 3840
+
+
+def test_sizes_on_the_screen_grid_scale_both_axes_alike() -> None:
+    assert fit(2880, 1800) == (1280, 800)
+    assert fit(1600, 1200) == (1064, 798)  # 4:3 exactly, not 1067×800
+    assert fit(1366, 768) == (1280, 720)  # no grid size near the box: rounded
+    s = model_screen(observation(1600, 1200))
+    assert s.real_width / s.width == s.real_height / s.height
+    assert s.to_real(532, 399) == (800, 600)

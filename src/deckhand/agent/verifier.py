@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from deckhand.core.steps import Decision, Outcome, TokenUsage
+from deckhand.core.steps import Decision, Outcome
 from deckhand.core.verdicts import Verdict
 from deckhand.errors import ErrorCode
 
@@ -38,10 +38,7 @@ def needs_verification(cua_version: str) -> bool:
 def apply_verdict(decision: Decision, verdict: Verdict) -> Decision:
     """The decision with the verifier's tokens added and, when it failed, the
     run's outcome turned into ``VERIFICATION_FAILED`` with its reason."""
-    usage = TokenUsage(
-        input_tokens=decision.usage.input_tokens + verdict.usage.input_tokens,
-        output_tokens=decision.usage.output_tokens + verdict.usage.output_tokens,
-    )
+    usage = decision.usage + verdict.usage
     update: dict[str, Any] = {"usage": usage}
     if not verdict.passed:
         update["outcome"] = Outcome(

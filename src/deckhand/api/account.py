@@ -82,6 +82,12 @@ class EndpointUsage(BaseModel):
     credits: int = 0
     input_tokens: int = Field(default=0, description="Deckhand: model input tokens.")
     output_tokens: int = Field(default=0, description="Deckhand: model output tokens.")
+    cache_creation_input_tokens: int = Field(
+        default=0, description="Deckhand: the input tokens the provider wrote to its prompt "
+        "cache (part of input_tokens).")
+    cache_read_input_tokens: int = Field(
+        default=0, description="Deckhand: the input tokens read from the provider's prompt "
+        "cache (part of input_tokens; OpenAI's cached tokens).")
 
 
 class UsageSummaryResponse(BaseModel):
@@ -93,6 +99,12 @@ class UsageSummaryResponse(BaseModel):
         default=0, description="Deckhand: model input tokens of agent steps and inference calls.")
     output_tokens: int = Field(
         default=0, description="Deckhand: model output tokens of agent steps and inference calls.")
+    cache_creation_input_tokens: int = Field(
+        default=0, description="Deckhand: input tokens written to a provider's prompt cache "
+        "(part of input_tokens).")
+    cache_read_input_tokens: int = Field(
+        default=0, description="Deckhand: input tokens read from a provider's prompt cache "
+        "(part of input_tokens; OpenAI's cached tokens).")
     breakdown: dict[str, EndpointUsage] = {}
     balance: int = 0
     wallet_balance_cents: int = 0
@@ -182,6 +194,8 @@ async def get_usage(
         period=s.period, total_requests=s.total_requests, total_credits=s.total_credits,
         total_cost_cents=s.total_cost_cents, input_tokens=s.input_tokens,
         output_tokens=s.output_tokens,
+        cache_creation_input_tokens=s.cache_creation_input_tokens,
+        cache_read_input_tokens=s.cache_read_input_tokens,
         breakdown={k: EndpointUsage(**v) for k, v in s.breakdown.items()},
         balance=balance, wallet_balance_cents=balance, wallet_balance_usd=balance / 100,
         wallet_unlimited=account.credits is None,

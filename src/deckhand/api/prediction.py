@@ -154,7 +154,9 @@ async def meter(conn: Any, caller: Principal, operation: str, charged: int,
         await usage_store.record(conn, account_id=caller.account_id, mode=caller.mode,
                                  endpoint=operation, credits=charged, cost_cents=charged,
                                  input_tokens=usage.input_tokens,
-                                 output_tokens=usage.output_tokens)
+                                 output_tokens=usage.output_tokens,
+                                 cache_creation_input_tokens=usage.cache_creation_input_tokens,
+                                 cache_read_input_tokens=usage.cache_read_input_tokens)
 
 
 async def charge(conn: Any, caller: Principal, billing_code: str, operation: str,

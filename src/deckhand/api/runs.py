@@ -84,13 +84,33 @@ Svc = Annotated[Services, Depends(services)]
 Caller = Annotated[Principal, Depends(principal)]
 
 
+class RunUsage(BaseModel):
+    """A run's model tokens (the ``usage`` of a run, additive to the contract)."""
+
+    input_tokens: int = Field(description="Deckhand: model input tokens of the run's steps.")
+    output_tokens: int = Field(description="Deckhand: model output tokens.")
+    cache_creation_input_tokens: int = Field(
+        description="Deckhand: the input tokens written to the provider's prompt cache "
+        "(part of input_tokens).")
+    cache_read_input_tokens: int = Field(
+        description="Deckhand: the input tokens read from the provider's prompt cache "
+        "(part of input_tokens; OpenAI's cached tokens).")
+
+
+# the run's body as served (the contract's RunResponse plus additive fields): our
+# OpenAPI shows the additive usage
+RUN_RESPONSE = {200: {"content": {"application/json": {"schema": {
+    "type": "object", "additionalProperties": True,
+    "properties": {"usage": RunUsage.model_json_schema()}}}}}}
+
+
 def _check_run_id(run_id: str) -> None:
     if not ids.is_uuid(run_id):
         raise NotFound(f"Run {run_id} not found.")
 
 
 @endpoint(r, "POST", "/v1/runs", operation_id="createRun", scopes=("runs:write",),
-          idempotent=True)
+          idempotent=True, responses=RUN_RESPONSE)
 async def create_run(
     body: RunRequest, request: Request, response: Response, svc: Svc, caller: Caller,
     x_llm_provider: Annotated[str | None, Header()] = None,
@@ -132,7 +152,8 @@ async def list_runs(
             "request_id": request.state.request_id}
 
 
-@endpoint(r, "GET", "/v1/runs/{run_id}", operation_id="getRun", scopes=("runs:read",))
+@endpoint(r, "GET", "/v1/runs/{run_id}", operation_id="getRun", scopes=("runs:read",),
+          responses=RUN_RESPONSE)
 async def get_run(run_id: RunIdParam, svc: Svc, caller: Caller) -> dict[str, Any]:
     _check_run_id(run_id)
     async with svc.db.read() as conn:

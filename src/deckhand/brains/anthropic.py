@@ -27,7 +27,7 @@ from typing import Any
 
 from deckhand.brains import prompts
 from deckhand.brains.base import Brain
-from deckhand.brains.history import history, step_line
+from deckhand.brains.history import ScreenBudget, history, policy_for, step_line
 from deckhand.brains.plan import Plan, call_result_text, call_results
 from deckhand.brains.providers import Provider
 from deckhand.brains.screen import ModelScreen, model_screen, screen_now
@@ -68,10 +68,12 @@ class AnthropicBrain(Brain):
     name = "anthropic"
 
     def __init__(self, provider: Provider, *, model: str,
-                 grounding_model: str | None = None) -> None:
+                 grounding_model: str | None = None,
+                 screens: ScreenBudget | None = None) -> None:
         """``provider``: where the requests go, with whose key (see
-        :mod:`deckhand.brains.providers`)."""
+        :mod:`deckhand.brains.providers`); ``screens``: how many it is shown."""
         self.model = model
+        self.screens = screens
         self.grounding_model = grounding_model or model
         self.provider = provider
         self.client = provider.anthropic_client()
@@ -92,8 +94,8 @@ class AnthropicBrain(Brain):
                       {"type": EDITOR_TOOL, "name": EDITOR_NAME}]
         tools.append(_tool(REQUEST_HUMAN))
         response = await self._create(
-            model=self.model, max_tokens=MAX_TOKENS, system=prompts.system_prompt(context),
-            messages=messages_for(context), tools=tools,
+            model=self.model, max_tokens=MAX_TOKENS, system=system_blocks(context),
+            messages=messages_for(context, self.screens), tools=tools,
             tool_choice={"type": "auto",
                          "disable_parallel_tool_use": context.cua_version == "v1"},
         )
@@ -159,13 +161,21 @@ def _image(screen: ModelScreen) -> dict[str, Any]:
             "source": {"type": "base64", "media_type": screen.media_type, "data": screen.b64}}
 
 
-def messages_for(context: AgentContext) -> list[dict[str, Any]]:
-    """The Messages API conversation for ``context``."""
-    h = history(context)
+CACHE = {"type": "ephemeral"}
+MAX_BREAKPOINTS = 4  # the Messages API's limit on cache_control blocks
+
+
+def messages_for(context: AgentContext, budget: ScreenBudget | None = None
+                 ) -> list[dict[str, Any]]:
+    """The Messages API conversation for ``context``, with cache breakpoints
+    (``cache_control``) on the last turns and on the turn where the text-only
+    part ended a step ago (see :func:`mark_breakpoints`)."""
+    h = history(context, policy_for(context.cua_version, budget))
     first: list[dict[str, Any]] = [_text(prompts.opening(context, h.summary))]
-    if not h.turns and h.screen is not None:
-        first += [_text(prompts.SCREEN_NOW), _image(model_screen(h.screen))]
+    if h.opening_screen is not None:
+        first += [_text(prompts.SCREEN_AT_START), _image(model_screen(h.opening_screen))]
     messages: list[dict[str, Any]] = [{"role": "user", "content": first}]
+    users: list[int] = []  # each turn's user message
     for turn in h.turns:
         data = turn.step.decision.provider_data or {}
         content = data.get("content")
@@ -175,6 +185,7 @@ def messages_for(context: AgentContext) -> list[dict[str, Any]]:
             user: list[dict[str, Any]] = [_text(prompts.CONTINUE)]
             if after is not None:
                 user.append(_image(after))
+            users.append(len(messages))
             messages.append({"role": "user", "content": user})
             continue
         messages.append({"role": "assistant", "content": content})
@@ -191,15 +202,35 @@ def messages_for(context: AgentContext) -> list[dict[str, Any]]:
             if i == screen_call and after is not None:
                 block["content"].append(_image(after))
             user.append(block)
-        if screen_call is None and after is not None and turn is h.turns[-1]:
-            user += [_text(prompts.SCREEN_NOW), _image(after)]
+        # the same whether or not the turn is the last: a turn once sent never changes
+        if screen_call is None and after is not None:
+            user += [_text(prompts.SCREEN_AFTER), _image(after)]
         note = turn.untold_note()
         if note:
             user.append(_text(prompts.human_note(note)))
+        users.append(len(messages))
         messages.append({"role": "user", "content": user})
-    if context.hint:
+    stable = users[h.stable_turn] if h.stable_turn is not None else 0
+    mark_breakpoints(messages, [stable, *users[-2:]] if users else [0])
+    if context.hint:  # after the last breakpoint: the next request has no hint here
         messages[-1]["content"].append(_text(prompts.hint_note(context.hint)))
     return messages
+
+
+def mark_breakpoints(messages: list[dict[str, Any]], at: list[int]) -> None:
+    """``cache_control`` on the last block of the user messages ``at`` (the
+    system prompt has the first of the API's four). Request n+1 repeats request
+    n up to n's last user message, so its breakpoint there reads what n wrote;
+    the one where the text part ended a step ago survives a chunk of screens
+    dropped after it."""
+    for index in sorted(set(at))[-(MAX_BREAKPOINTS - 1):]:
+        content = messages[index]["content"]
+        content[-1] = {**content[-1], "cache_control": CACHE}
+
+
+def system_blocks(context: AgentContext) -> list[dict[str, Any]]:
+    """The system prompt, its breakpoint caching the tools and the system prompt."""
+    return [{**_text(prompts.system_prompt(context)), "cache_control": CACHE}]
 
 
 def _tool_result_text(call: dict[str, Any], step: Any) -> tuple[str, bool]:
@@ -227,7 +258,8 @@ def _numbered(content: str, view_range: Any) -> str:
 
 def _usage(response: Any) -> TokenUsage:
     return token_usage(response, ("input_tokens", "cache_creation_input_tokens",
-                                  "cache_read_input_tokens"), "output_tokens")
+                                  "cache_read_input_tokens"), "output_tokens",
+                       created="cache_creation_input_tokens", read="cache_read_input_tokens")
 
 
 def decision_from(response: Any, context: AgentContext, screen: ModelScreen | None) -> Decision:

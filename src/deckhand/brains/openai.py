@@ -12,9 +12,18 @@ function tools for the machine's terminal and files and ``request_human``.
   them: the held action is performed (no model call) and the next
   ``computer_call_output`` carries ``acknowledged_safety_checks``.
 
-The input is rebuilt from the recorded steps on every call (the model's
-output items ride in ``Decision.provider_data``); nothing depends on state
-kept at OpenAI, so a run continues after a crash.
+Requests are chained: each step's response id rides in its recorded decision
+(``Decision.provider_data["response_id"]``), and the next request names it as
+``previous_response_id`` and sends only what is new (the outputs of the last
+step's calls, its screen, notes) — the history is never resent while the chain
+holds, and OpenAI's cache serves the whole conversation. The id is recorded
+with the step in the step's one transaction, so after a crash or a restart the
+run goes on from the last recorded step's response, never from one whose step
+was not recorded. When OpenAI no longer has that response (expired, another
+key or project, ``store`` off: ``previous_response_not_found``), or the last
+step is not this brain's, the input is rebuilt from the recorded steps (the
+model's output items ride in ``provider_data`` too), and the chain starts
+again from that response.
 
 Verification and grounding need a general model: ``grounding_model`` if
 given, else the main model, else ``gpt-4o`` when the main model is a
@@ -29,7 +38,7 @@ from typing import Any
 
 from deckhand.brains import prompts
 from deckhand.brains.base import Brain
-from deckhand.brains.history import history, step_line
+from deckhand.brains.history import ScreenBudget, Turn, history, policy_for, step_line
 from deckhand.brains.keys import xdotool_keys
 from deckhand.brains.plan import Plan, call_result_text
 from deckhand.brains.providers import Provider
@@ -70,10 +79,13 @@ class OpenAIBrain(Brain):
     name = "openai"
 
     def __init__(self, provider: Provider, *, model: str,
-                 grounding_model: str | None = None) -> None:
+                 grounding_model: str | None = None,
+                 screens: ScreenBudget | None = None) -> None:
         """``provider``: where the requests go, with whose key (see
-        :mod:`deckhand.brains.providers`)."""
+        :mod:`deckhand.brains.providers`); ``screens``: how many a rebuilt
+        input shows."""
         self.model = model
+        self.screens = screens
         self.aux_model = grounding_model or (AUX_MODEL if model.startswith("computer-use")
                                              else model)
         self.provider = provider
@@ -88,6 +100,8 @@ class OpenAIBrain(Brain):
         try:
             return await self.client.responses.create(**request)
         except openai.APIError as exc:  # the SDK's errors become LLM_* codes here only
+            if request.get("previous_response_id") and _chain_lost(exc):
+                raise _ChainLost from None
             raise self.provider.error(exc) from None
 
     # ------------------------------------------------------------------ decide
@@ -107,11 +121,19 @@ class OpenAIBrain(Brain):
         tools += [_function(spec) for spec in function_specs(context, screen=False)]
         request: dict[str, Any] = {"model": self.model,
                                    "instructions": prompts.system_prompt(context),
-                                   "input": input_for(context), "tools": tools,
-                                   "truncation": "auto"}
+                                   "tools": tools, "truncation": "auto"}
         if context.cua_version == "v1":
             request["parallel_tool_calls"] = False
-        response = await self._create(**request)
+        previous = chained_from(context)
+        response = None
+        if previous is not None:
+            try:
+                response = await self._create(**request, previous_response_id=previous,
+                                              input=chained_input(context))
+            except _ChainLost:
+                response = None  # rebuilt below
+        if response is None:
+            response = await self._create(**request, input=input_for(context, self.screens))
         return decision_from(response, context, screen)
 
     # ------------------------------------------------------------------ verify and ground
@@ -184,7 +206,8 @@ def acknowledged(held: dict[str, Any], context: AgentContext) -> Decision:
         text=f"A human acknowledged the safety check ({said}); performing the held action."
              + note,
         provider_data={"output": (last.decision.provider_data or {}).get("output", []),
-                       "calls": calls, "acknowledged": checks},
+                       "calls": calls, "acknowledged": checks,
+                       **_response_id((last.decision.provider_data or {}).get("response_id"))},
     )
 
 
@@ -194,6 +217,10 @@ def acknowledged(held: dict[str, Any], context: AgentContext) -> Decision:
 def _function(spec: ToolSpec) -> dict[str, Any]:
     return {"type": "function", "name": spec.name, "description": spec.description,
             "parameters": spec.schema, "strict": False}
+
+
+def _shot(obs: Observation) -> ModelScreen:
+    return model_screen(obs)
 
 
 def _image(screen: ModelScreen) -> dict[str, Any]:
@@ -208,12 +235,48 @@ def _text(text: str) -> dict[str, Any]:
     return {"type": "input_text", "text": text}
 
 
-def input_for(context: AgentContext) -> list[dict[str, Any]]:
-    """The Responses API input for ``context``."""
-    h = history(context)
+class _ChainLost(Exception):
+    """OpenAI no longer has the response a request chains from."""
+
+
+def _chain_lost(exc: Exception) -> bool:
+    return getattr(exc, "code", None) == "previous_response_not_found" or (
+        getattr(exc, "param", None) == "previous_response_id"
+        and getattr(exc, "status_code", None) in (400, 404))
+
+
+def _response_id(value: Any) -> dict[str, Any]:
+    return {"response_id": value} if isinstance(value, str) and value else {}
+
+
+def chained_from(context: AgentContext) -> str | None:
+    """The response the next request chains from: the last recorded step's,
+    when this brain made it (None: the input is the whole history)."""
+    if not context.steps:
+        return None
+    data = context.steps[-1].decision.provider_data or {}
+    value = data.get("response_id")
+    return value if isinstance(value, str) and value and "output" in data else None
+
+
+def chained_input(context: AgentContext) -> list[dict[str, Any]]:
+    """What a chained request sends: the answers to the last step's calls, and
+    the hint — the rest is at OpenAI already."""
+    last = Turn(step=context.steps[-1], screen_after=context.observation)
+    items = answers(last, True, context.observation)
+    if context.hint:
+        items.append(_user(_text(prompts.hint_note(context.hint))))
+    return items
+
+
+def input_for(context: AgentContext, budget: ScreenBudget | None = None
+              ) -> list[dict[str, Any]]:
+    """The Responses API input for ``context``: the whole history (a chain's
+    first request, or its rebuild)."""
+    h = history(context, policy_for(context.cua_version, budget))
     first = [_text(prompts.opening(context, h.summary))]
     if not h.turns and h.screen is not None:
-        first += [_text(prompts.SCREEN_NOW), _image(model_screen(h.screen))]
+        first += [_text(prompts.SCREEN_NOW), _image(_shot(h.screen))]
     items: list[dict[str, Any]] = [_user(*first)]
     turns = list(h.turns)
     for i, turn in enumerate(turns):
@@ -227,35 +290,44 @@ def input_for(context: AgentContext) -> list[dict[str, Any]]:
         if "pending" in data and acked:
             continue  # the acknowledging step carries these items
         items += [dict(item) for item in data["output"]]
-        notes: list[str] = []
-        screen_shown = False
-        for call in data.get("calls", []):
-            text, failed = call_result_text(call, turn.step)
-            if call.get("type") == "computer":
-                output: dict[str, Any] = {
-                    "type": "computer_call_output", "call_id": call["call_id"],
-                    "output": {"type": "computer_screenshot",
-                               "image_url": (model_screen(turn.screen_after).data_url
-                                             if turn.screen_after is not None
-                                             else placeholder_screen())}}
-                if data.get("acknowledged"):
-                    output["acknowledged_safety_checks"] = data["acknowledged"]
-                items.append(output)
-                screen_shown = screen_shown or turn.screen_after is not None
-                if failed:
-                    notes.append(f"The computer action did not work: {text}")
-            else:
-                items.append({"type": "function_call_output", "call_id": call["call_id"],
-                              "output": text})
-        note = turn.untold_note()
-        if note:
-            notes.append(prompts.human_note(note))
-        if turn is turns[-1] and not screen_shown and h.screen is not None:
-            items.append(_user(_text(prompts.SCREEN_NOW), _image(model_screen(h.screen))))
-        if notes:
-            items.append(_user(_text("\n".join(notes))))
+        items += answers(turn, turn is turns[-1], h.screen)
     if context.hint:
         items.append(_user(_text(prompts.hint_note(context.hint))))
+    return items
+
+
+def answers(turn: Turn, last: bool, screen: Observation | None) -> list[dict[str, Any]]:
+    """The items answering a step's calls: its computer calls' screenshots,
+    its function calls' outputs, notes, and (last) the screen now."""
+    data = turn.step.decision.provider_data or {}
+    items: list[dict[str, Any]] = []
+    notes: list[str] = []
+    screen_shown = False
+    for call in data.get("calls", []):
+        text, failed = call_result_text(call, turn.step)
+        if call.get("type") == "computer":
+            output: dict[str, Any] = {
+                "type": "computer_call_output", "call_id": call["call_id"],
+                "output": {"type": "computer_screenshot",
+                           "image_url": (_shot(turn.screen_after).data_url
+                                         if turn.screen_after is not None
+                                         else placeholder_screen())}}
+            if data.get("acknowledged"):
+                output["acknowledged_safety_checks"] = data["acknowledged"]
+            items.append(output)
+            screen_shown = screen_shown or turn.screen_after is not None
+            if failed:
+                notes.append(f"The computer action did not work: {text}")
+        else:
+            items.append({"type": "function_call_output", "call_id": call["call_id"],
+                          "output": text})
+    note = turn.untold_note()
+    if note:
+        notes.append(prompts.human_note(note))
+    if last and not screen_shown and screen is not None:
+        items.append(_user(_text(prompts.SCREEN_NOW), _image(_shot(screen))))
+    if notes:
+        items.append(_user(_text("\n".join(notes))))
     return items
 
 
@@ -276,7 +348,8 @@ def placeholder_screen() -> str:
 
 
 def _usage(response: Any) -> TokenUsage:
-    return token_usage(response, ("input_tokens",), "output_tokens")
+    return token_usage(response, ("input_tokens",), "output_tokens",
+                       details="input_tokens_details")
 
 
 def _output_text(response: Any) -> str:
@@ -323,13 +396,15 @@ def decision_from(response: Any, context: AgentContext, screen: ModelScreen | No
         return Decision(text=text, reasoning=thought, usage=usage,
                         ask_human=f"Safety check: {said}",
                         provider_data={"output": output, "calls": plan.calls,
-                                       "pending": pending})
+                                       "pending": pending,
+                                       **_response_id(getattr(response, "id", None))})
     if not plan.calls:
         return Decision(text=text, reasoning=thought, usage=usage,
                         outcome=Outcome(success=True, answer=text or "Done."))
     return Decision(actions=tuple(plan.actions), text=text, reasoning=thought,
                     ask_human=plan.ask_human, usage=usage,
-                    provider_data={"output": output, "calls": plan.calls})
+                    provider_data={"output": output, "calls": plan.calls,
+                                   **_response_id(getattr(response, "id", None))})
 
 
 def computer_actions(raw: list[Any], screen: ModelScreen | None) -> list[Action] | str:

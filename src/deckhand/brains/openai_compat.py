@@ -19,7 +19,7 @@ from typing import Any
 
 from deckhand.brains import prompts
 from deckhand.brains.base import Brain
-from deckhand.brains.history import history, step_line
+from deckhand.brains.history import ScreenBudget, history, policy_for, step_line
 from deckhand.brains.plan import Plan, call_result_text
 from deckhand.brains.providers import Provider
 from deckhand.brains.screen import ModelScreen, model_screen, screen_now
@@ -45,10 +45,13 @@ class OpenAICompatBrain(Brain):
     name = "openai_compat"
 
     def __init__(self, provider: Provider, *, model: str | None = None,
-                 grounding_model: str | None = None) -> None:
+                 grounding_model: str | None = None,
+                 screens: ScreenBudget | None = None) -> None:
         """``provider``: the server's base URL and key (see
-        :mod:`deckhand.brains.providers`); ``model`` None: the first it serves."""
+        :mod:`deckhand.brains.providers`); ``model`` None: the first it serves;
+        ``screens``: how many it is shown."""
         self.model = model
+        self.screens = screens
         self.grounding_model = grounding_model
         self.provider = provider
         self.client = provider.openai_client()
@@ -82,7 +85,8 @@ class OpenAICompatBrain(Brain):
         screen = screen_now(context.observation)
         tools = [_function(spec) for spec in function_specs(context, screen=screen is not None)]
         request: dict[str, Any] = {
-            "model": model, "messages": messages_for(context, screen), "tools": tools,
+            "model": model, "messages": messages_for(context, screen, self.screens),
+            "tools": tools,
             "tool_choice": "auto", "max_tokens": MAX_TOKENS,
         }
         if context.cua_version == "v1":
@@ -149,11 +153,19 @@ def _screen_message(screen: ModelScreen, label: str) -> dict[str, Any]:
         _image(screen)]}
 
 
-def messages_for(context: AgentContext, screen: ModelScreen | None) -> list[dict[str, Any]]:
-    h = history(context)
+def messages_for(context: AgentContext, screen: ModelScreen | None,
+                 budget: ScreenBudget | None = None) -> list[dict[str, Any]]:
+    """The conversation, byte-stable from one step to the next: request n+1
+    repeats request n's messages (the current screen is "the screen after step
+    n" in both) until a chunk of screens is dropped, so a server's prefix cache
+    (vLLM's automatic prefix caching, llama.cpp's prompt cache) reuses it."""
+    h = history(context, policy_for(context.cua_version, budget))
     messages: list[dict[str, Any]] = [
         {"role": "system", "content": prompts.system_prompt(context)},
         {"role": "user", "content": prompts.opening(context, h.summary)}]
+    if h.opening_screen is not None:
+        messages.append(_screen_message(model_screen(h.opening_screen),
+                                        "The screen at the start"))
     for turn in h.turns:
         data = turn.step.decision.provider_data or {}
         message = data.get("message")
@@ -168,18 +180,17 @@ def messages_for(context: AgentContext, screen: ModelScreen | None) -> list[dict
             note = turn.untold_note()
             if note:
                 messages.append({"role": "user", "content": prompts.human_note(note)})
-        if turn.screen_after is not None and turn is not h.turns[-1]:
+        if turn.screen_after is not None:
             messages.append(_screen_message(model_screen(turn.screen_after),
                                             f"The screen after step {turn.step.number}"))
-    if screen is not None:
-        messages.append(_screen_message(screen, "The screen now"))
     if context.hint:
         messages.append({"role": "user", "content": prompts.hint_note(context.hint)})
     return messages
 
 
 def _usage(response: Any) -> TokenUsage:
-    return token_usage(response, ("prompt_tokens",), "completion_tokens")
+    return token_usage(response, ("prompt_tokens",), "completion_tokens",
+                       details="prompt_tokens_details")
 
 
 def decision_from(response: Any, context: AgentContext, screen: ModelScreen | None) -> Decision:

@@ -29,6 +29,8 @@ VERIFIER_SYSTEM_PROMPT = (
     f"{REPORT_VERDICT.name} exactly once."
 )
 SCREEN_NOW = "The screen now:"
+SCREEN_AT_START = "The screen at the start:"
+SCREEN_AFTER = "The screen after this step:"
 CONTINUE = "Continue."  # the user's turn after a step told as text
 
 

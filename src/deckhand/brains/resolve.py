@@ -31,6 +31,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from deckhand.brains.base import Brain
+from deckhand.brains.history import ScreenBudget
 from deckhand.brains.providers import ANTHROPIC_URL, OPENAI_URL, Provider
 from deckhand.config import Settings
 from deckhand.errors import ErrorCode, LlmError, ValidationFailed
@@ -241,15 +242,19 @@ class BrainResolver:
             from deckhand.brains.anthropic import AnthropicBrain
 
             return AnthropicBrain(provider, model=model or s.anthropic_model,
-                                  grounding_model=grounding_model)
+                                  grounding_model=grounding_model,
+                                  screens=ScreenBudget(s.anthropic_screens_kept, s.screens_chunk))
         if brain == OPENAI:
             from deckhand.brains.openai import OpenAIBrain
 
             return OpenAIBrain(provider, model=model or s.openai_model,
-                               grounding_model=grounding_model)
+                               grounding_model=grounding_model,
+                               screens=ScreenBudget(s.openai_screens_kept, s.screens_chunk))
         from deckhand.brains.openai_compat import OpenAICompatBrain
 
-        return OpenAICompatBrain(provider, model=model, grounding_model=grounding_model)
+        return OpenAICompatBrain(provider, model=model, grounding_model=grounding_model,
+                                 screens=ScreenBudget(s.openai_compat_screens_kept,
+                                                      s.screens_chunk))
 
 
 def _secret(value: SecretStr | None, brain: str) -> SecretStr:

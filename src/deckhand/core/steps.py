@@ -13,14 +13,30 @@ from deckhand.core.screens import Observation
 # A run keeps the screens of its last OBSERVATIONS_KEPT steps in memory
 # (StepRecord.observation; a run rebuilt after a crash has none), so a model can be
 # shown no more past screens than that.
-OBSERVATIONS_KEPT = 8
+OBSERVATIONS_KEPT = 12
 
 
 class TokenUsage(BaseModel):
+    """A model call's tokens. ``input_tokens`` counts the whole prompt; the two
+    cache counters are the parts of it the provider wrote to its prompt cache
+    (``cache_creation_input_tokens``, Anthropic) and read from it
+    (``cache_read_input_tokens``: Anthropic's cache reads, OpenAI's cached tokens)."""
+
     model_config = ConfigDict(frozen=True)
 
     input_tokens: int = 0
     output_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
+
+    def __add__(self, other: TokenUsage) -> TokenUsage:
+        return TokenUsage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            cache_creation_input_tokens=self.cache_creation_input_tokens
+            + other.cache_creation_input_tokens,
+            cache_read_input_tokens=self.cache_read_input_tokens
+            + other.cache_read_input_tokens)
 
 
 class Outcome(BaseModel):

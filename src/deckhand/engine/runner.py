@@ -198,6 +198,8 @@ class Runner:
                 results=[r.model_dump(mode="json") for r in outcome.results],
                 input_tokens=d.usage.input_tokens, output_tokens=d.usage.output_tokens,
                 credits=charged, started_at=outcome.started_at, finished_at=outcome.finished_at,
+                cache_creation_input_tokens=d.usage.cache_creation_input_tokens,
+                cache_read_input_tokens=d.usage.cache_read_input_tokens,
             )
             events = _result_events(number, outcome) + _harness_events(number, outcome)
             events.append(("billing", {"step": number, "credits": charged,
@@ -210,6 +212,10 @@ class Runner:
                 cost_cents=run.cost_cents + charged,
                 input_tokens=run.input_tokens + d.usage.input_tokens,
                 output_tokens=run.output_tokens + d.usage.output_tokens,
+                cache_creation_input_tokens=run.cache_creation_input_tokens
+                + d.usage.cache_creation_input_tokens,
+                cache_read_input_tokens=run.cache_read_input_tokens
+                + d.usage.cache_read_input_tokens,
             )
             ended = d.ask_human is not None or d.outcome is not None
             if d.ask_human is not None:
@@ -336,5 +342,6 @@ def _result_events(number: int, o: StepOutcome) -> list[tuple[str, dict[str, Any
             "error": r.error, "duration_ms": r.duration_ms,
         }))
     events.append(("step", {"number": number, "status": "completed",
-                            "duration_ms": o.duration_ms, "actions": len(o.results)}))
+                            "duration_ms": o.duration_ms, "actions": len(o.results),
+                            "usage": o.decision.usage.model_dump()}))
     return events

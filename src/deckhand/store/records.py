@@ -81,6 +81,8 @@ class Run:
     cancel_requested: bool
     attempts: int
     workflow_run_id: str | None
+    cache_creation_input_tokens: int
+    cache_read_input_tokens: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +99,8 @@ class RunStep:
     credits: int
     started_at: datetime
     finished_at: datetime
+    cache_creation_input_tokens: int
+    cache_read_input_tokens: int
 
 
 @dataclass(frozen=True, slots=True)

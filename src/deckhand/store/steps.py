@@ -25,11 +25,15 @@ async def insert(
     credits: int,
     started_at: datetime,
     finished_at: datetime,
+    cache_creation_input_tokens: int = 0,
+    cache_read_input_tokens: int = 0,
 ) -> None:
     await conn.execute(_INSERT, {
         "run_id": run_id, "number": number, "decision": decision, "results": results,
         "input_tokens": input_tokens, "output_tokens": output_tokens, "credits": credits,
         "started_at": started_at, "finished_at": finished_at,
+        "cache_creation_input_tokens": cache_creation_input_tokens,
+        "cache_read_input_tokens": cache_read_input_tokens,
     })
 
 

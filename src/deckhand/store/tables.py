@@ -80,6 +80,9 @@ usage_counters = Table(
     Column("cost_cents", BigInteger, nullable=False, server_default="0"),
     Column("input_tokens", BigInteger, nullable=False, server_default="0"),
     Column("output_tokens", BigInteger, nullable=False, server_default="0"),
+    # 0009: the prompt cache's part of input_tokens
+    Column("cache_creation_input_tokens", BigInteger, nullable=False, server_default="0"),
+    Column("cache_read_input_tokens", BigInteger, nullable=False, server_default="0"),
 )
 
 machines = Table(
@@ -178,6 +181,9 @@ runs = Table(
     Column("attempts", Integer, nullable=False, server_default="0"),
     # the workflow run that started this run as a task step (migration 0003)
     Column("workflow_run_id", String(36), nullable=True),
+    # 0009: the prompt cache's part of input_tokens
+    Column("cache_creation_input_tokens", BigInteger, nullable=False, server_default="0"),
+    Column("cache_read_input_tokens", BigInteger, nullable=False, server_default="0"),
 )
 Index("ix_runs_account", runs.c.account_id, runs.c.mode, runs.c.created_at)
 Index("ix_runs_status", runs.c.status, runs.c.lease_expires_at)
@@ -196,6 +202,9 @@ run_steps = Table(
     Column("credits", Integer, nullable=False, server_default="0"),
     Column("started_at", UTCDateTime, nullable=False),
     Column("finished_at", UTCDateTime, nullable=False),
+    # 0009: the prompt cache's part of input_tokens
+    Column("cache_creation_input_tokens", BigInteger, nullable=False, server_default="0"),
+    Column("cache_read_input_tokens", BigInteger, nullable=False, server_default="0"),
 )
 
 # A step's screens (kind "screen": what the brain saw; "after": the settled

@@ -38,12 +38,16 @@ async def record(
     cost_cents: int = 0,
     input_tokens: int = 0,
     output_tokens: int = 0,
+    cache_creation_input_tokens: int = 0,
+    cache_read_input_tokens: int = 0,
 ) -> None:
     await increment(
         conn, t,
         {"account_id": account_id, "mode": mode, "period": current_period(), "endpoint": endpoint},
         {"requests": requests, "credits": credits, "cost_cents": cost_cents,
-         "input_tokens": input_tokens, "output_tokens": output_tokens},
+         "input_tokens": input_tokens, "output_tokens": output_tokens,
+         "cache_creation_input_tokens": cache_creation_input_tokens,
+         "cache_read_input_tokens": cache_read_input_tokens},
     )
 
 
@@ -55,7 +59,23 @@ class UsageSummary:
     total_cost_cents: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
     breakdown: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def add_tokens(self, endpoint: str, requests: int, credits: int, tokens: tuple[int, ...]
+                   ) -> None:
+        """One breakdown entry; its tokens (in the order of :data:`TOKENS`) add to the totals."""
+        self.input_tokens += tokens[0]
+        self.output_tokens += tokens[1]
+        self.cache_creation_input_tokens += tokens[2]
+        self.cache_read_input_tokens += tokens[3]
+        self.breakdown[endpoint] = {"requests": requests, "credits": credits,
+                                    **dict(zip(TOKENS, tokens, strict=True))}
+
+
+TOKENS = ("input_tokens", "output_tokens", "cache_creation_input_tokens",
+          "cache_read_input_tokens")
 
 
 def _month(period: str) -> tuple[datetime, datetime]:
@@ -79,30 +99,21 @@ async def summary(conn: AsyncConnection, *, account_id: str, mode: str,
         out.total_requests += r.requests
         out.total_credits += r.credits
         out.total_cost_cents += r.cost_cents
-        out.input_tokens += r.input_tokens
-        out.output_tokens += r.output_tokens
-        out.breakdown[r.endpoint] = {"requests": r.requests, "credits": r.credits,
-                                     "input_tokens": r.input_tokens,
-                                     "output_tokens": r.output_tokens}
+        out.add_tokens(r.endpoint, r.requests, r.credits, tuple(getattr(r, n) for n in TOKENS))
     start, end = _month(period)
     steps = (await conn.execute(
         select(func.count(), func.coalesce(func.sum(run_steps.c.credits), 0),
-               func.coalesce(func.sum(run_steps.c.input_tokens), 0),
-               func.coalesce(func.sum(run_steps.c.output_tokens), 0))
+               *(func.coalesce(func.sum(run_steps.c[n]), 0) for n in TOKENS))
         .select_from(run_steps.join(runs, runs.c.id == run_steps.c.run_id))
         .where(runs.c.account_id == account_id, runs.c.mode == mode,
                run_steps.c.finished_at >= start, run_steps.c.finished_at < end)
     )).one()
-    count, credits, input_tokens, output_tokens = (int(x) for x in steps)
+    count, credits, *tokens = (int(x) for x in steps)
     if count:
         # steps are charged, not requested: they add credits and tokens, not requests
         out.total_credits += credits
         out.total_cost_cents += credits
-        out.input_tokens += input_tokens
-        out.output_tokens += output_tokens
-        out.breakdown[RUN_STEPS] = {"requests": count, "credits": credits,
-                                    "input_tokens": input_tokens,
-                                    "output_tokens": output_tokens}
+        out.add_tokens(RUN_STEPS, count, credits, tuple(tokens))
     charges = await conn.execute(
         select(ledger_entries.c.kind, func.count(), func.sum(ledger_entries.c.credits))
         .where(ledger_entries.c.account_id == account_id, ledger_entries.c.mode == mode,
@@ -113,6 +124,5 @@ async def summary(conn: AsyncConnection, *, account_id: str, mode: str,
     for kind, entries, charged in charges:
         out.total_credits += int(charged)
         out.total_cost_cents += int(charged)
-        out.breakdown[MACHINE_CHARGES[kind]] = {"requests": int(entries), "credits": int(charged),
-                                                "input_tokens": 0, "output_tokens": 0}
+        out.add_tokens(MACHINE_CHARGES[kind], int(entries), int(charged), (0,) * len(TOKENS))
     return out
