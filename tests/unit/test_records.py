@@ -21,6 +21,7 @@ from deckhand.store.db import Database
 from deckhand.store.records import (
     Machine,
     Run,
+    RunArtifact,
     RunStep,
     Session,
     Snapshot,
@@ -37,6 +38,7 @@ RECORDS: dict[Table, type[Any]] = {
     tables.accounts: Account,
     tables.runs: Run,
     tables.run_steps: RunStep,
+    tables.run_artifacts: RunArtifact,
     tables.machines: Machine,
     tables.machine_snapshots: Snapshot,
     tables.workflows: Workflow,
