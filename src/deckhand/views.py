@@ -111,6 +111,8 @@ def step_view(step: RunStep, screens: dict[str, RunArtifact]) -> dict[str, Any]:
     usage = dict(d.get("usage") or {})
     usage["input_tokens"] = step.input_tokens
     usage["output_tokens"] = step.output_tokens
+    usage["cache_creation_input_tokens"] = step.cache_creation_input_tokens
+    usage["cache_read_input_tokens"] = step.cache_read_input_tokens
     return {
         "number": step.number,
         "started_at": iso(step.started_at),

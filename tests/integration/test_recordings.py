@@ -67,7 +67,9 @@ async def test_a_desktop_run_keeps_every_steps_screens(server) -> None:  # type:
         first = steps[0]
         assert first["text"] == "click the middle" and first["reasoning"] == "to focus"
         assert first["actions"][0]["kind"] == "click" and first["results"][0]["ok"] is True
-        assert first["tokens"] == {"input_tokens": 11, "output_tokens": 3}
+        assert first["tokens"] == {"input_tokens": 11, "output_tokens": 3,
+                                   "cache_creation_input_tokens": 0,
+                                   "cache_read_input_tokens": 0}
         assert sum(s["credits"] for s in steps) == final["credits_charged"] > 0
         shots = set()
         for s in steps:

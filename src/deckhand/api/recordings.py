@@ -42,6 +42,10 @@ class StepTokens(BaseModel):
 
     input_tokens: int
     output_tokens: int
+    cache_creation_input_tokens: int = Field(
+        0, description="Input tokens written to the provider's prompt cache.")
+    cache_read_input_tokens: int = Field(
+        0, description="Input tokens read from the provider's prompt cache.")
 
 
 class StepView(BaseModel):
