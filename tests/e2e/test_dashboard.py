@@ -125,7 +125,9 @@ async def signed_in(s: Site, key: str | None = None, **kw: Any) -> Any:
 async def shot(page: Any, name: str) -> None:
     if SHOTS:
         Path(SHOTS).mkdir(parents=True, exist_ok=True)
-        await page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), full_page=False)
+        await page.evaluate("document.activeElement && document.activeElement.blur(); "
+                            "window.scrollTo(0, 0)")
+        await page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), full_page=True)
 
 
 def no_console_errors(s: Site) -> None:
@@ -198,6 +200,7 @@ async def test_sign_in_and_watch_a_run_go_live(site: Site) -> None:
     # open it and step through its steps
     await page.click(f"{row} a.task-link")
     await page.wait_for_url(f"**/runs/{run['id']}")
+    await page.wait_for_selector("main[data-ended='1']")
     await page.wait_for_selector("#step-counter:has-text('Step 3 of 3')")
     assert await page.locator("#timeline button[data-step]").count() == 3
     await page.wait_for_selector("#result")
@@ -240,6 +243,7 @@ async def test_resume_an_awaiting_run_with_a_note(site: Site) -> None:
     await page.goto(f"/runs/{run['id']}")
     await page.wait_for_selector("#question:has-text('Deploy to production?')")
     await page.wait_for_selector("#live-view:not([hidden])")
+    await shot(page, "run-awaiting-human")
     await page.fill("#note", "checked the diff, go")
     await page.click("#resume")
     await page.wait_for_selector("#result:has-text('deployed')", timeout=20_000)
@@ -366,5 +370,9 @@ async def test_machines_workflows_usage_pages(site: Site) -> None:
     await phone.wait_for_selector("#live-state.on")
     assert await phone.evaluate("document.documentElement.scrollWidth") <= 390
     await shot(phone, "runs-phone")
+    await phone.click("#runs a.task-link >> nth=-1")
+    await phone.wait_for_selector("main[data-ended='1']")
+    assert await phone.evaluate("document.documentElement.scrollWidth") <= 390
+    await shot(phone, "run-phone")
     no_console_errors(site)
     await phone.context.close()

@@ -40,10 +40,9 @@ export async function render(main, ds) {
   const liveBox = h("section", { class: "card live-view", id: "live-view", hidden: true },
     h("div", { class: "row spread" }, h("h2", {}, "Live view"), h("a", { id: "takeover", target: "_blank", rel: "noopener", class: "btn small" }, "Open / take over")),
     h("div", { id: "live-frame" }));
-  main.replaceChildren(h("div", { class: "stack" }, head, facts, outcome, sourceNote,
+  main.replaceChildren(h("div", { class: "stack" }, head, facts, outcome, liveBox, sourceNote,
     h("div", { class: "run-grid" }, player,
-      h("div", { class: "stack" }, liveBox,
-        h("section", { class: "card" }, h("h2", {}, "Timeline"), timeline)))));
+      h("section", { class: "card" }, h("h2", {}, "Timeline"), timeline))));
 
   // ---------------------------------------------------------------- run facts
   function drawRun() {
@@ -202,6 +201,7 @@ export async function render(main, ds) {
     player.dataset.step = s ? String(s.number) : "";
     const url = s && (showAfter && s.screenshot_after_url ? s.screenshot_after_url : s.screenshot_url);
     afterToggle.hidden = !(s && s.screenshot_after_url);
+    screen.classList.toggle("blank", !url);
     if (url) {
       const img = screen.querySelector("img") || h("img", { id: "screen-img" });
       img.alt = `The screen the agent saw at step ${s.number}${showAfter ? " (after its actions)" : ""}`;
@@ -211,7 +211,7 @@ export async function render(main, ds) {
       screen.replaceChildren(h("div", { class: "none", id: "no-screen" }, !s ? "The steps' screens show here."
         : useStepsApi ? "No screen for this step (the machine has no display)." : "No screen recorded for this step."));
     }
-    detail.replaceChildren(...(s ? stepDetail(s) : [h("p", { class: "muted" }, "Nothing to show yet.")]));
+    detail.replaceChildren(...(s ? stepDetail(s) : [h("p", { class: "muted" }, "Nothing to show yet.")]).filter(Boolean));
   }
 
   function stepDetail(s) {
@@ -227,11 +227,15 @@ export async function render(main, ds) {
           r.output ? h("pre", {}, r.output) : null)
           : h("div", { class: "res muted" }, "running…"));
     });
-    const tokens = s.tokens ? ` · ${num(s.tokens.input_tokens)} in / ${num(s.tokens.output_tokens)} out tokens` : "";
+    const facts = [
+      s.started_at && s.finished_at ? duration(s.started_at, s.finished_at)
+        : s.duration_ms !== undefined ? `${(s.duration_ms / 1000).toFixed(1)} s` : null,
+      s.credits !== undefined ? `${num(s.credits)} credits` : null,
+      s.tokens ? `${num(s.tokens.input_tokens)} in / ${num(s.tokens.output_tokens)} out tokens` : null,
+    ].filter(Boolean);
     return [
       h("div", { class: "row spread" }, h("h3", {}, `Step ${s.number}`),
-        h("span", { class: "small muted" }, [s.started_at ? duration(s.started_at, s.finished_at) : "",
-          s.credits !== undefined ? ` · ${num(s.credits)} credits` : "", tokens].join(""))),
+        h("span", { class: "small muted" }, facts.join(" · "))),
       s.text ? h("p", { class: "said", id: "said" }, s.text) : null,
       s.reasoning ? h("p", { class: "reasoning" }, s.reasoning) : null,
       ...(s.extra || []).map(x => h("p", { class: "small muted" }, x)),
@@ -292,11 +296,14 @@ export async function render(main, ds) {
   }
   if (!useStepsApi) showFallback();
 
-  let refetch = null;
+  let refetch = null, ended = false;
   function refreshRun() {
     clearTimeout(refetch);
     refetch = setTimeout(async () => {
-      try { run = await api(`/v1/runs/${id}`); drawRun(); drawSteps(); } catch (err) { toast(err.message, "bad"); }
+      try {
+        run = await api(`/v1/runs/${id}`); drawRun(); drawSteps();
+        if (ended) main.dataset.ended = "1";  // every event read, the run's last state drawn
+      } catch (err) { toast(err.message, "bad"); }
     }, 150);
   }
 
@@ -320,7 +327,7 @@ export async function render(main, ds) {
     awaiting_human: ev(d => { notes.push({ after: steps.size, kind: "asked", text: `Asked a human: ${d.reason}` }); drawSteps(); refreshRun(); }),
     resumed: ev(d => { notes.push({ after: steps.size, kind: "resumed", text: d.note ? `Resumed with a note: ${d.note}` : "Resumed." }); drawSteps(); refreshRun(); }),
     status: ev(() => refreshRun()),
-    done: ev(() => { es.close(); follow = false; refreshRun(); }),
+    done: ev(() => { es.close(); follow = false; ended = true; refreshRun(); }),
   });
   addEventListener("pagehide", () => es.close());
 

@@ -15,8 +15,8 @@ export async function render(main) {
     h("div", { class: "stack" }, approvals,
       h("h2", {}, "Definitions"),
       h("div", { class: "table-wrap" }, h("table", { class: "list", id: "workflows" },
-        h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Name"), h("th", { scope: "col" }, "Version"),
-          h("th", { scope: "col" }, "Steps"), h("th", { scope: "col" }, "Status"), h("th", { scope: "col" }, "Updated"))),
+        h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Name"), h("th", { scope: "col", class: "num" }, "Version"),
+          h("th", { scope: "col", class: "num" }, "Steps"), h("th", { scope: "col" }, "Status"), h("th", { scope: "col" }, "Updated"))),
         defs)),
       h("h2", {}, "Runs"), runsBox));
 
