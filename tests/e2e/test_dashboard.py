@@ -116,8 +116,9 @@ async def new_page(s: Site, *, width: int = 1280, height: int = 860) -> Any:
 async def signed_in(s: Site, key: str | None = None, **kw: Any) -> Any:
     page = await new_page(s, **kw)
     await page.goto("/sign-in")
-    await page.fill("input[type=password]", key or s.key)
-    await page.click("button[type=submit]")
+    await page.wait_for_function("document.activeElement && document.activeElement.id === 'key'")
+    await page.keyboard.type(key or s.key)  # by keyboard: the field has focus, Enter submits
+    await page.keyboard.press("Enter")
     await page.wait_for_url(re.compile(r"/(runs)?$"))
     return page
 
@@ -180,6 +181,13 @@ async def test_no_page_and_no_data_without_a_session(site: Site) -> None:
 async def test_sign_in_and_watch_a_run_go_live(site: Site) -> None:
     page = await signed_in(site)
     await page.wait_for_selector("#live-state.on")
+    # keyboard: the first Tab reaches "Skip to content", then the links, with a focus ring
+    await page.keyboard.press("Tab")
+    assert await page.evaluate("document.activeElement.className") == "skip"
+    await page.keyboard.press("Tab")
+    await page.keyboard.press("Tab")
+    assert await page.evaluate("document.activeElement.textContent") == "Runs"
+    assert await page.evaluate("getComputedStyle(document.activeElement).outlineStyle") != "none"
     await page.evaluate("window.__noReload = 1")
     async with site.client() as c:
         run = await c.create_run(machine_id=site.machine, task=step_script(3, 0.7),
