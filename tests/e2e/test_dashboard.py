@@ -188,6 +188,9 @@ async def test_sign_in_and_watch_a_run_go_live(site: Site) -> None:
     await page.keyboard.press("Tab")
     assert await page.evaluate("document.activeElement.textContent") == "Runs"
     assert await page.evaluate("getComputedStyle(document.activeElement).outlineStyle") != "none"
+    # Schedules: linked only once this server serves GET /v1/schedules
+    schedules = await page.get_attribute("body", "data-schedules-api") == "1"
+    assert await page.locator("#nav-schedules").is_visible() == schedules
     await page.evaluate("window.__noReload = 1")
     async with site.client() as c:
         run = await c.create_run(machine_id=site.machine, task=step_script(3, 0.7),
@@ -250,7 +253,9 @@ async def test_resume_an_awaiting_run_with_a_note(site: Site) -> None:
     page = await signed_in(site)
     await page.goto(f"/runs/{run['id']}")
     await page.wait_for_selector("#question:has-text('Deploy to production?')")
-    await page.wait_for_selector("#live-view:not([hidden])")
+    await page.wait_for_selector("#live-view iframe")
+    frame = page.frame_locator("#live-view iframe")
+    await frame.locator("#status", has_text="connected").wait_for()  # the machine's own screen
     await shot(page, "run-awaiting-human")
     await page.fill("#note", "checked the diff, go")
     await page.click("#resume")
@@ -342,6 +347,13 @@ async def test_machines_workflows_usage_pages(site: Site) -> None:
     assert mid
     site.d.machines.append(mid)
     await shot(page, "machines")
+    async with page.context.expect_page() as opened:  # live view & takeover, in a new tab
+        await page.locator(f"tr[data-machine-id='{site.machine}'] button",
+                           has_text="Live view").click()
+    live = await opened.value
+    await live.wait_for_url(re.compile(rf"/v1/machines/{site.machine}/live\?ticket="))
+    await live.locator("#status", has_text="connected").wait_for()
+    await live.close()
     await made.locator("button", has_text="Delete").click()
     await made.locator("button", has_text="Confirm delete").click()
     await made.wait_for(state="detached")

@@ -49,7 +49,8 @@ export async function render(main) {
     const w = window.open("about:blank", "_blank");  // opened in the click: no popup blocker
     try {
       const t = await api(`/v1/machines/${m.id}/live`, { method: "POST" });
-      if (w) { w.opener = null; w.location.href = t.url; } else location.assign(t.url);
+      const u = new URL(t.url, location.href), here = u.pathname + u.search;  // this server's page
+      if (w) { w.opener = null; w.location.href = here; } else location.assign(here);
     } catch (err) { if (w) w.close(); toast(err.message, "bad"); }
   }
 

@@ -135,9 +135,11 @@ export async function render(main, ds) {
     try {
       const t = await api(`/v1/machines/${run.machine_id}/live`, { method: "POST" });
       if (!LIVE.has(run.status)) return;
-      document.getElementById("takeover").href = t.url;
+      // this server's own page: by path, whatever public URL the link was made with
+      const u = new URL(t.url, location.href), here = u.pathname + u.search;
+      document.getElementById("takeover").href = here;
       document.getElementById("live-frame").replaceChildren(
-        h("iframe", { src: t.url, title: "Live view of the machine", allow: "clipboard-read; clipboard-write" }));
+        h("iframe", { src: here, title: "Live view of the machine", allow: "clipboard-read; clipboard-write" }));
       liveBox.hidden = false;
     } catch (err) {
       liveBox.hidden = false;
