@@ -63,6 +63,11 @@ async def test_the_cookie_is_a_credential_with_csrf_on_mutations(
         page = await c.get("/runs")
         assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
         assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+        # the page knows which optional APIs this server has (the steps' screens, schedules)
+        paths = (await c.get("/openapi.json")).json()["paths"]
+        has_steps = any(re.fullmatch(r"/v1/runs/\{[^}]+\}/steps", p) for p in paths)
+        assert f'data-steps-api="{int(has_steps)}"' in page.text
+        assert f'data-schedules-api="{int("get" in paths.get("/v1/schedules", {}))}"' in page.text
         token = re.search(r'name="csrf-token" content="([0-9a-f]+)"', page.text).group(1)  # type: ignore[union-attr]
         assert token == sess.csrf_token(s.services.secret, c.cookies[sess.COOKIE])
         # mutations: refused without the token or with another, allowed with it

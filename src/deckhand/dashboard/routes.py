@@ -10,6 +10,7 @@ run the session's account and mode do not own is the 404 page.
 from __future__ import annotations
 
 import html
+import re
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote
@@ -65,8 +66,11 @@ NOT_FOUND_MAIN = """<section class="notfound card">
 def _served(request: Request, method: str, path: str) -> bool:
     """Whether this server serves ``method path`` (from its own OpenAPI
     document): the pages use what the API has and say so when it lacks it."""
-    ops = request.app.openapi().get("paths", {}).get(path, {})
-    return method.lower() in ops
+    def shape(p: str) -> str:  # whatever its parameters are named
+        return re.sub(r"{[^}]*}", "{}", p)
+
+    return any(shape(p) == shape(path) and method.lower() in ops
+               for p, ops in request.app.openapi().get("paths", {}).items())
 
 
 def _page(request: Request, page: str, principal: Principal, cookie: str, svc: Services, *,

@@ -49,7 +49,11 @@ export async function listAll(path, keyOf, { limit = 100, param = "after", start
 export function stream(path, handlers, onState = () => {}) {
   const es = new EventSource(path, { withCredentials: true });
   es.onopen = () => onState(true);
-  es.onerror = () => onState(false);
+  es.onerror = () => {
+    onState(false);
+    // A refused stream (not 200) is closed for good: a lapsed session goes to sign-in.
+    if (es.readyState === EventSource.CLOSED) api("/v1/runs?limit=1").catch(() => {});
+  };
   for (const [type, fn] of Object.entries(handlers)) {
     es.addEventListener(type, ev => fn(JSON.parse(ev.data), ev));
   }
