@@ -16,6 +16,7 @@ class ErrorCode(str, Enum):
     BAD_REQUEST = "BAD_REQUEST"
     INVALID_API_KEY = "INVALID_API_KEY"
     INSUFFICIENT_SCOPE = "INSUFFICIENT_SCOPE"
+    CSRF_TOKEN_INVALID = "CSRF_TOKEN_INVALID"
     NOT_FOUND = "NOT_FOUND"
     METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
     CONFLICT = "CONFLICT"
@@ -71,6 +72,11 @@ _SPEC: dict[ErrorCode, tuple[int, str, bool, str | None]] = {
     ErrorCode.INSUFFICIENT_SCOPE: (
         403, "auth_error", False,
         "Create a key that includes the scope named in the message (POST /v1/keys).",
+    ),
+    ErrorCode.CSRF_TOKEN_INVALID: (
+        403, "auth_error", False,
+        "A dashboard session changes state only with its X-CSRF-Token header; reload the page "
+        "(or send the API key instead of the session cookie).",
     ),
     ErrorCode.NOT_FOUND: (
         404, "not_found_error", False,
@@ -249,6 +255,12 @@ class AuthError(DeckhandError):
 
 class ScopeError(DeckhandError):
     code = ErrorCode.INSUFFICIENT_SCOPE
+
+
+class CsrfError(DeckhandError):
+    """A state-changing request on a dashboard session without its CSRF token."""
+
+    code = ErrorCode.CSRF_TOKEN_INVALID
 
 
 class NotFound(DeckhandError):

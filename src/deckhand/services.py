@@ -137,3 +137,8 @@ class Services:
     async def authenticate(self, raw_key: str) -> Principal | None:
         async with self.db.read() as conn:
             return await keys_store.authenticate(conn, secret=self.secret, raw_key=raw_key)
+
+    async def principal_of_key(self, key_id: str) -> Principal | None:
+        """A dashboard session's principal: the key it names, unless revoked."""
+        async with self.db.read() as conn:
+            return await keys_store.principal_by_id(conn, key_id)

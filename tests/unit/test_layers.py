@@ -42,6 +42,7 @@ LAYER_OF: dict[str, str] = {
     "deckhand.metering": "engine",
     "deckhand.services": "services",
     "deckhand.api": "api",
+    "deckhand.dashboard": "api",  # the web dashboard: pages over the API, served by the app
     "deckhand.client": "clients",
     "deckhand.cli": "clients",
     "deckhand.cli_run": "clients",

@@ -19,8 +19,10 @@ from deckhand.api import (
     llm_keys,
     machines,
     recordings,
+    run_feed,
     runs,
     sessions,
+    usage_daily,
     workflows,
 )
 from deckhand.api.errors import (
@@ -30,13 +32,14 @@ from deckhand.api.errors import (
 )
 from deckhand.api.middleware import RequestContextMiddleware
 from deckhand.config import Settings
+from deckhand.dashboard import routes as dashboard
 from deckhand.errors import DeckhandError
 from deckhand.mcp.http import PATH as MCP_PATH
 from deckhand.mcp.http import McpEndpoint
 from deckhand.services import Services
 
-ROUTERS = (account.r, machines.r, runs.r, recordings.r, workflows.r, llm_keys.r,
-           inference.predict_r, sessions.r)
+ROUTERS = (account.r, usage_daily.r, machines.r, run_feed.r, runs.r, recordings.r, workflows.r,
+           llm_keys.r, inference.predict_r, sessions.r)
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
@@ -72,6 +75,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.add_exception_handler(Exception, unhandled_error_handler)
     for r in ROUTERS:
         app.include_router(r)
+    app.include_router(dashboard.r)  # the web dashboard at / (its pages read the /v1 API)
+    app.mount(dashboard.STATIC_PATH, dashboard.static_files(), name="dashboard-static")
     mcp_endpoint = McpEndpoint(app)
     app.router.add_route(MCP_PATH, mcp_endpoint, methods=["GET", "POST", "DELETE"],
                          include_in_schema=False)

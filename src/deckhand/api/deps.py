@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 from fastapi import Request
 
 from deckhand.auth import Principal
-from deckhand.errors import AuthError, ScopeError
+from deckhand.dashboard import session as dash_session
+from deckhand.errors import AuthError, CsrfError, ScopeError
 
 if TYPE_CHECKING:
     from deckhand.services import Services
@@ -37,17 +38,43 @@ def presented_key(request: Request) -> str | None:
 
 
 async def authenticate(request: Request) -> Principal:
+    """The caller of an API request: by its key (``X-API-Key`` or Bearer), or,
+    when it sends none, by the dashboard's session cookie — which changes
+    state only with its CSRF token (``X-CSRF-Token``)."""
     raw = presented_key(request)
-    if raw is None:
-        raise AuthError(
-            "Missing API key. Send it as 'X-API-Key: sk-dh-live-…' or "
-            "'Authorization: Bearer sk-dh-live-…'."
-        )
     svc = services(request)
-    found = await svc.authenticate(raw)
-    if found is None:
-        raise AuthError("Invalid or revoked API key.")
+    if raw is None:
+        found = await session_principal(request, svc)
+        if found is None:
+            raise AuthError(
+                "Missing API key. Send it as 'X-API-Key: sk-dh-live-…' or "
+                "'Authorization: Bearer sk-dh-live-…'."
+            )
+    else:
+        found = await svc.authenticate(raw)
+        if found is None:
+            raise AuthError("Invalid or revoked API key.")
     request.state.principal = found
+    return found
+
+
+async def session_principal(request: Request, svc: Services) -> Principal | None:
+    """The principal of the request's dashboard session, None without one
+    (absent, forged, expired, or its key revoked); CsrfError for a
+    state-changing request without the session's CSRF token."""
+    cookie = request.cookies.get(dash_session.COOKIE)
+    if not cookie:
+        return None
+    claim = dash_session.read_cookie(svc.secret, cookie)
+    if claim is None:
+        return None
+    found = await svc.principal_of_key(claim.key_id)
+    if found is None:
+        return None
+    if request.method not in dash_session.SAFE_METHODS and not dash_session.csrf_ok(
+            svc.secret, cookie, request.headers.get(dash_session.CSRF_HEADER)):
+        raise CsrfError("This request changes state: a dashboard session must send its "
+                        "X-CSRF-Token header.")
     return found
 
 

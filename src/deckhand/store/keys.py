@@ -128,3 +128,20 @@ async def revoke(conn: AsyncConnection, account_id: str, mode: str, key_id: str)
     )
     if result.rowcount == 0:
         raise NotFound(f"API key {key_id} not found")
+
+
+async def principal_by_id(conn: AsyncConnection, key_id: str) -> Principal | None:
+    """The principal of a key by its id (a dashboard session names one), or
+    None when it is unknown or revoked."""
+    r = (
+        await conn.execute(
+            select(api_keys, accounts.c.tier)
+            .join(accounts, accounts.c.id == api_keys.c.account_id)
+            .where(api_keys.c.id == key_id)
+        )
+    ).first()
+    if r is None or r.revoked_at is not None:
+        return None
+    return Principal(
+        account_id=r.account_id, mode=r.mode, key_id=r.id, scopes=frozenset(r.scopes), tier=r.tier,
+    )

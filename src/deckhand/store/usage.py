@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from deckhand.core.clock import utcnow
@@ -126,3 +126,50 @@ async def summary(conn: AsyncConnection, *, account_id: str, mode: str,
         out.total_cost_cents += int(charged)
         out.add_tokens(MACHINE_CHARGES[kind], int(entries), int(charged), (0,) * len(TOKENS))
     return out
+
+
+@dataclass
+class DayUsage:
+    date: str  # YYYY-MM-DD (UTC)
+    credits: int = 0
+    steps: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+def _utc_day(conn: AsyncConnection, column: ColumnElement[datetime]) -> ColumnElement[str]:
+    """The UTC calendar day of a timestamp column, as text, on either backend."""
+    if conn.dialect.name == "sqlite":  # stored as naive UTC
+        return func.date(column)
+    return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD")
+
+
+async def daily(conn: AsyncConnection, *, account_id: str, mode: str,
+                since: datetime) -> list[DayUsage]:
+    """Credits and tokens per UTC day from ``since``: agent steps (their
+    credits and tokens) and machine charges (runtime, snapshots). Days with
+    nothing are left out."""
+    days: dict[str, DayUsage] = {}
+    step_day = _utc_day(conn, run_steps.c.finished_at)
+    steps = await conn.execute(
+        select(step_day, func.count(), func.coalesce(func.sum(run_steps.c.credits), 0),
+               func.coalesce(func.sum(run_steps.c.input_tokens), 0),
+               func.coalesce(func.sum(run_steps.c.output_tokens), 0))
+        .select_from(run_steps.join(runs, runs.c.id == run_steps.c.run_id))
+        .where(runs.c.account_id == account_id, runs.c.mode == mode,
+               run_steps.c.finished_at >= since)
+        .group_by(step_day)
+    )
+    for day, count, credits, input_tokens, output_tokens in steps:
+        days[str(day)] = DayUsage(str(day), int(credits), int(count), int(input_tokens),
+                                  int(output_tokens))
+    charge_day = _utc_day(conn, ledger_entries.c.created_at)
+    charges = await conn.execute(
+        select(charge_day, func.sum(ledger_entries.c.credits))
+        .where(ledger_entries.c.account_id == account_id, ledger_entries.c.mode == mode,
+               ledger_entries.c.kind.in_(MACHINE_CHARGES), ledger_entries.c.created_at >= since)
+        .group_by(charge_day)
+    )
+    for day, charged in charges:
+        days.setdefault(str(day), DayUsage(str(day))).credits += int(charged)
+    return [days[d] for d in sorted(days)]
