@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 _SYSTEM_DIRS = ("/usr", "/bin", "/lib", "/lib64", "/lib32", "/libx32", "/sbin", "/etc")
+FONT_CACHE = "/var/cache/fontconfig"
 _SANDBOX_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Variables a shell may inherit from the agent (proxies, CA bundles, package
 # indexes). Everything else — API keys, the agent's token — stays outside.
@@ -75,6 +76,7 @@ def bwrap_argv(workspace: Path, *, network: bool, uid: int | None = None,
         etc_resolv = target
     if resolv is not None:
         argv += ["--ro-bind", resolv, etc_resolv]
+
     argv += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp"]
     made: set[str] = set()
 
@@ -93,6 +95,10 @@ def bwrap_argv(workspace: Path, *, network: bool, uid: int | None = None,
             out += ["--perms", "0755", "--dir", p]
         return out
 
+    # the system's font cache: without it every program with text (xterm,
+    # Chromium) rescans the fonts at start
+    if os.path.isdir(FONT_CACHE):
+        argv += [*parents(FONT_CACHE), "--ro-bind", FONT_CACHE, FONT_CACHE]
     for prefix in _python_prefixes():
         if not any(prefix == d or prefix.startswith(d + "/") for d in _SYSTEM_DIRS):
             argv += [*parents(prefix), "--ro-bind", prefix, prefix]
