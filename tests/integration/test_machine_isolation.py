@@ -166,7 +166,10 @@ async def test_a_machine_is_not_root_and_sees_no_host_secret(sqlite_server) -> N
         assert (ws / "sub" / "f.txt").stat().st_uid == uid and (ws / "sub").stat().st_uid == uid
         assert (await _sh(c, mid, "echo more >> sub/f.txt && cat sub/f.txt"))["output"] \
             == "xmore\n"
+        mdir = str((data_dir / "machines" / mid).resolve())
         await _deleted_without_trace(c, server, mid, group)
+        claim = Path(f"/run/deckhand/uids/{uid}")  # given back (or already another's)
+        assert not claim.exists() or claim.read_text().strip() != mdir
 
 
 def _curl(url: str) -> str:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from deckhand.machine_agent.proctree import descendant_pids
     from deckhand.machine_agent.serving import run_agent
     from deckhand.machine_agent.settle import SettlePolicy
+    from deckhand.machine_agent.users import release_uid
 
 # public name -> the module that defines it
 _EXPORTS = {
@@ -29,6 +30,7 @@ _EXPORTS = {
     "Limits": "cgroups",  # a machine's memory, CPU and process limits
     "remove_recorded": "cgroups",  # remove a stopped machine's cgroup
     "parse_allow": "netns",  # DECKHAND_MACHINE_HOST_ALLOW's host ports
+    "release_uid": "users",  # give a deleted machine's uid back
     "SettlePolicy": "settle",  # how the screen is settled after an action
     "descendant_pids": "proctree",  # the processes under a pid (to stop an agent whole)
     "read_token": "__main__",  # the bearer token from --token-file or the environment
@@ -36,7 +38,7 @@ _EXPORTS = {
 }
 
 __all__ = ["BROWSER_OPS", "COMMANDS", "Limits", "SettlePolicy", "descendant_pids",
-           "parse_allow", "read_token", "remove_recorded", "run_agent"]
+           "parse_allow", "read_token", "release_uid", "remove_recorded", "run_agent"]
 
 
 def __getattr__(name: str) -> Any:

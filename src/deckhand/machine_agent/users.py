@@ -90,7 +90,8 @@ def claim_uid(state_dir: Path, workspace: Path, *, claims: Path = CLAIMS) -> int
 def release_uid(state_dir: Path, *, claims: Path = CLAIMS) -> None:
     """Give the machine's uid back (its directory is being deleted)."""
     me = str(state_dir.resolve())
-    with contextlib.suppress(OSError):
+    with contextlib.suppress(OSError), open(claims / ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # as claim_uid: never unlink a claim just retaken
         for entry in os.listdir(claims):
             if entry.isdigit():
                 with contextlib.suppress(OSError):

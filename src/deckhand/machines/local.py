@@ -36,7 +36,13 @@ from pathlib import Path
 import httpx
 
 from deckhand.errors import MachineError, ValidationFailed
-from deckhand.machine_agent import Limits, SettlePolicy, descendant_pids, remove_recorded
+from deckhand.machine_agent import (
+    Limits,
+    SettlePolicy,
+    descendant_pids,
+    release_uid,
+    remove_recorded,
+)
 from deckhand.machines.remote import RemoteMachine
 
 READY_FILE = "agent.json"
@@ -159,6 +165,7 @@ class LocalMachineProvider:
         await self._stop_agent(mdir, None)
         if mdir.exists():
             await asyncio.to_thread(_rmtree, mdir)
+        await asyncio.to_thread(release_uid, mdir)
 
     async def _spawn(self, machine_id: str | None, mdir: Path, *, network: bool,
                      kind: str, limits: Limits) -> AgentHandle:
@@ -254,6 +261,7 @@ class LocalMachineProvider:
         await self._stop_agent(mdir, machine_id)
         if mdir.exists():
             await asyncio.to_thread(_rmtree, mdir)
+        await asyncio.to_thread(release_uid, mdir)
         if link.is_symlink():
             link.unlink()
 
