@@ -2,7 +2,10 @@
 screenshot capture + encode per kind, click and type latency, memory per
 idle machine.
 
-    .venv/bin/python bench/machines.py [--quick]
+    .venv/bin/python bench/machines.py [--quick] [--no-isolate]
+
+``--no-isolate`` runs the machines without their box (cgroup, own uid, own
+network: docs/machines.md "Isolation"), to read what the box costs.
 
 Runs real machine agents (LocalMachineProvider, WarmPool) in a temporary data
 directory and removes them at the end. Prints one row per measurement with
@@ -21,8 +24,11 @@ its goal. Not a test: nothing fails, the numbers are read.
   a ``Click`` action through the agent over HTTP (``settle: "none"``: the
   input alone; bench/step.py times act + settle + screenshot). type: 100
   characters.
-- memory: PSS of every process of an idle machine (the agent's session and
-  its descendants), from /proc/<pid>/smaps_rollup.
+- memory: PSS of every process of an idle machine (the agent's session, its
+  descendants and its cgroup), from /proc/<pid>/smaps_rollup, and how many
+  such machines fit in 16 GiB.
+- terminal command: ``RunCommand("true")`` through the agent (the shell is
+  persistent: what the box adds to a command, if anything).
 """
 
 from __future__ import annotations
@@ -36,7 +42,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from deckhand.core.actions import Click, OpenUrl, TypeText
+from deckhand.core.actions import Click, OpenUrl, RunCommand, TypeText
+from deckhand.machine_agent.cgroups import MachineCgroup
 from deckhand.machine_agent.desktop import Desktop
 from deckhand.machine_agent.proctree import descendant_pids
 from deckhand.machines.local import LocalMachineProvider, session_pids
@@ -51,8 +58,10 @@ def pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
-def pss_kib(pid: int) -> int:
-    pids = set(session_pids(pid)) | set(descendant_pids(pid)) | {pid}
+def pss_kib(pid: int, mdir: Path) -> int:
+    group = MachineCgroup.recorded(mdir.resolve())
+    pids = set(session_pids(pid)) | set(descendant_pids(pid)) | {pid} \
+        | (group.pids() if group is not None else set())
     total = 0
     for p in pids:
         try:
@@ -89,8 +98,8 @@ def verdict(value_s: float, goal_s: float) -> str:
     return f"(goal ≤ {goal_s * 1000:g} ms: {'met' if value_s <= goal_s else 'MISSED'})"
 
 
-async def provisioning(report: Report, data: Path, n: int) -> None:
-    provider = LocalMachineProvider(data)
+async def provisioning(report: Report, data: Path, n: int, isolate: bool) -> None:
+    provider = LocalMachineProvider(data, isolate=isolate)
     goals = {"terminal": (0.1, None), "desktop": (0.5, None), "browser": (1.5, 0.05)}
     for kind in ("terminal", "desktop", "browser"):
         cold = []
@@ -158,8 +167,8 @@ async def desktop_in_process(report: Report, data: Path, n: int) -> None:
         await desktop.close()
 
 
-async def through_agents(report: Report, data: Path, n: int) -> None:
-    provider = LocalMachineProvider(data)
+async def through_agents(report: Report, data: Path, n: int, isolate: bool) -> None:
+    provider = LocalMachineProvider(data, isolate=isolate)
     for kind in ("terminal", "desktop", "browser"):
         mid = f"shots-{kind}"
         handle = await provider.create(mid, kind=kind)
@@ -178,6 +187,13 @@ async def through_agents(report: Report, data: Path, n: int) -> None:
                 goal = {"browser": verdict(statistics.median(shots), 0.045)}.get(kind, "")
                 report.add(f"{kind} screenshot (GET /screenshot)", ms(shots), goal)
                 if kind == "terminal":
+                    runs = []
+                    for _ in range(n * 10):
+                        t0 = time.perf_counter()
+                        r = await m.act(RunCommand(command="true"))
+                        runs.append(time.perf_counter() - t0)
+                        assert r.ok, r.error
+                    report.add("terminal command `true` (HTTP round trip)", ms(runs))
                     continue
                 clicks, types = [], []
                 for i in range(n * 5):
@@ -193,8 +209,10 @@ async def through_agents(report: Report, data: Path, n: int) -> None:
                 report.add(f"{kind} click action (HTTP round trip)", ms(clicks))
                 report.add(f"{kind} type 100 chars (HTTP round trip)", ms(types))
             await asyncio.sleep(3.0)
+            mib = pss_kib(handle.pid, provider.machine_dir(mid)) / 1024
             report.add(f"memory, idle {kind} machine (PSS)",
-                       f"{pss_kib(handle.pid) / 1024:.0f} MiB")
+                       f"{mib:.0f} MiB ({int(16 * 1024 // mib)} per 16 GiB)",
+                       "<= 180 MiB" if kind == "browser" else "")
         finally:
             await provider.destroy(mid)
 
@@ -202,20 +220,25 @@ async def through_agents(report: Report, data: Path, n: int) -> None:
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--no-isolate", action="store_true",
+                        help="machines without their box: what it costs")
     args = parser.parse_args()
+    isolate = not args.no_isolate
     n = 3 if args.quick else 5
     report = Report()
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="deckhand-bench-") as d:
         data = Path(d)
-        await provisioning(report, data, n)
+        await provisioning(report, data, n, isolate)
         await desktop_in_process(report, data, n)
-        await through_agents(report, data, n)
+        await through_agents(report, data, n, isolate)
         with contextlib.suppress(OSError):
             (data / "machines").rmdir()
     print()
     print(report.table())
-    print(f"\n({'quick' if args.quick else 'full'} sample, {time.monotonic() - started:.0f} s)")
+    print(f"\n({'quick' if args.quick else 'full'} sample, "
+          f"{'with' if isolate else 'without'} the machines' isolation, "
+          f"{time.monotonic() - started:.0f} s)")
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support
 from deckhand.core.actions import Click, OpenUrl, TypeText  # noqa: E402
 from deckhand.machines.local import LocalMachineProvider  # noqa: E402
 from deckhand.machines.remote import RemoteMachine  # noqa: E402
+from tests.support.deployment import free_port  # noqa: E402
 from tests.support.static_site import static_site  # noqa: E402
 
 FIXED_MS = 2000  # the demo's policy: a fixed 2 s sleep after every action
@@ -66,8 +67,8 @@ def pct(values: list[float], p: float) -> float:
 
 
 @contextlib.contextmanager
-def pages() -> Iterator[str]:
-    with static_site({"still.html": STILL, "animated.html": ANIMATED}) as base:
+def pages(port: int) -> Iterator[str]:
+    with static_site({"still.html": STILL, "animated.html": ANIMATED}, port) as base:
         yield base
 
 
@@ -180,12 +181,16 @@ async def bench_kind(kind: str, m: RemoteMachine, base: str, n: int, table: Tabl
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--no-isolate", action="store_true",
+                        help="machines without their box (cgroup, uid, network): what it costs")
     args = parser.parse_args()
     n = 2 if args.quick else 5
     table = Table()
     started, load = time.monotonic(), os.getloadavg()
-    with tempfile.TemporaryDirectory(prefix="deckhand-bench-") as d, pages() as base:
-        provider = LocalMachineProvider(Path(d))
+    port = free_port()  # the machines reach the pages through their allowed host port
+    with tempfile.TemporaryDirectory(prefix="deckhand-bench-") as d, pages(port) as base:
+        provider = LocalMachineProvider(Path(d), host_allow=f"127.0.0.1:{port}",
+                                        isolate=not args.no_isolate)
         for kind in ("desktop", "browser"):
             handle = await provider.create(f"step-{kind}", kind=kind)
             try:
@@ -195,7 +200,9 @@ async def main() -> None:
                 await provider.destroy(f"step-{kind}")
     print()
     print(table.render())
-    print(f"\n({'quick' if args.quick else 'full'} sample, {time.monotonic() - started:.0f} s; "
+    print(f"\n({'quick' if args.quick else 'full'} sample, "
+          f"{'without' if args.no_isolate else 'with'} the machines' isolation, "
+          f"{time.monotonic() - started:.0f} s; "
           f"load average {load[0]:.2f} at start, {os.getloadavg()[0]:.2f} at end, "
           f"{os.cpu_count()} cores)")
 

@@ -25,6 +25,7 @@ from deckhand.services import Services
 from deckhand.store import accounts as accounts_store
 from deckhand.store import keys as keys_store
 from deckhand.store.db import Database
+from tests.support.deployment import free_port
 from tests.support.servers import started
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -171,6 +172,9 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: object) -> Set
     # spare agent for each of hundreds of servers costs minutes. The pool's
     # tests ask for it.
     overrides.setdefault("machine_pool_terminal", 0)
+    # Machines have a network of their own: the one loopback port they may
+    # reach is the test's page server's (tests.support.machine_pages.serve_pages).
+    overrides.setdefault("machine_host_allow", f"127.0.0.1:{free_port()}")
     return Settings(data_dir=tmp_path / "data", database_url=database_url,
                     secret_key="test-secret-" + secrets.token_hex(8), **overrides)
 

@@ -190,11 +190,19 @@ def machine_agent(
     settle_cap_ms: Annotated[int | None, typer.Option(
         help="The longest an action waits for it (default: $DECKHAND_SETTLE_CAP_MS or "
              "3000).")] = None,
+    isolate: Annotated[bool, typer.Option(
+        "--isolate/--no-isolate", help="Run the machine in its box: cgroup limits, its own "
+                                       "uid and network (docs/machines.md).")] = True,
+    memory_mb: Annotated[int, typer.Option(min=1, help="Memory of the machine (MiB).")] = 2048,
+    cpus: Annotated[float, typer.Option(min=0.01, help="CPU cores of the machine.")] = 1.0,
+    pids_max: Annotated[int | None, typer.Option(
+        min=1, help="Processes the machine may run (default: $DECKHAND_MACHINE_PIDS_MAX "
+                    "or 512).")] = None,
 ) -> None:
     """Serve one machine over HTTP (bearer token)."""
     import os
 
-    from deckhand.machine_agent import SettlePolicy, read_token, run_agent
+    from deckhand.machine_agent import Limits, SettlePolicy, parse_allow, read_token, run_agent
 
     settings = _settings()
     os.makedirs(workspace, mode=0o700, exist_ok=True)
@@ -203,7 +211,9 @@ def machine_agent(
               sandbox=sandbox, network=network, state_dir=state_dir, desktop=desktop,
               browser=browser, settle=SettlePolicy(
                   settle_quiet_ms if settle_quiet_ms is not None else settings.settle_quiet_ms,
-                  settle_cap_ms if settle_cap_ms is not None else settings.settle_cap_ms))
+                  settle_cap_ms if settle_cap_ms is not None else settings.settle_cap_ms),
+              limits=Limits(memory_mb, cpus, pids_max or settings.machine_pids_max)
+              if isolate else None, host_allow=parse_allow(settings.machine_host_allow))
 
 
 @app.command()

@@ -67,6 +67,10 @@ class Settings(BaseSettings):
                                       "used for this long (0: never)")
     machine_provision_wait_seconds: float = Field(default=10.0, ge=0, description="how long "
                                                   "POST /v1/machines waits for `running`")
+    machine_pids_max: int = Field(default=512, ge=16, description="processes a machine may "
+                                  "run at once (its cgroup's pids limit)")
+    machine_host_allow: str = Field(default="", description="host ports machines may reach "
+                                    "at their own address: comma list of IPv4:PORT")
     machine_snapshot_credits: int = Field(default=1, ge=0)
     public_url: str | None = None  # how clients reach this server (live-view links)
     # Adaptive settle after screen actions (docs/machines.md): the screen counts as
@@ -122,6 +126,15 @@ class Settings(BaseSettings):
                                  "DECKHAND_SCREENS_CHUNK - 1 must be at most "
                                  f"{SCREENS_IN_MEMORY} (the screens a run keeps)")
         return self
+
+    @field_validator("machine_host_allow")
+    @classmethod
+    def _host_ports(cls, value: str) -> str:
+        for item in filter(None, (p.strip() for p in value.split(","))):
+            host, sep, port = item.rpartition(":")
+            if not sep or not port.isdigit() or not host:
+                raise ValueError(f"DECKHAND_MACHINE_HOST_ALLOW: {item!r} is not HOST:PORT")
+        return value
 
     @field_validator("data_dir")
     @classmethod

@@ -63,7 +63,9 @@ class Services:
             submitter=RunSubmitter(lifecycle, secret, settings.max_steps_ceiling, brains=brains),
             machines=MachineService(db, secret, LocalMachineProvider(
                 settings.data_dir, settle=SettlePolicy(settings.settle_quiet_ms,
-                                                       settings.settle_cap_ms)), settings),
+                                                       settings.settle_cap_ms),
+                pids_max=settings.machine_pids_max, host_allow=settings.machine_host_allow),
+                settings),
             webhooks=WebhookDispatcher(db, secret, settings),
             workflows=WorkflowLifecycle(notifier, lifecycle, secret),
             brains=brains, identity=WorkerIdentity(settings.data_dir),

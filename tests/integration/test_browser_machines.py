@@ -37,7 +37,7 @@ async def _browser_machine(c) -> str:  # type: ignore[no-untyped-def]
 
 async def test_open_click_by_label_and_see_the_page_change(sqlite_server) -> None:  # type: ignore[no-untyped-def]
     key = await sqlite_server.key(scopes=None)
-    with serve_pages() as base:
+    with serve_pages(sqlite_server) as base:
         async with sqlite_server.client(key) as c:
             mid = await _browser_machine(c)
             act = f"/v1/machines/{mid}/actions"
@@ -74,7 +74,7 @@ async def test_open_click_by_label_and_see_the_page_change(sqlite_server) -> Non
 
 async def test_browser_sub_api_tabs_wait_scroll_and_refusals(sqlite_server) -> None:  # type: ignore[no-untyped-def]
     key = await sqlite_server.key(scopes=None)
-    with serve_pages() as base:
+    with serve_pages(sqlite_server) as base:
         async with sqlite_server.client(key) as c:
             mid = await _browser_machine(c)
 
@@ -115,7 +115,7 @@ async def test_browser_sub_api_tabs_wait_scroll_and_refusals(sqlite_server) -> N
 
 async def test_offline_brain_signs_in_on_a_browser_machine(sqlite_server) -> None:  # type: ignore[no-untyped-def]
     key = await sqlite_server.key()
-    with serve_pages() as base:
+    with serve_pages(sqlite_server) as base:
         async with sqlite_server.client(key) as c:
             mid = await _browser_machine(c)
             task = (f'open {base}/signin.html, click "Sign in", type "a@b.c" into "Email", '
@@ -129,7 +129,7 @@ async def test_offline_brain_signs_in_on_a_browser_machine(sqlite_server) -> Non
 
 async def test_live_screencast_streams_frames_and_takes_input(sqlite_server) -> None:  # type: ignore[no-untyped-def]
     key = await sqlite_server.key()
-    with serve_pages() as base:
+    with serve_pages(sqlite_server) as base:
         async with sqlite_server.client(key) as c:
             mid = await _browser_machine(c)
             await c.post(f"/v1/machines/{mid}/browser/open",

@@ -70,11 +70,11 @@ async def test_type_a_command_in_xterm_and_see_it_on_the_screen(sqlite_server) -
         assert body["success"] and body["result"]["settle"]["mode"] == "auto"
         assert body["duration_ms"] - body["result"]["settle"]["waited_ms"] < 50
         r = await c.post(act, json={"command": "type",
-                                    "parameters": {"text": "echo desktop-$((6*7))-ok"}})
+                                    "parameters": {"text": "echo answer $((6*7)) here"}})
         assert r.json()["success"]
         r = await c.post(act, json={"command": "key_press", "parameters": {"key": "Return"}})
         assert r.json()["success"]
-        await wait_until(lambda: _screen_text(c, mid), done=lambda text: "desktop-42-ok" in text,
+        await wait_until(lambda: _screen_text(c, mid), done=lambda text: "answer 42 here" in text,
                          timeout=15, every=0.25, what="the command's output on the screen")
 
         shot = (await c.get(f"/v1/machines/{mid}/screenshot")).json()
@@ -98,7 +98,7 @@ async def test_type_a_command_in_xterm_and_see_it_on_the_screen(sqlite_server) -
 
 async def test_offline_brain_signs_in_on_a_desktop_machine(sqlite_server) -> None:  # type: ignore[no-untyped-def]
     key = await sqlite_server.key()
-    with serve_pages() as base:
+    with serve_pages(sqlite_server) as base:
         async with sqlite_server.client(key) as c:
             mid = await _desktop(c)
             task = (f'open {base}/signin.html, click "Sign in", type "a@b.c" into "Email", '

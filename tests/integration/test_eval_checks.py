@@ -20,13 +20,14 @@ from deckhand.eval.checks import (
 )
 from deckhand.eval.site import PASSWORD, USER, serve_site
 from deckhand.eval.state import ApiMachineState
+from tests.support.machine_pages import pages_port
 
 pytestmark = pytest.mark.asyncio
 
 
 async def test_file_and_command_checks_read_the_machines_state(sqlite_server) -> None:  # type: ignore[no-untyped-def]
     key = await sqlite_server.key()
-    async with serve_site() as site, DeckhandClient(sqlite_server.url, key) as api:
+    async with serve_site(pages_port(sqlite_server)) as site, DeckhandClient(sqlite_server.url, key) as api:
         machine = await api.create_machine("checks")
         state = ApiMachineState(api, machine["id"], site.new_slot())
         await state.write_file("notes/a.txt", "alpha\nbeta\n")
@@ -63,7 +64,7 @@ async def test_file_and_command_checks_read_the_machines_state(sqlite_server) ->
 
 async def test_form_posts_and_the_page_are_read_from_the_site_and_the_browser(sqlite_server) -> None:  # type: ignore[no-untyped-def]
     key = await sqlite_server.key()
-    async with serve_site() as site, DeckhandClient(sqlite_server.url, key) as api:
+    async with serve_site(pages_port(sqlite_server)) as site, DeckhandClient(sqlite_server.url, key) as api:
         mine, other = site.new_slot(), site.new_slot()
         machine = await api.create_machine("checks", metadata={"kind": "browser"})
         state = ApiMachineState(api, machine["id"], mine)
@@ -110,7 +111,7 @@ async def test_a_setup_that_fails_is_reported_and_the_machine_removed(sqlite_ser
                        "setup": {"commands": ["echo half-way; exit 4"]},
                        "checks": [{"type": "file_exists", "path": "x.txt"}]})
     key = await sqlite_server.key()
-    async with serve_site() as site, DeckhandClient(sqlite_server.url, key) as api:
+    async with serve_site(pages_port(sqlite_server)) as site, DeckhandClient(sqlite_server.url, key) as api:
         result = await run_task(api, task, site, EvalOptions(phrasing="offline"))
         assert (result.status, result.passed, result.run_id) == ("setup_failed", False, None)
         assert result.error == "setup command `echo half-way; exit 4` exited with 4: half-way\n"

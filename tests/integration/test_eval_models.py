@@ -26,6 +26,7 @@ from tests.support.fake_providers import (
     text,
     tool_use,
 )
+from tests.support.machine_pages import pages_port
 
 pytestmark = pytest.mark.asyncio
 SOURCES = BUNDLED.resolve().parents[2]
@@ -62,7 +63,8 @@ async def test_a_model_brain_passes_two_tasks_through_the_eval(
         # the server runs in this process: wait for the command without blocking it
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "deckhand.cli", "eval", *tasks, "--server", server.url,
-            "--key", key, "--concurrency", "1", "--out", str(tmp_path / "report.json"),
+            "--key", key, "--site-port", str(pages_port(server)), "--concurrency", "1",
+            "--out", str(tmp_path / "report.json"),
             env=env, cwd=tmp_path, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE)
         out, err = await asyncio.wait_for(proc.communicate(), 120)

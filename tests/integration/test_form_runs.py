@@ -40,7 +40,7 @@ async def _machine(c, kind: str) -> str:  # type: ignore[no-untyped-def]
 async def test_a_form_task_succeeds_and_a_missing_field_fails(sqlite_server, kind: str) -> None:  # type: ignore[no-untyped-def]
     key = await sqlite_server.key()
     grounding = "ocr" if kind == "desktop" else "dom"
-    with serve_pages() as base:
+    with serve_pages(sqlite_server) as base:
         async with sqlite_server.client(key) as c:
             mid = await _machine(c, kind)
             run = await start(c, machine_id=mid, task=_task(base))

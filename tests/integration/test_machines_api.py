@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from deckhand.core.clock import utcnow
+from deckhand.machine_agent.cgroups import MachineCgroup
 from deckhand.machines.local import session_pids
 from deckhand.store import machines as machines_store
 from tests.conftest import make_settings, serve
@@ -320,10 +321,21 @@ async def test_warm_pool_provisions_from_a_spare(tmp_path: Path, sqlite_url: str
         assert pool.available("terminal") == 1
         key = await s.key()
         async with s.client(key) as c:
-            m = await _provision(c)
+            m = await _provision(c, memory_gb=1, cpu_cores=2)
             # Running at once, on a claimed spare (its speed is bench/machines.py's to measure)
             assert m["status"] == "running"
             assert (settings.data_dir / "machines" / m["id"]).is_symlink()
+            # the spare took the machine's limits at the claim
+            group = MachineCgroup.recorded((settings.data_dir / "machines" / m["id"]).resolve())
+            assert group is not None, "the spare's agent recorded no cgroup"
+            if group.version == 1:
+                assert (group.dirs["memory"] / "memory.limit_in_bytes").read_text().strip() \
+                    == str(2**30)
+                assert (group.dirs["cpu"] / "cpu.cfs_quota_us").read_text().strip() == "200000"
+            else:
+                d = group.dirs["unified"]
+                assert (d / "memory.max").read_text().strip() == str(2**30)
+                assert (d / "cpu.max").read_text().split()[0] == "200000"
             out = await _sh(c, m["id"], "echo pooled; echo $HOME")
             assert out["result"]["output"].startswith("pooled\n")
             spare_dirs = [p for p in (settings.data_dir / "machines").iterdir()

@@ -58,7 +58,7 @@ async def live(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Live]:
     d: Path = tmp_path_factory.mktemp("settle")
     settings = make_settings(d, f"sqlite+aiosqlite:///{d / 'deckhand.db'}",
                              settle_quiet_ms=60, settle_cap_ms=3000)
-    with serve_pages() as pages:
+    with serve_pages(settings) as pages:
         async with serving(settings) as server:
             key = await server.key(scopes=None)
             async with server.client(key) as client:

@@ -66,9 +66,20 @@ PAGES = {"signin.html": SIGNIN, "form.html": FORM, "long.html": LONG, "animated.
 
 
 @contextlib.contextmanager
-def serve_pages() -> Iterator[str]:
-    with static_site(PAGES) as base:
+def serve_pages(server: object) -> Iterator[str]:
+    """The test pages, at the port the machines of ``server`` (a live server,
+    or its Settings) may reach: machines have a network of their own and
+    reach only the host ports their server allows."""
+    with static_site(PAGES, pages_port(server)) as base:
         yield base
+
+
+def pages_port(server: object) -> int:
+    """The loopback port a test server's settings allow its machines (see
+    tests.conftest.make_settings)."""
+    settings = getattr(getattr(server, "services", None), "settings", server)
+    allow = settings.machine_host_allow  # type: ignore[attr-defined]
+    return int(allow.split(",")[0].rpartition(":")[2])
 
 
 async def recorded_groundings(server: object, run_id: str) -> list[str]:

@@ -18,13 +18,14 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def static_site(pages: Mapping[str, str]) -> Iterator[str]:
+def static_site(pages: Mapping[str, str], port: int = 0) -> Iterator[str]:
     """Serve ``pages`` (file name → HTML) until the block ends; yields the
-    base URL (``{base}/{name}``)."""
+    base URL (``{base}/{name}``). A machine reaches the site only at a port
+    its server allows (``DECKHAND_MACHINE_HOST_ALLOW``): pass that ``port``."""
     with tempfile.TemporaryDirectory() as d:
         for name, html in pages.items():
             (Path(d) / name).write_text(html)
-        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+        srv = http.server.ThreadingHTTPServer(("127.0.0.1", port),
                                               functools.partial(_Quiet, directory=d))
         threading.Thread(target=srv.serve_forever, daemon=True).start()
         try:

@@ -22,6 +22,12 @@ ALLOWED = {
     ("machine_agent/desktop.py", "Desktop.close"): "shut-down: polling processes to exit",
     ("machine_agent/desktop.py", "Desktop.start_vnc"): "start-up: polling x11vnc to listen",
     ("machine_agent/live.py", "_terminal_cast.down"): "live view: the terminal's frame interval",
+    ("machine_agent/cgroups.py", "MachineCgroup.kill_all"): "delete: polling the cgroup "
+                                                            "to empty",
+    ("machine_agent/cgroups.py", "MachineCgroup.remove"): "delete: polling a dying "
+                                                          "process out of the cgroup",
+    ("machine_agent/netns.py", "MachineNet.start"): "start-up: polling the namespace to exist",
+    ("machine_agent/netns.py", "_reap"): "shut-down: polling a helper to exit",
     ("machines/local.py", "LocalMachineProvider._wait_ready"): "start-up: polling the ready file",
     ("machines/local.py", "_terminate"): "shut-down: polling processes to exit",
     ("machines/pool.py", "WarmPool._fill_forever"): "retry backoff after a spare failed to start",

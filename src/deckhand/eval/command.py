@@ -28,6 +28,7 @@ from deckhand.config import Settings
 if TYPE_CHECKING:  # the site, the runner and the report load when the command runs
     from deckhand.eval.report import Report
     from deckhand.eval.runner import TaskResult
+    from deckhand.eval.site import Site
     from deckhand.eval.tasks import Task
 
 PIPE_WIDTH = 140
@@ -90,6 +91,11 @@ def eval_command(
     phrasing: Annotated[Phrasing, typer.Option(
         help="natural (for models) or offline (the offline brain's instruction language); "
              "auto: offline when the brain is the offline one.")] = "auto",
+    site_port: Annotated[int, typer.Option(
+        min=0, max=65535,
+        help="Loopback port of the tasks' site (0: any free one). With --server, the server "
+             "must allow its machines this port: DECKHAND_MACHINE_HOST_ALLOW=127.0.0.1:PORT.")]
+    = 0,
     out: Annotated[Path | None, typer.Option(
         help="Where to save the table (JSON, and .txt beside it). Default: "
              "DATA_DIR/eval/eval-<time>.json.")] = None,
@@ -117,7 +123,7 @@ def eval_command(
             else settings.openai_api_key
         llm_key = secret.get_secret_value() if secret is not None else None
 
-    async def go(url: str, raw: str) -> Report:
+    async def go(url: str, raw: str, site: Site) -> Report:
         which = phrasing if phrasing != "auto" else await _auto_phrasing(url, raw, model,
                                                                          provider)
         options = EvalOptions(phrasing=which, model=model, provider=provider, llm_key=llm_key,
@@ -125,18 +131,23 @@ def eval_command(
         console.print(f"deckhand eval: {len(chosen)} tasks, {which} phrasing, "
                       f"{concurrency} at a time, on {server or 'an embedded server'}")
         started = time.monotonic()
-        async with serve_site() as site:
-            with RichProgress(console, len(chosen)) as progress:
-                results = await run_suite(url, raw, chosen, site, options, progress)
+        with RichProgress(console, len(chosen)) as progress:
+            results = await run_suite(url, raw, chosen, site, options, progress)
         return Report(results, time.monotonic() - started, options, server or "embedded")
 
     async def main() -> Report:
         if server:
             if not key:
                 raise typer.BadParameter("--key (or DECKHAND_API_KEY) is needed with --server")
-            return await go(server, key)
-        async with embedded_server(settings) as (url, raw):
-            return await go(url, raw)
+            async with serve_site(site_port) as site:
+                return await go(server, key, site)
+        async with serve_site(site_port) as site:
+            # the embedded server's machines may reach the site (and only it, on the host)
+            allowed = ",".join(filter(None, (settings.machine_host_allow,
+                                             site.base_url.removeprefix("http://"))))
+            async with embedded_server(settings.model_copy(
+                    update={"machine_host_allow": allowed})) as (url, raw):
+                return await go(url, raw, site)
 
     try:
         report = asyncio.run(main())

@@ -150,10 +150,12 @@ def _post(slot: Slot, path: str, form: dict[str, str]) -> Response:
 
 
 @contextlib.asynccontextmanager
-async def serve_site() -> AsyncIterator[Site]:
-    """The site on a free loopback port until the block ends."""
+async def serve_site(port: int = 0) -> AsyncIterator[Site]:
+    """The site on loopback ``port`` (a free one when 0) until the block ends.
+    Machines have a network of their own: the server must allow them this
+    port (``DECKHAND_MACHINE_HOST_ALLOW``), which an embedded server does."""
     site = Site()
-    server = uvicorn.Server(uvicorn.Config(site.app, host="127.0.0.1", port=0,
+    server = uvicorn.Server(uvicorn.Config(site.app, host="127.0.0.1", port=port,
                                            log_level="warning", lifespan="off"))
     task = asyncio.create_task(server.serve())
     try:

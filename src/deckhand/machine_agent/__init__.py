@@ -15,23 +15,30 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from deckhand.machine_agent.__main__ import read_token
+    from deckhand.machine_agent.cgroups import Limits, remove_recorded
     from deckhand.machine_agent.commands import BROWSER_OPS, COMMANDS
+    from deckhand.machine_agent.netns import parse_allow
     from deckhand.machine_agent.proctree import descendant_pids
     from deckhand.machine_agent.serving import run_agent
     from deckhand.machine_agent.settle import SettlePolicy
+    from deckhand.machine_agent.users import release_uid
 
 # public name -> the module that defines it
 _EXPORTS = {
     "BROWSER_OPS": "commands",  # the browser_* operations the agent accepts
     "COMMANDS": "commands",  # every operation of POST /command
+    "Limits": "cgroups",  # a machine's memory, CPU and process limits
+    "remove_recorded": "cgroups",  # remove a stopped machine's cgroup
+    "parse_allow": "netns",  # DECKHAND_MACHINE_HOST_ALLOW's host ports
+    "release_uid": "users",  # give a deleted machine's uid back
     "SettlePolicy": "settle",  # how the screen is settled after an action
     "descendant_pids": "proctree",  # the processes under a pid (to stop an agent whole)
     "read_token": "__main__",  # the bearer token from --token-file or the environment
     "run_agent": "serving",  # serve machines until stopped
 }
 
-__all__ = ["BROWSER_OPS", "COMMANDS", "SettlePolicy", "descendant_pids", "read_token",
-           "run_agent"]
+__all__ = ["BROWSER_OPS", "COMMANDS", "Limits", "SettlePolicy", "descendant_pids",
+           "parse_allow", "read_token", "release_uid", "remove_recorded", "run_agent"]
 
 
 def __getattr__(name: str) -> Any:

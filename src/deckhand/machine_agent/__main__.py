@@ -53,10 +53,33 @@ def main(argv: list[str] | None = None) -> None:
                              "long (ms)")
     parser.add_argument("--settle-cap-ms", type=int, default=DEFAULT_CAP_MS,
                         help="and an action waits at most this long for it (ms)")
+    parser.add_argument("--isolate", action=argparse.BooleanOptionalAction, default=True,
+                        help="run the machine's programs in its box: a cgroup holding its "
+                             "limits, a uid of its own, a network of its own (default: yes, "
+                             "as far as the host lets the agent; docs/machines.md)")
+    parser.add_argument("--memory-mb", type=int, default=2048,
+                        help="memory of the machine (MiB; default 2048)")
+    parser.add_argument("--cpus", type=float, default=1.0,
+                        help="CPU cores of the machine (default 1)")
+    parser.add_argument("--pids-max", type=int, default=512,
+                        help="processes the machine may run at once (default 512)")
+    parser.add_argument("--host-allow", default="",
+                        help="host ports the machine may reach, at their own address "
+                             "(comma list of IPv4:PORT, e.g. 127.0.0.1:8099)")
     args = parser.parse_args(argv)
+    for name in ("memory_mb", "cpus", "pids_max"):
+        if getattr(args, name) <= 0:
+            parser.error(f"--{name.replace('_', '-')} must be positive")
     token = read_token(args.token_file)
     # Imported after the arguments are read: `--help` stays fast.
+    from deckhand.machine_agent.cgroups import Limits
+    from deckhand.machine_agent.netns import parse_allow
     from deckhand.machine_agent.serving import run_agent
+
+    try:
+        host_allow = parse_allow(args.host_allow)
+    except ValueError as exc:
+        parser.error(str(exc))
     from deckhand.machine_agent.settle import SettlePolicy
 
     run_agent(
@@ -71,6 +94,8 @@ def main(argv: list[str] | None = None) -> None:
         desktop=args.desktop,
         browser=args.browser,
         settle=SettlePolicy(args.settle_quiet_ms, args.settle_cap_ms),
+        limits=Limits(args.memory_mb, args.cpus, args.pids_max) if args.isolate else None,
+        host_allow=host_allow,
     )
 
 

@@ -24,6 +24,7 @@ from urllib.parse import urlparse
 from PIL import Image
 from playwright._impl._errors import Error as PlaywrightError  # cheap to import (async_api is not)
 
+from deckhand.machine_agent.box import MachineBox
 from deckhand.machine_agent.desktop import Frame
 from deckhand.machine_agent.errors import AgentError
 from deckhand.machine_agent.pagewatch import NetworkActivity
@@ -32,7 +33,7 @@ logger = logging.getLogger(__name__)
 
 CHROMIUM = "/usr/bin/chromium"
 BASE_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic",
     "--disable-dev-shm-usage", "--password-store=basic", "--no-default-browser-check",
     "--test-type",  # no "unsupported command-line flag" bar over the page
@@ -151,7 +152,8 @@ class Browser:
 
     def __init__(self, profile_dir: Path, downloads_dir: Path, *, network: bool = True,
                  display_env: dict[str, str] | None = None, width: int = 1280,
-                 height: int = 800) -> None:
+                 height: int = 800, box: MachineBox | None = None) -> None:
+        self.box = box
         self.profile_dir = profile_dir
         self.downloads_dir = downloads_dir
         self.network = network
@@ -196,15 +198,23 @@ class Browser:
                          "--start-maximized"]
                 kwargs["no_viewport"] = True
                 kwargs["env"] = {**os.environ, **(self.display_env or {})}
+            executable, own_user = CHROMIUM, False
+            if self.box is not None:
+                executable, own_user = self.box.chromium(CHROMIUM, self.profile_dir,
+                                                         self.display_env)
+            # as the machine's user Chromium keeps its own sandbox (a user
+            # namespace per renderer); as root it refuses to start with it
             pw = await async_playwright().start()
             try:
                 self.context = await pw.chromium.launch_persistent_context(
-                    str(self.profile_dir), executable_path=CHROMIUM, headless=self.headless,
-                    args=args, accept_downloads=True, **kwargs,
+                    str(self.profile_dir), executable_path=executable, headless=self.headless,
+                    args=args, accept_downloads=True, chromium_sandbox=own_user, **kwargs,
                 )
             except BaseException:
                 await pw.stop()
                 raise
+            if self.box is not None:
+                self.box.own_browser_tmp()  # Playwright's artifacts dir: downloads land there
             self._pw = pw
             self.version = self.context.browser.version if self.context.browser else ""
             self.requests.attach(self.context)
@@ -241,6 +251,10 @@ class Browser:
             await download.save_as(str(self.downloads_dir / name))
         except (PlaywrightError, OSError) as exc:
             logger.warning("download %s failed: %s", name, exc)
+            return
+        if self.box is not None:  # saved by the agent: the machine's user's file
+            self.box.own(self.downloads_dir)
+            self.box.own(self.downloads_dir / name)
 
     # ------------------------------------------------------------------ tabs
 

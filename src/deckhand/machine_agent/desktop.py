@@ -29,8 +29,9 @@ from pathlib import Path
 
 from PIL import Image
 
+from deckhand.machine_agent.box import MachineBox
 from deckhand.machine_agent.errors import AgentError
-from deckhand.machine_agent.sandbox import interactive_shell_argv, shell_env
+from deckhand.machine_agent.sandbox import bwrap_argv, interactive_shell_argv, shell_env
 from deckhand.machine_agent.windows import Windows
 from deckhand.machine_agent.xinput import XInput
 
@@ -97,7 +98,8 @@ class Desktop:
     """One X desktop; ``start`` brings it up, ``close`` stops every process."""
 
     def __init__(self, state_dir: Path, workspace: Path, *, sandbox: bool, network: bool,
-                 width: int = WIDTH, height: int = HEIGHT) -> None:
+                 width: int = WIDTH, height: int = HEIGHT, box: MachineBox | None = None) -> None:
+        self.box = box
         self.state_dir = state_dir
         self.workspace = workspace
         self.sandbox = sandbox
@@ -127,12 +129,14 @@ class Desktop:
                 raise DesktopError(f"{binary} is not installed (scripts/install-system-deps)")
         self.state_dir.mkdir(parents=True, exist_ok=True)
         write_xauthority(self.xauthority, secrets.token_bytes(16))
+        if self.box is not None and self.box.uid is not None:  # the X server runs as it
+            os.chown(self.xauthority, self.box.uid, self.box.uid)
         read_fd, write_fd = os.pipe()
         try:
             self._procs["xvfb"] = subprocess.Popen(
-                ["Xvfb", "-displayfd", str(write_fd), "-screen", "0",
-                 f"{self.width}x{self.height}x24", "-nolisten", "tcp",
-                 "-auth", str(self.xauthority), "-dpi", "96"],
+                self._wrap(["Xvfb", "-displayfd", str(write_fd), "-screen", "0",
+                            f"{self.width}x{self.height}x24", "-nolisten", "tcp",
+                            "-auth", str(self.xauthority), "-dpi", "96"]),
                 pass_fds=(write_fd,), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
@@ -151,7 +155,7 @@ class Desktop:
         os.environ.update(self.env)
         env = {**os.environ, **self.env}
         self._procs["openbox"] = subprocess.Popen(
-            ["openbox", "--sm-disable"], env=env, stdin=subprocess.DEVNULL,
+            self._wrap(["openbox", "--sm-disable"]), env=env, stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         import mss  # a ~30 ms import: only desktops pay it
@@ -170,15 +174,29 @@ class Desktop:
         """Open an xterm running a shell in the machine's sandbox."""
         env = {**shell_env(self.workspace, sandboxed=self.sandbox, display=self.env),
                "TERM": "xterm"}
-        argv = ["xterm", "-fa", "DejaVu Sans Mono", "-fs", "12", "-geometry", "100x30+40+40",
-                "-title", "Terminal", "-e",
-                *interactive_shell_argv(self.workspace, sandbox=self.sandbox,
-                                        network=self.network, display=self.env)]
+        xterm = ["xterm", "-fa", "DejaVu Sans Mono", "-fs", "12", "-geometry", "100x30+40+40",
+                 "-title", "Terminal", "-e"]
+        uid = self.box.uid if self.box is not None else None
+        if uid is not None and self.sandbox and self.box is not None:
+            # the whole xterm in the machine's sandbox, as its user, its X socket
+            # and cookie shown inside
+            argv = self.box.enter(
+                bwrap_argv(self.workspace, network=self.network or self.box.own_network,
+                           uid=uid, resolv=self.box.resolv_conf(),
+                           binds=(f"/tmp/.X11-unix/X{self.display.lstrip(':')}",
+                                  str(self.xauthority)))
+                + self.box.as_user([*xterm, "bash", "--noprofile", "--norc", "-i"]))
+        else:
+            argv = self._wrap([*xterm, *interactive_shell_argv(
+                self.workspace, sandbox=self.sandbox, network=self.network, display=self.env)])
         name = f"xterm-{secrets.token_hex(3)}"
         self._procs[name] = subprocess.Popen(
             argv, env=env, cwd=self.workspace, stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
+
+    def _wrap(self, argv: list[str]) -> list[str]:
+        return self.box.wrap(argv) if self.box is not None else argv
 
     async def close(self) -> None:
         if self._apps is not None:
@@ -244,7 +262,10 @@ class Desktop:
             proc = subprocess.Popen(
                 ["x11vnc", "-display", self.display, "-auth", str(self.xauthority),
                  "-localhost", "-rfbport", str(port), "-passwdfile", f"rm:{pw_file}",
-                 "-forever", "-shared", "-noxdamage", "-quiet", "-norc"],
+                 "-forever", "-shared", "-noxdamage", "-quiet", "-norc",
+                 # the X server runs as the machine's user and may not attach
+                 # a root-owned SysV segment: x11vnc reads the screen without
+                 *(["-noshm"] if self.box is not None and self.box.uid is not None else [])],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL, env={**os.environ, **self.env},
             )

@@ -85,7 +85,9 @@ def _os_errors(path: str) -> Iterator[None]:
 class WorkspaceFiles:
     """File operations on one workspace directory."""
 
-    def __init__(self, root: Path | str) -> None:
+    def __init__(self, root: Path | str, *, owner: int | None = None) -> None:
+        """``owner``: the machine's uid, given what the agent (root) creates."""
+        self.owner = owner
         self.root = Path(os.path.realpath(root))
         if not self.root.is_dir():
             raise FileAccessError(f"workspace {self.root} is not a directory")
@@ -114,6 +116,15 @@ class WorkspaceFiles:
             )
         return real
 
+    def _give(self, fd: int) -> None:
+        """Hand what the agent just made to the machine's user: only a file
+        root owns with one link (never one the machine linked in from outside)."""
+        if self.owner is None:
+            return
+        st = os.fstat(fd)
+        if st.st_uid == 0 and (st.st_nlink == 1 or stat.S_ISDIR(st.st_mode)):
+            os.fchown(fd, self.owner, self.owner)
+
     def _parts(self, real: Path) -> tuple[str, ...]:
         return real.relative_to(self.root).parts
 
@@ -133,6 +144,7 @@ class WorkspaceFiles:
                     except FileExistsError:
                         pass
                     nfd = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                    self._give(nfd)
                 os.close(fd)
                 fd = nfd
         except BaseException:
@@ -246,6 +258,7 @@ class WorkspaceFiles:
                 st = os.fstat(f.fileno())
                 if not stat.S_ISREG(st.st_mode):
                     raise FileAccessError(f"{path}: not a regular file")
+                self._give(f.fileno())
                 if append and st.st_size + len(data) > MAX_FILE_BYTES:
                     raise FileAccessError(
                         f"{path}: appending would exceed the limit of {MAX_FILE_BYTES} bytes"

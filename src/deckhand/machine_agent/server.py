@@ -58,7 +58,9 @@ from deckhand.core.actions import (
 )
 from deckhand.errors import ErrorCode
 from deckhand.machine_agent import live
+from deckhand.machine_agent.box import MachineBox
 from deckhand.machine_agent.browser import Browser
+from deckhand.machine_agent.cgroups import Limits
 from deckhand.machine_agent.commands import run_command
 from deckhand.machine_agent.desktop import Desktop, Frame
 from deckhand.machine_agent.errors import AgentError, error_text
@@ -104,6 +106,8 @@ class MachineAgent:
         desktop: bool = False,
         browser: bool = False,
         settle: SettlePolicy | None = None,
+        limits: Limits | None = None,
+        host_allow: list[tuple[str, int]] | None = None,
     ) -> None:
         self.machine_id = machine_id
         self.workspace = Path(os.path.realpath(workspace))
@@ -111,10 +115,13 @@ class MachineAgent:
         self.sandbox = sandbox
         self.network = network
         self.prelaunch_browser = browser
-        self.terminals = TerminalSessions(self.workspace, sandbox=sandbox, network=network)
-        self.files = WorkspaceFiles(self.workspace)
+        self.box = MachineBox(self.state_dir, self.workspace, limits=limits,
+                              host_allow=host_allow)
+        self.terminals = TerminalSessions(self.workspace, sandbox=sandbox, network=network,
+                                          box=self.box)
+        self.files = WorkspaceFiles(self.workspace, owner=self.box.uid)
         self.desktop = (Desktop(self.state_dir, self.workspace, sandbox=self.terminals.sandbox,
-                                network=network) if desktop else None)
+                                network=network, box=self.box) if desktop else None)
         self.browser = self._new_browser()
         self.screen = Screen(self.terminals, self.browser, self.desktop, settle)
         self._running: dict[str, asyncio.Task[Acted]] = {}
@@ -122,7 +129,7 @@ class MachineAgent:
 
     def _new_browser(self) -> Browser:
         return Browser(self.state_dir / "browser-profile", self.workspace / "Downloads",
-                       network=self.network,
+                       network=self.network, box=self.box,
                        display_env=self.desktop.env if self.desktop is not None else None)
 
     @property
@@ -137,6 +144,7 @@ class MachineAgent:
     async def start(self) -> None:
         """Bring up the desktop (and the browser of a browser machine) before
         the agent reports ready; start the default shell once claimed."""
+        await self.box.start(self.network)
         if self.desktop is not None:
             await self.desktop.start()
             self.browser.display_env = self.desktop.env
@@ -150,16 +158,21 @@ class MachineAgent:
         self._prewarm = asyncio.create_task(self.terminals.start())
         self._prewarm.add_done_callback(_log_prewarm_failure)
 
-    def claim(self, machine_id: str, network: bool | None = None) -> None:
-        """Take the identity ``machine_id`` (idempotent for the same id)."""
+    async def claim(self, machine_id: str, network: bool | None = None,
+                    limits: Limits | None = None) -> None:
+        """Take the identity ``machine_id`` (idempotent for the same id) and,
+        given, the machine's limits."""
         if self.machine_id is not None:
             if self.machine_id != machine_id:
                 raise ClaimRefused(f"this agent already serves machine {self.machine_id}")
             return
+        if limits is not None:
+            self.box.set_limits(limits)
         if network is not None and network != self.network:
             if self.browser.running:
                 raise ClaimRefused("the browser of this agent already runs with network="
                                    f"{self.network}")
+            await self.box.set_network(network)
             self.network = network
             self.terminals.network = network
             self.browser.network = network
@@ -191,6 +204,7 @@ class MachineAgent:
                 self.machine_id is not None, "desktop": self.desktop is not None,
                 "browser_running": self.browser.running, "network": self.network,
                 "sandbox": self.terminals.sandbox, "pid": os.getpid(), "screen": screen,
+                "isolation": self.box.info(),
                 "vnc": ({"port": self.desktop.vnc.port} if self.desktop is not None
                         and self.desktop.vnc is not None else None)}
 
@@ -238,6 +252,7 @@ class MachineAgent:
         await self.browser.close()
         if self.desktop is not None:
             await self.desktop.close()
+        await self.box.close()
 
     # ------------------------------------------------------------------ actions
 
@@ -351,6 +366,8 @@ class AgentOptions:
     desktop: bool = False
     browser: bool = False
     settle: SettlePolicy = field(default_factory=SettlePolicy)
+    limits: Limits | None = None  # None: no box (the agent's own tests)
+    host_allow: list[tuple[str, int]] = field(default_factory=list)
 
 
 def create_agent_app(
@@ -371,7 +388,7 @@ def create_agent_app(
     opts = options or AgentOptions(sandbox=sandbox, network=network)
     agent = MachineAgent(machine_id, workspace, sandbox=opts.sandbox, network=opts.network,
                          state_dir=opts.state_dir, desktop=opts.desktop, browser=opts.browser,
-                         settle=opts.settle)
+                         settle=opts.settle, limits=opts.limits, host_allow=opts.host_allow)
 
     @asynccontextmanager
     async def lifespan(app: Starlette):  # type: ignore[no-untyped-def]
@@ -399,7 +416,11 @@ def create_agent_app(
         if not isinstance(mid, str) or not mid or not isinstance(network, (bool, type(None))):
             return error_response(422, 'send {"machine_id": "…", "network": true|false}')
         try:
-            agent.claim(mid, network)
+            limits = None if body.get("limits") is None else Limits.from_json(body["limits"])
+        except ValueError as exc:
+            return error_response(422, f"limits: {exc}")
+        try:
+            await agent.claim(mid, network, limits)
         except AgentError as exc:
             return JSONResponse({"error": error_text(exc)}, status_code=409)
         return JSONResponse(agent.info())

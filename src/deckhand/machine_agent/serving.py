@@ -16,6 +16,7 @@ from typing import Any
 
 import uvicorn
 
+from deckhand.machine_agent.cgroups import Limits
 from deckhand.machine_agent.server import AgentOptions, create_agent_app
 from deckhand.machine_agent.settle import SettlePolicy
 
@@ -141,6 +142,8 @@ def run_agent(
     desktop: bool = False,
     browser: bool = False,
     settle: SettlePolicy | None = None,
+    limits: Limits | None = None,
+    host_allow: list[tuple[str, int]] | None = None,
 ) -> None:
     """Entry point of ``deckhand machine-agent``: serve one machine until shut
     down. ``listen`` is ``HOST:PORT`` (port 0 picks a free one). Without a
@@ -153,7 +156,8 @@ def run_agent(
         logging.basicConfig(level=logging.INFO,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     options = AgentOptions(sandbox=sandbox, network=network, state_dir=state_dir,
-                           desktop=desktop, browser=browser, settle=settle or SettlePolicy())
+                           desktop=desktop, browser=browser, settle=settle or SettlePolicy(),
+                           limits=limits, host_allow=host_allow or [])
     asyncio.run(
         serve(machine_id, ws, token, host=host, port=port, ready_file=ready_file,
               sandbox=sandbox, network=network, options=options)

@@ -20,6 +20,7 @@ import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from deckhand.machine_agent.box import MachineBox
 from deckhand.machine_agent.errors import AgentError
 from deckhand.machine_agent.proctree import (
     descendant_pids,
@@ -137,8 +138,10 @@ class TerminalSessions:
         sandbox: bool | None = None,
         network: bool = True,
         output_limit: int = OUTPUT_LIMIT,
+        box: MachineBox | None = None,
     ) -> None:
         self.workspace = Path(os.path.realpath(workspace))
+        self.box = box
         if sandbox is None:
             sandbox = bwrap_available()
         if sandbox and not bwrap_available():
@@ -255,9 +258,16 @@ class TerminalSessions:
 
     async def _spawn(self, sid: str) -> _Session:
         argv = ["bash", "--noprofile", "--norc"]
+        uid = self.box.uid if self.box is not None else None
+        if self.box is not None:
+            argv = self.box.as_user(argv)
         if self.sandbox:
-            argv = bwrap_argv(self.workspace, network=self.network,
+            own_net = self.box is not None and self.box.own_network
+            argv = bwrap_argv(self.workspace, network=self.network or own_net, uid=uid,
+                              resolv=self.box.resolv_conf() if self.box else None,
                               display=self.display_env) + argv
+        if self.box is not None:
+            argv = self.box.enter(argv)
         proc = await asyncio.create_subprocess_exec(
             *argv,
             stdin=asyncio.subprocess.PIPE,

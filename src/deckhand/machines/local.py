@@ -36,7 +36,13 @@ from pathlib import Path
 import httpx
 
 from deckhand.errors import MachineError, ValidationFailed
-from deckhand.machine_agent import SettlePolicy, descendant_pids
+from deckhand.machine_agent import (
+    Limits,
+    SettlePolicy,
+    descendant_pids,
+    release_uid,
+    remove_recorded,
+)
 from deckhand.machines.remote import RemoteMachine
 
 READY_FILE = "agent.json"
@@ -66,8 +72,14 @@ class LocalMachineProvider:
         ready_timeout: float = 10.0,
         python: str = sys.executable,
         settle: SettlePolicy | None = None,
+        pids_max: int = 512,
+        host_allow: str = "",
+        isolate: bool = True,
     ) -> None:
         self.data_dir = Path(data_dir)
+        self.pids_max = pids_max
+        self.host_allow = host_allow  # DECKHAND_MACHINE_HOST_ALLOW, handed to each agent
+        self.isolate = isolate  # False: no box (benchmarks measure what the box costs)
         self.sandbox = sandbox
         self.settle = settle or SettlePolicy()
         self.ready_timeout = ready_timeout
@@ -87,22 +99,27 @@ class LocalMachineProvider:
 
     # ------------------------------------------------------------------ lifecycle
 
+    def limits(self, memory_gb: int | None = None, cpu_cores: int | None = None) -> Limits:
+        """The limits of a machine told it has ``memory_gb`` and ``cpu_cores``."""
+        return Limits(memory_mb=(memory_gb or 2) * 1024, cpus=float(cpu_cores or 1),
+                      pids_max=self.pids_max)
+
     async def create(self, machine_id: str, *, network: bool = True,
-                     kind: str = "terminal") -> AgentHandle:
+                     kind: str = "terminal", limits: Limits | None = None) -> AgentHandle:
         """Start the machine's agent and return once it listens. If the
         machine's agent is already running and healthy, return it instead."""
         existing = await self.attach(machine_id)
         if existing is not None:
             return existing
         return await self._spawn(machine_id, self.machine_dir(machine_id), network=network,
-                                 kind=kind)
+                                 kind=kind, limits=limits or self.limits())
 
     async def spawn_spare(self, kind: str) -> AgentHandle:
         """An unclaimed agent of ``kind`` for the warm pool (its handle's
         machine_id is the spare's directory name)."""
         name = POOL_PREFIX + secrets.token_hex(8)
         return await self._spawn(None, self.data_dir / "machines" / name, network=True,
-                                 kind=kind)
+                                 kind=kind, limits=self.limits())
 
     def adopt(self, spare: AgentHandle, machine_id: str) -> None:
         """Make the claimed spare's directory the machine's (a symlink)."""
@@ -148,9 +165,10 @@ class LocalMachineProvider:
         await self._stop_agent(mdir, None)
         if mdir.exists():
             await asyncio.to_thread(_rmtree, mdir)
+        await asyncio.to_thread(release_uid, mdir)
 
     async def _spawn(self, machine_id: str | None, mdir: Path, *, network: bool,
-                     kind: str) -> AgentHandle:
+                     kind: str, limits: Limits) -> AgentHandle:
         if kind not in KINDS:
             raise ValidationFailed(f"machine kind {kind!r}: one of {', '.join(KINDS)}")
         mdir = mdir.resolve() if mdir.is_symlink() else mdir
@@ -178,6 +196,9 @@ class LocalMachineProvider:
             "--network" if network else "--no-network",
             "--settle-quiet-ms", str(self.settle.quiet_ms),
             "--settle-cap-ms", str(self.settle.cap_ms),
+            "--memory-mb", str(limits.memory_mb), "--cpus", f"{limits.cpus:g}",
+            "--pids-max", str(limits.pids_max), "--host-allow", self.host_allow,
+            "--isolate" if self.isolate else "--no-isolate",
         ]
         if kind == "desktop":
             argv.append("--desktop")
@@ -240,6 +261,7 @@ class LocalMachineProvider:
         await self._stop_agent(mdir, machine_id)
         if mdir.exists():
             await asyncio.to_thread(_rmtree, mdir)
+        await asyncio.to_thread(release_uid, mdir)
         if link.is_symlink():
             link.unlink()
 
@@ -275,6 +297,9 @@ class LocalMachineProvider:
             await _terminate(pid, targets, child)
         elif child is not None:
             _reap(child)
+        # what the agent left in its cgroup (it was killed, or could not finish)
+        if not await asyncio.to_thread(remove_recorded, mdir):
+            raise MachineError(f"the cgroup of machine {mdir.name} could not be removed")
 
     def client(self, handle: AgentHandle, http: httpx.AsyncClient | None = None) -> RemoteMachine:
         return RemoteMachine(handle.machine_id, handle.url, handle.token, http=http)

@@ -19,6 +19,7 @@ import logging
 import httpx
 
 from deckhand.errors import MachineError
+from deckhand.machine_agent import Limits
 from deckhand.machines.local import KINDS, AgentHandle, LocalMachineProvider
 
 log = logging.getLogger("deckhand.machines.pool")
@@ -67,7 +68,8 @@ class WarmPool:
             await self._http.aclose()
             self._http = None
 
-    async def take(self, kind: str, machine_id: str) -> AgentHandle | None:
+    async def take(self, kind: str, machine_id: str,
+                   limits: Limits | None = None) -> AgentHandle | None:
         """A spare of ``kind`` claimed as ``machine_id``, or None (the pool is
         empty or disabled: start one cold)."""
         spares = self._spares.get(kind) or []
@@ -76,7 +78,8 @@ class WarmPool:
             self._wake.set()
             try:
                 async with self.provider.client(spare, http=self._http) as client:
-                    await client.claim(machine_id, network=True)
+                    await client.claim(machine_id, network=True,
+                                       limits=(limits or self.provider.limits()).to_json())
                 self.provider.adopt(spare, machine_id)
             except (MachineError, OSError) as exc:
                 log.warning("spare %s could not be claimed: %s", spare.machine_id, exc)

@@ -174,10 +174,13 @@ class RemoteMachine:
             raise MachineError(f"machine agent at {self.base_url}: HTTP {response.status_code}")
         return response.json()  # type: ignore[no-any-return]
 
-    async def claim(self, machine_id: str, *, network: bool | None = None) -> dict[str, Any]:
-        """Give an unclaimed agent its machine id."""
-        response = await self._post("/claim", {"machine_id": machine_id, "network": network},
-                                    read_timeout=10.0)
+    async def claim(self, machine_id: str, *, network: bool | None = None,
+                    limits: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Give an unclaimed agent its machine id (and its limits)."""
+        body: dict[str, Any] = {"machine_id": machine_id, "network": network}
+        if limits is not None:
+            body["limits"] = limits
+        response = await self._post("/claim", body, read_timeout=10.0)
         if response.status_code != 200:
             raise MachineError(f"the machine agent at {self.base_url} refused the claim: "
                                f"{_error_text(response)}")

@@ -36,6 +36,7 @@ from deckhand.errors import (
     NotFound,
     ValidationFailed,
 )
+from deckhand.machine_agent import Limits
 from deckhand.machines import billing, snapshots
 from deckhand.machines.local import AgentHandle, LocalMachineProvider
 from deckhand.machines.pool import WarmPool
@@ -165,7 +166,8 @@ class MachineService:
                                     if request.ttl_minutes else None),
                 "provider": "local", "created_at": now, "kind": kind, "last_active_at": now,
             })
-        task = asyncio.create_task(self._bring_up(machine_id, kind, network, snapshot))
+        limits = self.provider.limits(request.memory_gb, request.cpu_cores)
+        task = asyncio.create_task(self._bring_up(machine_id, kind, network, snapshot, limits))
         self._bringing_up[machine_id] = task
         task.add_done_callback(lambda _t: self._bringing_up.pop(machine_id, None))
         with contextlib.suppress(TimeoutError):
@@ -188,7 +190,8 @@ class MachineService:
             )
 
     async def _bring_up(self, machine_id: str, kind: str, network: bool,
-                        snapshot: Snapshot | None = None) -> None:
+                        snapshot: Snapshot | None = None,
+                        limits: Limits | None = None) -> None:
         try:
             handle = None
             if snapshot is not None:
@@ -196,9 +199,10 @@ class MachineService:
                 await asyncio.to_thread(snapshots.restore, archive,
                                         self.provider.machine_dir(machine_id))
             elif network:
-                handle = await self.pool.take(kind, machine_id)
+                handle = await self.pool.take(kind, machine_id, limits)
             if handle is None:
-                handle = await self.provider.create(machine_id, network=network, kind=kind)
+                handle = await self.provider.create(machine_id, network=network, kind=kind,
+                                                    limits=limits)
         except (MachineError, snapshots.SnapshotError, OSError) as exc:
             message = getattr(exc, "message", None) or str(exc)
             log.warning("machine %s did not start: %s", machine_id, message)
@@ -274,7 +278,9 @@ class MachineService:
                     "last_active_at": now,
                 })
             try:
-                await probe.claim(machine_id, network=network_of(request.metadata))
+                await probe.claim(machine_id, network=network_of(request.metadata),
+                                  limits=self.provider.limits(request.memory_gb,
+                                                              request.cpu_cores).to_json())
             except MachineError as exc:
                 async with self.db.write() as conn:
                     await store.set_fields(conn, machine_id, status="error", error=exc.message)
@@ -365,8 +371,9 @@ class MachineService:
     async def _come_up(self, row: Machine, *, keep_segment: bool = False) -> None:
         try:
             if row.provider == "local":
-                handle = await self.provider.create(row.id, network=network_of(row.metadata),
-                                                    kind=row.kind)
+                handle = await self.provider.create(
+                    row.id, network=network_of(row.metadata), kind=row.kind,
+                    limits=self.provider.limits(row.memory_gb, row.cpu_cores))
             else:
                 handle = AgentHandle(row.id, row.agent_url, crypto.open_sealed(
                     self.secret, TOKEN_PURPOSE, row.agent_token_sealed), 0)
@@ -510,7 +517,8 @@ class MachineService:
                 handle = await self.provider.attach(row.id)
                 if handle is None:
                     handle = await self.provider.create(
-                        row.id, network=network_of(row.metadata), kind=row.kind)
+                        row.id, network=network_of(row.metadata), kind=row.kind,
+                        limits=self.provider.limits(row.memory_gb, row.cpu_cores))
             except MachineError as exc:
                 log.warning("machine %s could not be restarted: %s", row.id, exc.message)
                 async with self.db.write() as conn:
