@@ -80,6 +80,7 @@ def worker(
         w = services.new_worker(slots or settings.workers or 4)
         w.start()
         services.start_workflow_worker()
+        services.start_scheduler()
         logging.getLogger("deckhand.worker").info("worker %s started", w.id)
         try:
             await asyncio.Event().wait()

@@ -13,7 +13,17 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from deckhand import __version__
-from deckhand.api import account, inference, llm_keys, machines, runs, sessions, workflows
+from deckhand.api import (
+    account,
+    inference,
+    llm_keys,
+    machines,
+    runs,
+    schedules,
+    sessions,
+    triggers,
+    workflows,
+)
 from deckhand.api.errors import (
     deckhand_error_handler,
     http_exception_handler,
@@ -27,7 +37,7 @@ from deckhand.mcp.http import McpEndpoint
 from deckhand.services import Services
 
 ROUTERS = (account.r, machines.r, runs.r, workflows.r, llm_keys.r, inference.predict_r,
-           sessions.r)
+           sessions.r, schedules.r, triggers.r)
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
