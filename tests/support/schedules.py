@@ -36,7 +36,10 @@ async def history(c: httpx.AsyncClient, schedule_id: str, **params: Any) -> list
 
 async def wait_firings(c: httpx.AsyncClient, schedule_id: str, count: int,
                        timeout: float = 20.0, **params: Any) -> list[dict[str, Any]]:
-    """Poll the run history until it holds at least ``count`` firings."""
-    return await wait_until(lambda: history(c, schedule_id, **params), timeout=timeout,
-                            what=f"{count} firing(s) of schedule {schedule_id}",
-                            done=lambda rows: len(rows) >= count)
+    """Poll the run history until it holds at least ``count`` firings, each
+    made (a pending chain firing has no run yet)."""
+    return await wait_until(
+        lambda: history(c, schedule_id, **params), timeout=timeout,
+        what=f"{count} firing(s) of schedule {schedule_id}",
+        done=lambda rows: len(rows) >= count and all(
+            r["agent_run_id"] or r["status"] != "queued" for r in rows))
