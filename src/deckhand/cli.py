@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from deckhand.cli_remote import MachineKind, machines_app, runs_app
+from deckhand.cli_schedules import schedules_app
 from deckhand.config import Settings
 from deckhand.scopes import ALL_SCOPES, OPERATOR_SCOPES
 
@@ -23,6 +24,7 @@ app.add_typer(accounts_app, name="accounts")
 app.add_typer(keys_app, name="keys")
 app.add_typer(runs_app, name="runs")
 app.add_typer(machines_app, name="machines")
+app.add_typer(schedules_app, name="schedules")
 
 DEFAULT_ACCOUNT = "default"
 

@@ -45,6 +45,7 @@ LAYER_OF: dict[str, str] = {
     "deckhand.cli": "clients",
     "deckhand.cli_run": "clients",
     "deckhand.cli_remote": "clients",
+    "deckhand.cli_schedules": "clients",
     "deckhand.mcp": "clients",
 }
 
