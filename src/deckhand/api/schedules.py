@@ -50,21 +50,29 @@ MAX_CONTEXT_BYTES = 1024 * 1024
 class ScheduleCreateRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=128)
-    machine_id: str = Field(min_length=1, max_length=64)
-    task_prompt: str = Field(min_length=1, max_length=8000)
-    frequency: Frequency | None = None
+    name: str = Field(min_length=1, max_length=128, description="A name for the schedule.")
+    machine_id: str = Field(min_length=1, max_length=64,
+                            description="The machine its runs use (owned by the key's account).")
+    task_prompt: str = Field(min_length=1, max_length=8000, description="What each run does.")
+    frequency: Frequency | None = Field(
+        default=None, description="A preset, or custom (with cron). Excludes run_at.")
     cron: str | None = Field(default=None, max_length=128,
                              description="Required when frequency='custom'. 5 or 6 fields "
                              "(6: seconds first).")
-    timezone: str = Field(default="UTC", max_length=64)
-    time: str | None = Field(default=None, max_length=5, description="HH:MM 24-hour.")
-    day_of_week: int | None = Field(default=None, ge=0, le=6, description="0 = Sunday.")
-    day_of_month: int | None = Field(default=None, ge=1, le=28)
-    run_at: datetime | None = Field(default=None, description="One-shot time (UTC).")
-    max_consecutive_failures: int = Field(default=5, ge=1, le=50)
-    metadata: dict[str, str] | None = None
-    llm: LlmConfig | None = None
+    timezone: str = Field(default="UTC", max_length=64, description="IANA time zone.")
+    time: str | None = Field(default=None, max_length=5,
+                             description="HH:MM 24-hour, for the daily/weekly/monthly presets.")
+    day_of_week: int | None = Field(default=None, ge=0, le=6,
+                                    description="Weekly: 0 = Sunday … 6 = Saturday.")
+    day_of_month: int | None = Field(default=None, ge=1, le=28, description="Monthly: the day.")
+    run_at: datetime | None = Field(
+        default=None, description="One-shot: when to fire (ISO 8601, UTC). Excludes frequency.")
+    max_consecutive_failures: int = Field(
+        default=5, ge=1, le=50, description="Pause the schedule after this many failures in a row.")
+    metadata: dict[str, str] | None = Field(default=None,
+                                            description="Opaque string map echoed back.")
+    llm: LlmConfig | None = Field(
+        default=None, description="BYOK preference; each firing uses the key stored then.")
 
 
 class ScheduleUpdateRequest(BaseModel):
@@ -86,7 +94,8 @@ class ScheduleUpdateRequest(BaseModel):
 class RunScheduleRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    task_prompt_override: str | None = Field(default=None, max_length=8000)
+    task_prompt_override: str | None = Field(default=None, max_length=8000,
+                                             description="Run this task instead, this once.")
     triggered_context: dict[str, Any] | None = Field(
         default=None, description="Injected into the agent's prompt. Max 1 MB serialized.")
 

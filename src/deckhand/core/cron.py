@@ -18,6 +18,7 @@ import calendar
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from deckhand.errors import ValidationFailed
@@ -100,6 +101,17 @@ def _field(text: str, low: int, high: int, what: str, field: str) -> tuple[set[i
 def parse(expression: str, field: str = "cron") -> Cron:
     """A 5-field (minute hour dom month dow) or 6-field (second first)
     expression; a 4xx naming ``field`` when it is malformed or can never fire."""
+    if field == "cron":
+        return _parse_cached(expression)
+    return _parse(expression, field)
+
+
+@lru_cache(maxsize=4096)
+def _parse_cached(expression: str) -> Cron:
+    return _parse(expression, "cron")  # (an error is raised again each time, not cached)
+
+
+def _parse(expression: str, field: str) -> Cron:
     parts = expression.split()
     if len(parts) == 5:
         parts = ["0", *parts]
@@ -178,7 +190,10 @@ def next_after(cron: Cron, tz: ZoneInfo, after: datetime) -> datetime | None:
     day = earliest.date()
     for _ in range(_HORIZON_DAYS):
         if cron.matches_day(day):
+            first_day = day == earliest.date()
             for h in cron.hours:
+                if first_day and h < earliest.hour:
+                    continue
                 for m in cron.minutes:
                     for s in cron.seconds:
                         wall = datetime(day.year, day.month, day.day, h, m, s)

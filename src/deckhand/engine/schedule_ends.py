@@ -25,7 +25,6 @@ async def run_ended(conn: AsyncConnection, notifier: Notifier, run: Run) -> None
     if firing is None:
         return
     await schedules_store.run_ended(conn, firing, run.status)
-    await notifier.emit(conn, "schedule_runs", firing.schedule_id)
     chains = await triggers_store.chains_from(conn, firing.schedule_id, run.status)
     if not chains:
         return

@@ -47,8 +47,11 @@ class Firer:
 
     async def fire(self, conn: AsyncConnection, s: Schedule, *, trigger: str, at: datetime,
                    context: JSONObject | None = None, task_override: str | None = None,
-                   depth: int = 0, pending_id: str | None = None) -> Fired:
-        """Fire ``s`` now; with ``pending_id``, make that pending chain firing."""
+                   depth: int = 0, pending_id: str | None = None,
+                   advance: dict[str, object] | None = None) -> Fired:
+        """Fire ``s`` now; with ``pending_id``, make that pending chain firing.
+        ``advance``: columns of the schedule to set with its counters (the
+        scheduler's next due time)."""
         firing_id = pending_id or ids.new_uuid()
         llm = None
         if s.llm:
@@ -60,9 +63,11 @@ class Firer:
                                  "trigger": trigger})
         status, run_id, error = "queued", None, None
         try:
-            async with conn.begin_nested():
-                done = await self.submitter.submit(conn, account_id=s.account_id, mode=s.mode,
-                                                   spec=spec)
+            # No savepoint needed: the submitter makes every check (machine,
+            # credits, key) before its first write, and a database error
+            # aborts the whole transaction anyway.
+            done = await self.submitter.submit(conn, account_id=s.account_id, mode=s.mode,
+                                               spec=spec)
             run_id = done.run.id
         except DeckhandError as exc:
             error = f"{exc.code.value}: {exc.message}"
@@ -81,8 +86,7 @@ class Firer:
                 "id": firing_id, "schedule_id": s.id, "account_id": s.account_id,
                 "mode": s.mode, "trigger": trigger, "depth": depth, "context": None, **values})
         fresh = await schedules_store.count_firing(conn, s, at=at, started_run=run_id is not None,
-                                                   failed=run_id is None)
-        await self.notifier.emit(conn, "schedule_runs", s.id)
+                                                   failed=run_id is None, **(advance or {}))
         record = ScheduleRun(id=firing_id, schedule_id=s.id, account_id=s.account_id,
                              mode=s.mode, run_id=run_id, status=status, trigger=trigger,
                              error=error, context=None, depth=depth, executed_at=at)

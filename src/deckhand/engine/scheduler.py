@@ -120,6 +120,10 @@ class Scheduler:
         assert s.next_run_at is not None
         late = (now - s.next_run_at).total_seconds()
         trigger = "run_at" if s.run_at is not None else "cron"
+        # a one-shot fires once; a recurring schedule's next due time is the first after now
+        advance: dict[str, object] = ({"enabled": False, "next_run_at": None}
+                                      if s.run_at is not None
+                                      else {"next_run_at": next_due(s, now)})
         if late > self.misfire_grace and self.catch_up == "none":
             await schedules_store.insert_firing(conn, {
                 "id": ids.new_uuid(), "schedule_id": s.id,
@@ -127,13 +131,9 @@ class Scheduler:
                 "status": "skipped", "trigger": trigger, "context": None, "depth": 0,
                 "error": f"Missed: due at {s.next_run_at.isoformat()} while no scheduler "
                          "ran (catch-up policy 'none').", "executed_at": now})
-            fresh = s
-        else:
-            fresh = (await self.firer.fire(conn, s, trigger=trigger, at=now)).schedule
-        if s.run_at is not None:  # a one-shot fires once
-            await schedules_store.update_schedule(conn, s.id, enabled=False, next_run_at=None)
-        elif fresh.enabled:
-            await schedules_store.update_schedule(conn, s.id, next_run_at=next_due(s, now))
+            await schedules_store.update_schedule(conn, s.id, (), **advance)
+        else:  # (an auto-pause in the same firing clears next_run_at again)
+            await self.firer.fire(conn, s, trigger=trigger, at=now, advance=advance)
 
     async def _fire_pending(self, conn: AsyncConnection, p: ScheduleRun, now: datetime) -> None:
         s = await schedules_store.get(conn, p.schedule_id)

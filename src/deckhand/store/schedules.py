@@ -15,8 +15,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
-from sqlalchemy import Row, Select, and_, case, delete, func, or_, select, update
+from sqlalchemy import (
+    Row,
+    Select,
+    Update,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from deckhand.errors import NotFound
@@ -54,7 +67,7 @@ class Firing:
 
 
 async def insert(conn: AsyncConnection, values: dict[str, object]) -> None:
-    await conn.execute(schedules.insert().values(**values))
+    await conn.execute(schedules.insert(), values)
 
 
 async def get(conn: AsyncConnection, schedule_id: str) -> Schedule | None:
@@ -80,12 +93,26 @@ async def list_owned(conn: AsyncConnection, account_id: str, mode: str,
     return rows[:limit], len(rows) > limit
 
 
-async def update_schedule(conn: AsyncConnection, schedule_id: str, **values: object) -> Schedule:
-    q = update(schedules).where(schedules.c.id == schedule_id).values(**values)
-    row = (await conn.execute(q.returning(*schedules.c))).first()
+async def update_schedule(conn: AsyncConnection, schedule_id: str,
+                          increment: tuple[str, ...] = (), **values: object) -> Schedule:
+    """Set ``values`` and add one to the ``increment`` columns; the schedule
+    as updated. The statement is built once per set of columns (the
+    scheduler runs it for every firing)."""
+    q = _update_statement(tuple(sorted(values)), tuple(sorted(increment)))
+    params = {f"v_{k}": v for k, v in values.items()}
+    row = (await conn.execute(q, {"p_id": schedule_id, **params})).first()
     if row is None:
         raise NotFound(f"Schedule {schedule_id} not found.")
     return from_row(Schedule, row)
+
+
+@lru_cache(maxsize=64)
+def _update_statement(columns: tuple[str, ...], increment: tuple[str, ...]) -> Update:
+    c = schedules.c
+    sets: dict[str, object] = {k: bindparam(f"v_{k}", type_=c[k].type) for k in columns}
+    sets.update({k: c[k] + 1 for k in increment})
+    return (update(schedules).where(c.id == bindparam("p_id")).values(sets)
+            .returning(*schedules.c))
 
 
 async def remove(conn: AsyncConnection, schedule_id: str) -> None:
@@ -136,7 +163,7 @@ async def claim_pending(conn: AsyncConnection, limit: int) -> list[ScheduleRun]:
 
 
 async def insert_firing(conn: AsyncConnection, values: dict[str, object]) -> None:
-    await conn.execute(schedule_runs.insert().values(**values))
+    await conn.execute(schedule_runs.insert(), values)
 
 
 async def settle_firing(conn: AsyncConnection, firing_id: str, **values: object) -> None:
@@ -145,15 +172,13 @@ async def settle_firing(conn: AsyncConnection, firing_id: str, **values: object)
 
 
 async def count_firing(conn: AsyncConnection, schedule: Schedule, *, at: datetime,
-                       started_run: bool, failed: bool) -> Schedule:
-    """A firing's effect on the counters: ``run_count`` (firings that started
-    a run), ``last_run_at``, and a failure of the firing itself."""
-    values: dict[str, object] = {"last_run_at": at}
-    if started_run:
-        values["run_count"] = schedules.c.run_count + 1
-    if failed:
-        values["consecutive_failures"] = schedules.c.consecutive_failures + 1
-    fresh = await update_schedule(conn, schedule.id, **values)
+                       started_run: bool, failed: bool, **advance: object) -> Schedule:
+    """A firing's effect on the counters — ``run_count`` (firings that started
+    a run), ``last_run_at``, a failure of the firing itself — and ``advance``
+    (the next due time), in one statement."""
+    increment = (("run_count",) if started_run else ()) + (
+        ("consecutive_failures",) if failed else ())
+    fresh = await update_schedule(conn, schedule.id, increment, last_run_at=at, **advance)
     return await _maybe_pause(conn, fresh) if failed else fresh
 
 
@@ -225,8 +250,7 @@ async def run_ended(conn: AsyncConnection, firing: ScheduleRun, run_status: str)
     if s is None:
         return None
     if run_status in FAILED_RUN:
-        s = await update_schedule(conn, s.id,
-                                  consecutive_failures=schedules.c.consecutive_failures + 1)
+        s = await update_schedule(conn, s.id, ("consecutive_failures",))
         return await _maybe_pause(conn, s)
     if run_status == "succeeded" and s.consecutive_failures:
         return await update_schedule(conn, s.id, consecutive_failures=0)
