@@ -8,9 +8,12 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import update
 
+from deckhand.store.tables import accounts
 from tests.conftest import LiveServer
 from tests.support.contract import assert_error, assert_valid
+from tests.support.fake_providers import screen_machine_row
 from tests.support.runs import machine, wait_for
 from tests.support.schedules import at, create, history, parse, wait_firings
 
@@ -47,7 +50,8 @@ async def test_one_shot_fires_once_and_on_time(server: LiveServer) -> None:
 async def test_daily_in_new_york_and_what_is_refused(server: LiveServer) -> None:
     key, other = await server.key(), await server.key(account="other")
     async with server.client(key) as c, server.client(other) as o:
-        mid, foreign = await machine(c), await machine(o)
+        # machine rows only: nothing here runs (a real agent each would cost seconds)
+        mid, foreign = await screen_machine_row(server), await screen_machine_row(server, "other")
         s = await create(c, mid, frequency="daily", time="03:00", timezone="America/New_York")
         nxt = parse(s["next_run_at"]).astimezone(ZoneInfo("America/New_York"))
         assert (nxt.hour, nxt.minute) == (3, 0) and s["cron"] == "0 3 * * *"
@@ -126,6 +130,12 @@ async def test_manual_run_history_and_cursor(server: LiveServer) -> None:
         assert after["run_count"] == 3 and after["consecutive_failures"] == 0
         assert_error(await c.get(f"/v1/schedules/{s['id']}/runs", params={"cursor": "zz"}),
                      422, "VALIDATION_ERROR")
+        test_key = await server.key(test=True)
+        async with server.client(test_key) as t:
+            sandbox = await create(t, await machine(t), frequency="hourly")
+            assert sandbox["id"].startswith("sch_test_") and sandbox["is_test"]
+            assert (await t.get(f"/v1/schedules/{sandbox['id']}")).status_code == 200
+            assert_error(await c.get(f"/v1/schedules/{sandbox['id']}"), 404, "NOT_FOUND")
         big = {"blob": "x" * (1024 * 1024)}
         assert_error(await c.post(f"/v1/schedules/{s['id']}/run",
                                   json={"triggered_context": big}), 413, "PAYLOAD_TOO_LARGE")
@@ -153,6 +163,17 @@ async def test_pause_resume_and_auto_pause(server: LiveServer) -> None:
         assert len(rows) == 2 and all("not found" in f["error"] for f in rows)
         assert {f["status"] for f in await history(c, s["id"])} <= {"skipped", "completed",
                                                                    "running", "queued"}
+
+        # a wallet that cannot pay: recorded as insufficient_credits, answered 402
+        other = await create(c, await machine(c), frequency="daily")
+        async with server.services.db.write() as conn:
+            await conn.execute(update(accounts).where(accounts.c.name == "acme")
+                               .values(credits=0))
+        assert_error(await c.post(f"/v1/schedules/{other['id']}/run", json={}), 402,
+                     "INSUFFICIENT_CREDITS")
+        [poor] = await history(c, other["id"])
+        assert_valid("ScheduleRunRecord", poor)
+        assert poor["status"] == "insufficient_credits" and poor["agent_run_id"] is None
 
 
 async def _settled(c, schedule_id: str) -> dict:  # type: ignore[no-untyped-def,type-arg]

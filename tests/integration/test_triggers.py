@@ -135,16 +135,19 @@ async def test_chain_fires_its_target_once_and_cycles_are_refused(server: LiveSe
         assert await history(c, d["id"]) == []
         assert len(await history(c, b["id"])) == 1
 
-
-async def test_chains_are_at_most_five_links(server: LiveServer) -> None:
-    key = await server.key()
-    async with server.client(key) as c:
-        mid = await machine(c)
-        chain = [await create(c, mid, frequency="daily", name=f"s{n}") for n in range(7)]
-        for n in range(5):
+        # at most five links: d ← b ← a plus three more is five; a sixth is refused
+        chain = [d] + [await create(c, mid, frequency="daily", name=f"s{n}") for n in range(4)]
+        for n in range(3):
             r = await c.post(f"/v1/schedules/{chain[n + 1]['id']}/triggers", json={
                 "kind": "chain", "source_schedule_id": chain[n]["id"]})
             assert r.status_code == 200, r.text
-        err = assert_error(await c.post(f"/v1/schedules/{chain[6]['id']}/triggers", json={
-            "kind": "chain", "source_schedule_id": chain[5]["id"]}), 422, "VALIDATION_ERROR")
+        err = assert_error(await c.post(f"/v1/schedules/{chain[4]['id']}/triggers", json={
+            "kind": "chain", "source_schedule_id": chain[3]["id"]}), 422, "VALIDATION_ERROR")
         assert "5 links" in err["message"]
+        listed = (await c.get(f"/v1/schedules/{b['id']}/triggers")).json()
+        assert_valid("ListTriggersResponse", listed)
+        assert [t["source_schedule_id"] for t in listed["data"]] == [a["id"]]
+        # deleting the source removes the chain triggers it feeds
+        assert (await c.delete(f"/v1/schedules/{a['id']}")).status_code == 200
+        assert (await c.get(f"/v1/schedules/{b['id']}/triggers")).json()["data"] == []
+
