@@ -24,7 +24,7 @@ async def test_webhook_trigger(server: LiveServer) -> None:
         mid = await machine(c)
         s = await create(c, mid, frequency="daily")
         r = await c.post(f"/v1/schedules/{s['id']}/triggers",
-                         json={"kind": "webhook", "rate_limit_per_minute": 3})
+                         json={"kind": "webhook", "rate_limit_per_minute": 4})
         assert r.status_code == 200, r.text
         t = r.json()
         assert_valid("TriggerResponse", t)
@@ -81,7 +81,15 @@ async def test_webhook_trigger(server: LiveServer) -> None:
         assert_error(await post(big, sign(secret, int(time.time()), big)), 413,
                      "PAYLOAD_TOO_LARGE")
 
-        # rate limit 3 a minute: two more distinct deliveries pass, the next is 429
+        # a paused schedule: the delivery is recorded as skipped, nothing runs
+        assert (await c.post(f"/v1/schedules/{s['id']}/pause")).status_code == 200
+        b = json.dumps({"n": 0}).encode()
+        paused = await post(b, sign(secret, int(time.time()), b))
+        assert paused.status_code == 200 and paused.json()["run_id"]
+        assert (await history(c, s["id"]))[0]["status"] == "skipped"
+        assert (await c.post(f"/v1/schedules/{s['id']}/resume")).status_code == 200
+
+        # rate limit 4 a minute: two more distinct deliveries pass, the next is 429
         for n in (1, 2):
             b = json.dumps({"n": n}).encode()
             assert (await post(b, sign(secret, int(time.time()), b))).status_code == 200
@@ -89,7 +97,7 @@ async def test_webhook_trigger(server: LiveServer) -> None:
         limited = await post(b, sign(secret, int(time.time()), b))
         assert_error(limited, 429, "RATE_LIMITED")
         assert 1 <= int(limited.headers["retry-after"]) <= 60
-        assert len(await history(c, s["id"])) == 3
+        assert len(await history(c, s["id"])) == 4
 
         gone = (await c.delete(f"/v1/schedules/{s['id']}/triggers/{t['id']}")).json()
         assert_valid("DeleteTriggerResponse", gone)

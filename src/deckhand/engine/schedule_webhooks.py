@@ -15,8 +15,10 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from deckhand import ids
 from deckhand.engine.schedule_fire import Firer
 from deckhand.errors import DeckhandError, ErrorCode
+from deckhand.store import schedules as schedules_store
 from deckhand.store import triggers as triggers_store
 from deckhand.store.records import JSONObject, Schedule, Trigger
 
@@ -93,9 +95,19 @@ async def receive(conn: AsyncConnection, firer: Firer, trigger: Trigger, schedul
         raise DeckhandError(f"This webhook accepts {trigger.rate_limit_per_minute} deliveries "
                             "a minute; wait Retry-After seconds.", code=ErrorCode.RATE_LIMITED,
                             retry_after=retry)
-    fired = await firer.fire(conn, schedule, trigger="webhook", at=now,
-                             context=body_context(body, content_type))
-    await triggers_store.add_receipt(conn, trigger.id, digest, fired.firing.id, now,
+    if not schedule.enabled:  # a paused schedule: the delivery is recorded, nothing runs
+        firing_id = ids.new_uuid()
+        await schedules_store.insert_firing(conn, {
+            "id": firing_id, "schedule_id": schedule.id, "account_id": schedule.account_id,
+            "mode": schedule.mode, "run_id": None, "status": "skipped", "trigger": "webhook",
+            "error": f"Schedule {schedule.id} is paused.", "context": None, "depth": 0,
+            "executed_at": now})
+        status = "skipped"
+    else:
+        fired = await firer.fire(conn, schedule, trigger="webhook", at=now,
+                                 context=body_context(body, content_type))
+        firing_id, status = fired.firing.id, fired.firing.status
+    await triggers_store.add_receipt(conn, trigger.id, digest, firing_id, now,
                                      prune_before=window)
-    return Received(run_id=fired.firing.id, deduplicated=False, status=fired.firing.status)
+    return Received(run_id=firing_id, deduplicated=False, status=status)
 

@@ -137,7 +137,9 @@ class Scheduler:
 
     async def _fire_pending(self, conn: AsyncConnection, p: ScheduleRun, now: datetime) -> None:
         s = await schedules_store.get(conn, p.schedule_id)
-        if s is None:
+        if s is None:  # deleted meanwhile (its firings normally go with it)
+            await schedules_store.settle_firing(conn, p.id, status="skipped", executed_at=now,
+                                                error="The schedule was deleted.")
             return
         if not s.enabled:
             await schedules_store.settle_firing(
