@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from deckhand.cli_remote import MachineKind, machines_app, runs_app
+from deckhand.cli_schedules import schedules_app
 from deckhand.config import Settings
 from deckhand.eval.command import eval_command
 from deckhand.scopes import ALL_SCOPES, OPERATOR_SCOPES
@@ -27,6 +28,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(runs_app, name="runs")
 app.add_typer(machines_app, name="machines")
 app.command("eval")(eval_command)
+app.add_typer(schedules_app, name="schedules")
 
 DEFAULT_ACCOUNT = "default"
 
@@ -84,6 +86,7 @@ def worker(
         w = services.new_worker(slots or settings.workers or 4)
         w.start()
         services.start_workflow_worker()
+        services.start_scheduler()
         logging.getLogger("deckhand.worker").info("worker %s started", w.id)
         try:
             await asyncio.Event().wait()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -40,6 +41,19 @@ class Settings(BaseSettings):
                                 "per worker process (they mostly wait)")
     workflow_max_concurrent_tasks: int = Field(default=8, ge=1, description="task (child) "
                                                "runs of workflows going at once, per account")
+
+    # Schedules (docs/schedules.md)
+    scheduler: bool = Field(default=True, description="fire due schedules in this process "
+                            "(`serve` and `worker`); any number of processes may")
+    scheduler_max_sleep_seconds: float = Field(default=10.0, gt=0, le=60, description="the "
+                                               "longest idle wait between due-time checks")
+    scheduler_batch: int = Field(default=100, ge=1, le=1000, description="firings per "
+                                 "transaction")
+    schedule_catch_up: Literal["one", "none"] = Field(
+        default="one", description="a firing missed by more than the grace: fire it once "
+        "(one) or record it skipped (none); either way the next is the first due after now")
+    schedule_misfire_grace_seconds: float = Field(default=60.0, ge=0)
+    schedule_limit_per_account: int = Field(default=1000, ge=1)
 
     # HTTP
     max_body_bytes: int = 52 * 1024 * 1024

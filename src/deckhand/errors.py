@@ -15,6 +15,7 @@ class ErrorCode(str, Enum):
     VALIDATION_ERROR = "VALIDATION_ERROR"
     BAD_REQUEST = "BAD_REQUEST"
     INVALID_API_KEY = "INVALID_API_KEY"
+    INVALID_SIGNATURE = "INVALID_SIGNATURE"
     INSUFFICIENT_SCOPE = "INSUFFICIENT_SCOPE"
     CSRF_TOKEN_INVALID = "CSRF_TOKEN_INVALID"
     NOT_FOUND = "NOT_FOUND"
@@ -68,6 +69,11 @@ _SPEC: dict[ErrorCode, tuple[int, str, bool, str | None]] = {
     ErrorCode.INVALID_API_KEY: (
         401, "auth_error", False,
         "Pass a valid key as 'X-API-Key: sk-dh-live-…' or 'Authorization: Bearer sk-dh-live-…'.",
+    ),
+    ErrorCode.INVALID_SIGNATURE: (
+        401, "auth_error", False,
+        "Sign the raw body: Coasty-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "
+        "'<t>.<body>')>, within 5 minutes of t (docs/schedules.md).",
     ),
     ErrorCode.INSUFFICIENT_SCOPE: (
         403, "auth_error", False,

@@ -14,6 +14,8 @@ from deckhand.engine.identity import WorkerIdentity
 from deckhand.engine.lifecycle import Lifecycle
 from deckhand.engine.llm_credentials import LlmCredentials
 from deckhand.engine.notify import Notifier
+from deckhand.engine.schedule_fire import Firer
+from deckhand.engine.scheduler import Scheduler
 from deckhand.engine.submit import RunSubmitter
 from deckhand.engine.worker import Worker
 from deckhand.engine.workflow_lifecycle import WorkflowLifecycle
@@ -43,6 +45,8 @@ class Services:
     identity: WorkerIdentity
     artifacts: ArtifactStore
     artifact_sweeper: ArtifactSweeper
+    firer: Firer
+    scheduler: Scheduler | None = None
     workers: list[Worker] = field(default_factory=list)
     workflow_workers: list[WorkflowWorker] = field(default_factory=list)
 
@@ -57,10 +61,10 @@ class Services:
         lifecycle = Lifecycle(notifier)
         brains = LlmCredentials(BrainResolver(settings), secret)
         artifacts = open_store(settings.artifacts_url, settings.data_dir)
+        submitter = RunSubmitter(lifecycle, secret, settings.max_steps_ceiling, brains=brains)
         return cls(
             settings=settings, db=db, secret=secret, usage=UsageMeter(db), notifier=notifier,
-            lifecycle=lifecycle,
-            submitter=RunSubmitter(lifecycle, secret, settings.max_steps_ceiling, brains=brains),
+            lifecycle=lifecycle, submitter=submitter, firer=Firer(submitter, notifier),
             machines=MachineService(db, secret, LocalMachineProvider(
                 settings.data_dir, settle=SettlePolicy(settings.settle_quiet_ms,
                                                        settings.settle_cap_ms),
@@ -95,6 +99,17 @@ class Services:
             worker_id=self.identity.take(WorkflowWorker.kind),
         )
 
+    def start_scheduler(self) -> None:
+        """Fire due schedules in this process (``serve`` and ``worker``)."""
+        if not self.settings.scheduler or self.scheduler is not None:
+            return
+        s = self.settings
+        self.scheduler = Scheduler(self.db, self.notifier, self.firer, batch=s.scheduler_batch,
+                                   max_sleep=s.scheduler_max_sleep_seconds,
+                                   misfire_grace=s.schedule_misfire_grace_seconds,
+                                   catch_up=s.schedule_catch_up)
+        self.scheduler.start()
+
     def start_workflow_worker(self) -> None:
         """Interpret workflow runs in this process (``serve`` and ``worker``)."""
         worker = self.new_workflow_worker()
@@ -119,8 +134,13 @@ class Services:
             worker.start()
             self.workers.append(worker)
             self.start_workflow_worker()
+        if workers:
+            self.start_scheduler()
 
     async def close(self) -> None:
+        if self.scheduler is not None:
+            await self.scheduler.stop()
+            self.scheduler = None
         for wf_worker in self.workflow_workers:
             await wf_worker.stop()
         self.workflow_workers.clear()

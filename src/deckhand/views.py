@@ -5,7 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from deckhand.core.clock import iso
-from deckhand.store.records import Run, RunArtifact, RunStep, Workflow, WorkflowRun
+from deckhand.store.records import (
+    Run,
+    RunArtifact,
+    RunStep,
+    Schedule,
+    Trigger,
+    Workflow,
+    WorkflowRun,
+)
+from deckhand.store.schedules import Firing
 
 
 def run_view(run: Run, *, webhook_secret: str | None = None) -> dict[str, Any]:
@@ -128,3 +137,45 @@ def step_view(step: RunStep, screens: dict[str, RunArtifact]) -> dict[str, Any]:
         "screenshot_after_url": (screenshot_url(step.run_id, step.number, after=True)
                                  if "after" in screens else None),
     }
+
+
+def schedule_view(s: Schedule, *, request_id: str | None) -> dict[str, Any]:
+    """A schedule as the contract's ``ScheduleResponse`` (plus additive fields)."""
+    return {
+        "id": s.id, "object": "schedule", "name": s.name, "machine_id": s.machine_id,
+        "task_prompt": s.task_prompt, "enabled": s.enabled, "frequency": s.frequency,
+        "cron": s.cron, "timezone": s.timezone, "time": s.time,
+        "day_of_week": s.day_of_week, "day_of_month": s.day_of_month,
+        "run_at": iso(s.run_at), "next_run_at": iso(s.next_run_at),
+        "last_run_at": iso(s.last_run_at), "run_count": s.run_count,
+        "consecutive_failures": s.consecutive_failures,
+        "max_consecutive_failures": s.max_consecutive_failures,
+        "paused_reason": s.paused_reason, "is_test": s.mode == "test",
+        "created_at": iso(s.created_at), "metadata": s.metadata or {}, "llm": s.llm,
+        "request_id": request_id,
+    }
+
+
+def firing_view(f: Firing) -> dict[str, Any]:
+    """A firing as the contract's ``ScheduleRunRecord`` (``agent_run_id``: its run)."""
+    return {
+        "id": f.record.id, "object": "schedule.run", "schedule_id": f.record.schedule_id,
+        "status": f.status, "trigger": f.record.trigger, "agent_run_id": f.record.run_id,
+        "duration_seconds": f.duration_seconds, "credits_charged": f.credits_charged,
+        "error": f.error, "executed_at": iso(f.record.executed_at),
+    }
+
+
+def trigger_view(t: Trigger, *, webhook_url: str | None,
+                 webhook_secret: str | None = None) -> dict[str, Any]:
+    """A trigger as the contract's ``TriggerListItem`` (with the one-time
+    ``webhook_secret``: its ``TriggerResponse`` at creation)."""
+    out: dict[str, Any] = {
+        "id": t.id, "object": "trigger", "schedule_id": t.schedule_id, "kind": t.kind,
+        "enabled": t.enabled, "created_at": iso(t.created_at), "webhook_url": webhook_url,
+        "email_address": None, "source_schedule_id": t.source_schedule_id, "event": t.event,
+        "pass_output": t.pass_output, "rate_limit_per_minute": t.rate_limit_per_minute,
+    }
+    if webhook_secret is not None:
+        out["webhook_secret"] = webhook_secret
+    return out

@@ -118,3 +118,32 @@ async def test_run_on_a_browser_machine_prints_its_live_view(tmp_path: Path) -> 
     live = next(line for line in out.splitlines() if line.startswith("live view: "))
     assert live.startswith("live view: http://127.0.0.1:") and "/live?ticket=" in live
     assert "result: succeeded" in out
+
+
+@pytest.mark.asyncio
+async def test_schedules_from_the_shell(sqlite_server: LiveServer, tmp_path: Path) -> None:
+    key = await sqlite_server.key()
+    cli = {"server": sqlite_server, "key": key}
+    async with sqlite_server.client(key) as c:
+        r = await c.post("/v1/machines", json={"display_name": "sched"})
+        mid = r.json()["machine"]["id"]
+    code, out, err = await deckhand(tmp_path, "schedules", "create", "nightly", "--machine", mid,
+                                    "--task", "Run `echo nightly`", "--frequency", "daily",
+                                    "--time", "03:00", "--timezone", "America/New_York", **cli)
+    assert code == 0, err
+    sid = out.strip().splitlines()[-1]
+    code, out, _ = await deckhand(tmp_path, "schedules", "list", **cli)
+    assert code == 0 and sid in out and "0 3 * * *" in out
+    code, out, _ = await deckhand(tmp_path, "schedules", "pause", sid, **cli)
+    assert code == 0 and "paused" in out
+    code, out, _ = await deckhand(tmp_path, "schedules", "resume", sid, **cli)
+    assert code == 0 and "enabled" in out
+    code, out, _ = await deckhand(tmp_path, "schedules", "run", sid, "--json", **cli)
+    assert code == 0 and json.loads(out)["status"] == "queued"
+    code, out, _ = await deckhand(tmp_path, "schedules", "runs", sid, **cli)
+    assert code == 0 and "manual" in out
+    code, _, err = await deckhand(tmp_path, "schedules", "create", "bad", "--machine", mid,
+                                  "--task", "t", "--cron", "61 * * * *", **cli)
+    assert code == 2 and "VALIDATION_ERROR" in err and "cron" in err
+    code, out, _ = await deckhand(tmp_path, "schedules", "delete", sid, **cli)
+    assert code == 0 and "deleted" in out

@@ -401,3 +401,64 @@ async def test_machines_workflows_usage_pages(site: Site) -> None:
     await shot(phone, "run-phone")
     no_console_errors(site)
     await phone.context.close()
+
+
+async def test_schedules_page_creates_runs_and_pauses(site: Site) -> None:
+    page = await signed_in(site)
+    assert await page.get_attribute("body", "data-schedules-api") == "1"
+    await page.click("#nav-schedules")
+    await page.wait_for_url("**/schedules")
+    await page.wait_for_selector(f"#schedule-machine option[value='{site.machine}']",
+                                 state="attached")
+    await page.fill("#schedule-name", "Morning export")
+    await page.select_option("#schedule-machine", site.machine)
+    await page.select_option("#schedule-frequency", "daily")
+    assert await page.is_visible("#schedule-time") and not await page.is_visible("#schedule-cron")
+    await page.fill("#schedule-time", "03:00")
+    await page.fill("#schedule-timezone", "America/New_York")
+    await page.fill("#schedule-task", "run `echo exported`")
+    await page.click("#schedule-create")
+    row = page.locator("#schedules-body tr[data-schedule-id]", has_text="Morning export")
+    await row.wait_for()
+    schedule_id = await row.get_attribute("data-schedule-id")
+    async with site.client() as c:
+        made = await c.call("GET", f"/v1/schedules/{schedule_id}")
+    assert made["frequency"] == "daily" and made["timezone"] == "America/New_York"
+    assert made["next_run_at"] and made["enabled"] is True
+    assert "Daily · America/New_York" in await row.inner_text()
+
+    # a bad cron is the API's error, shown, and nothing is created
+    await page.fill("#schedule-name", "Broken")
+    await page.select_option("#schedule-frequency", "custom")
+    await page.fill("#schedule-cron", "61 * * * *")
+    await page.fill("#schedule-task", "run `true`")
+    await page.click("#schedule-create")
+    await page.locator(".toast", has_text="cron").wait_for()
+    assert await page.locator("#schedules-body tr[data-schedule-id]").count() == 1
+    refused, site.errors[:] = list(site.errors), []  # the browser logs the refused POST
+    assert len(refused) == 1 and "422" in refused[0], refused
+
+    # run now: the firing shows in the history, and its run ends
+    await row.get_by_role("button", name="Run now").click()
+    await page.locator(".toast", has_text="Started Morning export").wait_for()
+    row = page.locator(f"tr[data-schedule-id='{schedule_id}']")
+    await row.get_by_role("button", name="History").click()
+    history = page.locator(f"tr[data-history-of='{schedule_id}']")
+    await history.locator("tr[data-record-id]").first.wait_for()
+    assert "manual" in await history.inner_text()
+    async with site.client() as c:
+        records = (await c.call("GET", f"/v1/schedules/{schedule_id}/runs"))["data"]
+        run_id = records[0]["agent_run_id"]
+    await wait_run(site, run_id, {"succeeded"})
+
+    # pause, then resume
+    await row.get_by_role("button", name="Pause").click()
+    await page.locator(f"tr[data-schedule-id='{schedule_id}'] [data-status='paused']").wait_for()
+    async with site.client() as c:
+        assert (await c.call("GET", f"/v1/schedules/{schedule_id}"))["enabled"] is False
+    await page.locator(f"tr[data-schedule-id='{schedule_id}']").get_by_role(
+        "button", name="Resume").click()
+    await page.locator(f"tr[data-schedule-id='{schedule_id}'] [data-status='active']").wait_for()
+    await shot(page, "schedules")
+    no_console_errors(site)
+    await page.context.close()

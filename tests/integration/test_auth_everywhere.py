@@ -55,6 +55,12 @@ async def test_every_route_checks_key_and_scope(server) -> None:  # type: ignore
                 r = await c.request(method, url)
             assert r.status_code < 400, (method, path, r.text)
             continue
+        if op.get("x-auth-mode") == "hmac_sha256":  # a signed webhook: no key, a signature
+            async with server.client() as c:
+                assert_error(await c.request(method, url, json={}), 401, "INVALID_SIGNATURE")
+            async with server.client(wrong) as c:
+                assert_error(await c.request(method, url, json={}), 401, "INVALID_SIGNATURE")
+            continue
         scopes = op.get("x-required-scopes") or []
         async with server.client() as c:
             assert_error(await c.request(method, url, json={}), 401, "INVALID_API_KEY")

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from deckhand.api.machine_ops import ActionRequest, TerminalRequest
 from deckhand.api.machines import ProvisionRequest
 from deckhand.api.runs import ResumeRunRequest, RunRequest
+from deckhand.api.schedules import RunScheduleRequest, ScheduleCreateRequest
 from deckhand.api.workflows import (
     ResumeWorkflowRunRequest,
     StartWorkflowRunRequest,
@@ -37,12 +38,16 @@ BODY_TOOLS: dict[str, tuple[type[BaseModel], set[str]]] = {
     "create_workflow": (WorkflowCreateRequest, set()),
     "start_workflow_run": (StartWorkflowRunRequest, {"workflow_id"}),
     "approve": (ResumeWorkflowRunRequest, {"run_id"}),
+    "create_schedule": (ScheduleCreateRequest, set()),
+    "run_schedule": (RunScheduleRequest, {"schedule_id"}),
 }
 CONTRACT_BODIES = {"start_run": "RunRequest", "provision_machine": "ProvisionRequest",
                    "machine_action": "ActionRequest", "terminal": "TerminalRequest",
                    "create_workflow": "WorkflowCreateRequest",
                    "start_workflow_run": "StartWorkflowRunRequest",
-                   "approve": "ResumeWorkflowRunRequest", "resume_run": "ResumeRunRequest"}
+                   "approve": "ResumeWorkflowRunRequest", "resume_run": "ResumeRunRequest",
+                   "create_schedule": "ScheduleCreateRequest",
+                   "run_schedule": "RunScheduleRequest"}
 APPROVAL = {"steps": [
     {"id": "ask", "type": "human_approval", "message": "Ship it?"},
     {"id": "end", "type": "succeed", "output": {"note": "{{steps.ask.result.note}}"}},
@@ -130,3 +135,30 @@ async def test_workflow_tools_with_flat_arguments(sqlite_server: LiveServer) -> 
         done = await poll_status(get, "the workflow run")
         assert done["status"] == "succeeded", done
         assert done["output"] == {"note": "go"}
+
+
+async def test_schedule_tools_with_flat_arguments(sqlite_server: LiveServer) -> None:
+    async with mcp_client(sqlite_server) as client:
+        machine = structured(await client.call_tool("provision_machine", {"display_name": "s"}))
+        mid = machine["machine"]["id"]
+        s = structured(await client.call_tool("create_schedule", {
+            "name": "nightly", "machine_id": mid, "task_prompt": "Run `echo mcp`",
+            "frequency": "daily", "time": "03:00", "timezone": "America/New_York"}))
+        assert s["cron"] == "0 3 * * *" and s["timezone"] == "America/New_York"
+        listed = structured(await client.call_tool("list_schedules", {}))
+        assert [x["id"] for x in listed["data"]] == [s["id"]]
+        assert not structured(await client.call_tool(
+            "pause_schedule", {"schedule_id": s["id"]}))["enabled"]
+        assert structured(await client.call_tool(
+            "resume_schedule", {"schedule_id": s["id"]}))["enabled"]
+        fired = structured(await client.call_tool("run_schedule", {
+            "schedule_id": s["id"], "triggered_context": {"why": "mcp"}}))
+        assert fired["status"] == "queued" and fired["agent_run_id"]
+        runs = structured(await client.call_tool("schedule_runs", {"schedule_id": s["id"]}))
+        assert runs["data"][0]["trigger"] == "manual"
+        bad = await client.call_tool("create_schedule", {
+            "name": "x", "machine_id": mid, "task_prompt": "t", "frequency": "custom",
+            "cron": "61 * * * *"})
+        assert bad.is_error and "VALIDATION_ERROR" in bad.content[0].text
+        gone = structured(await client.call_tool("delete_schedule", {"schedule_id": s["id"]}))
+        assert gone["deleted"] is True

@@ -109,19 +109,21 @@ class Deployment:
         assert out.returncode == 0, out.stderr
         return str(json.loads(out.stdout.strip().splitlines()[-1])["key"])
 
-    def spawn(self, name: str, *args: str) -> Proc:
-        """Start ``deckhand <args>``, its output in ``<tmp>/<name>-<n>.log``."""
+    def spawn(self, name: str, *args: str, env: dict[str, str] | None = None) -> Proc:
+        """Start ``deckhand <args>`` (with ``env`` over the deployment's
+        environment), its output in ``<tmp>/<name>-<n>.log``."""
         log = self.tmp / f"{name}-{len(self.procs)}.log"
         with open(log, "wb") as f:
-            popen = subprocess.Popen(self.cli(*args), env=self.env(), stdin=subprocess.DEVNULL,
+            popen = subprocess.Popen(self.cli(*args), env={**self.env(), **(env or {})},
+                                     stdin=subprocess.DEVNULL,
                                      stdout=f, stderr=subprocess.STDOUT)
         proc = Proc(name, popen, log)
         self.procs.append(proc)
         return proc
 
-    async def serve(self, port: int, *extra: str) -> Proc:
+    async def serve(self, port: int, *extra: str, env: dict[str, str] | None = None) -> Proc:
         """Start ``deckhand serve`` on ``port`` and wait until it answers."""
-        proc = self.spawn("serve", "serve", "--port", str(port), *extra)
+        proc = self.spawn("serve", "serve", "--port", str(port), *extra, env=env)
         base = f"http://127.0.0.1:{port}"
 
         async def healthy() -> bool:

@@ -47,6 +47,7 @@ LAYER_OF: dict[str, str] = {
     "deckhand.cli": "clients",
     "deckhand.cli_run": "clients",
     "deckhand.cli_remote": "clients",
+    "deckhand.cli_schedules": "clients",
     "deckhand.mcp": "clients",
     "deckhand.eval": "clients",
 }

@@ -23,8 +23,11 @@ from deckhand.store.records import (
     Run,
     RunArtifact,
     RunStep,
+    Schedule,
+    ScheduleRun,
     Session,
     Snapshot,
+    Trigger,
     Workflow,
     WorkflowRun,
     WorkflowStep,
@@ -48,11 +51,14 @@ RECORDS: dict[Table, type[Any]] = {
     tables.inference_sessions: Session,
     tables.webhook_deliveries: Delivery,
     tables.webhook_attempts: Attempt,
+    tables.schedules: Schedule,
+    tables.schedule_runs: ScheduleRun,
+    tables.schedule_triggers: Trigger,
 }
 # Tables whose rows the store never hands out whole: only counts, sums, a
 # sealed key or an Event (seq, type, data) are read from them.
 NOT_RETURNED = {"usage_counters", "ledger_entries", "run_events", "workflow_run_events",
-                "run_llm_keys", "workflow_run_llm_keys"}
+                "run_llm_keys", "workflow_run_llm_keys", "webhook_receipts"}
 # Records that leave a column out on purpose, and why.
 LEFT_OUT = {
     "api_keys": {"key_hash"},  # the HMAC of the key: only looked up, never handed out

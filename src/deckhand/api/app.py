@@ -21,7 +21,9 @@ from deckhand.api import (
     recordings,
     run_feed,
     runs,
+    schedules,
     sessions,
+    triggers,
     usage_daily,
     workflows,
 )
@@ -39,7 +41,7 @@ from deckhand.mcp.http import McpEndpoint
 from deckhand.services import Services
 
 ROUTERS = (account.r, usage_daily.r, machines.r, run_feed.r, runs.r, recordings.r, workflows.r,
-           llm_keys.r, inference.predict_r, sessions.r)
+           llm_keys.r, inference.predict_r, sessions.r, schedules.r, triggers.r)
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:

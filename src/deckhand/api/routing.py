@@ -35,7 +35,8 @@ class DeckhandRoute(APIRoute):
     def get_route_handler(self) -> Callable[[Request], Any]:
         inner = super().get_route_handler()
         extra = self.openapi_extra or {}
-        public = extra.get("security") == []
+        # Public, or authenticated by the route itself (a signed webhook).
+        public = extra.get("security") == [] or extra.get("x-auth-mode") == "hmac_sha256"
         scopes = tuple(extra.get("x-required-scopes") or ())
         any_of = extra.get("x-scope-policy") == "any"
         idempotent = extra.get("x-idempotency") == "reserve-and-replay"
@@ -68,11 +69,13 @@ def endpoint(
     scopes: tuple[str, ...] = (),
     scope_policy: str = "required",
     public: bool = False,
+    signed: bool = False,
     idempotent: bool = False,
     **kwargs: Any,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare a route: its method, path, operationId (as in the contract),
-    required scopes, whether it is public and whether it is reserve-and-replay."""
+    required scopes, whether it is public (or ``signed``: no API key, the
+    route checks an HMAC signature itself) and whether it is reserve-and-replay."""
     extra: dict[str, Any] = {
         "x-required-scopes": list(scopes),
         "x-scope-policy": scope_policy,
@@ -80,6 +83,9 @@ def endpoint(
     }
     if public:
         extra["security"] = []
+    if signed:
+        extra["security"] = [{"webhookHmac": []}, {"webhookHmacLegacy": []}]
+        extra["x-auth-mode"] = "hmac_sha256"
     return r.api_route(
         path, methods=[method], operation_id=operation_id, openapi_extra=extra, **kwargs
     )

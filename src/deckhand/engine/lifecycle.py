@@ -11,6 +11,7 @@ from typing import Any, Protocol, TypeVar
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from deckhand.core.clock import utcnow
+from deckhand.engine import schedule_ends
 from deckhand.engine.notify import Notifier
 from deckhand.errors import ErrorCode, InvalidState
 from deckhand.store import events as events_store
@@ -95,6 +96,7 @@ class Lifecycle:
             finished_at=utcnow(), claimed_by=None, lease_expires_at=None, **values,
         )
         await self._webhook(conn, fresh, status)
+        await schedule_ends.run_ended(conn, self.notifier, fresh)  # a schedule's run
         if fresh.workflow_run_id:  # a workflow's task run: frees a slot of its account
             await self.notifier.emit(conn, "workflow_child", fresh.account_id)
         return fresh

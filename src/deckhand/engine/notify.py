@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from deckhand.store.db import Database, after_commit
+from deckhand.store.db import Database, after_commit, first_in_transaction
 
 log = logging.getLogger("deckhand.notify")
 
@@ -61,7 +61,10 @@ class Notifier:
 
     # -- emitting ---------------------------------------------------------
     async def emit(self, conn: AsyncConnection, topic: str, key: str) -> None:
-        """Deliver (topic, key) when ``conn``'s write transaction commits."""
+        """Deliver (topic, key) when ``conn``'s write transaction commits
+        (once, however often the transaction emits it)."""
+        if not first_in_transaction(conn, ("emit", topic, key)):
+            return
         if not self.db.is_sqlite:
             await conn.execute(text("SELECT pg_notify(:c, :p)"), {"c": CHANNEL,
                                                                    "p": f"{topic}:{key}"})

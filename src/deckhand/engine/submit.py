@@ -92,7 +92,7 @@ class RunSubmitter:
         else:
             choice = Choice(brain=brain_name_for(spec.model), model=None)
         brain = choice.brain
-        await runs_store.insert(conn, {
+        run = await runs_store.insert(conn, {
             "id": run_id, "account_id": account_id, "mode": mode,
             "machine_id": spec.machine_id, "status": "queued", "task": spec.task,
             "cua_version": spec.cua_version, "instructions": spec.instructions,
@@ -111,8 +111,6 @@ class RunSubmitter:
         })
         if choice.sealed_key is not None:
             await llm_keys_store.snapshot(conn, run_id, choice.sealed_key)
-        run = await runs_store.get(conn, run_id)
-        assert run is not None
         first: dict[str, Any] = {"status": "queued", "brain": brain}
         if choice.model:
             first["model"] = choice.model

@@ -30,6 +30,7 @@ from deckhand.api.workflows import (
     WorkflowCreateRequest,
 )
 from deckhand.client import ApiError, DeckhandClient
+from deckhand.mcp import schedules as schedule_tools
 from deckhand.mcp.flat import arg, body_tool
 
 TERMINAL = frozenset({"succeeded", "failed", "cancelled", "timed_out"})
@@ -220,6 +221,7 @@ def build_server(client_for: ClientFactory) -> MCPServer:
     async def pricing(ctx: Context) -> dict[str, Any]:
         return await call(ctx, "GET", "/v1/machines/pricing")  # type: ignore[no-any-return]
 
+    schedule_tools.register(mcp, call)
     return mcp
 
 

@@ -24,6 +24,7 @@ from deckhand.store import sqlite_inline
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _AFTER_COMMIT = "deckhand_after_commit"
+_ONCE = "deckhand_once"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 
@@ -71,11 +72,13 @@ class Database:
                 # outside SQLAlchemy's greenlet, and hide the original error.
                 info = conn.info
                 info[_AFTER_COMMIT] = hooks
+                info[_ONCE] = set()
                 try:
                     async with conn.begin():
                         yield conn
                 finally:
                     info.pop(_AFTER_COMMIT, None)
+                    info.pop(_ONCE, None)
         finally:
             if gate is not None:
                 gate.release()
@@ -101,6 +104,18 @@ def after_commit(conn: AsyncConnection, hook: Callable[[], None]) -> None:
     if hooks is None:
         raise RuntimeError("after_commit needs a Database.write() transaction")
     hooks.append(hook)
+
+
+def first_in_transaction(conn: AsyncConnection, token: object) -> bool:
+    """True the first time ``token`` is named in this write transaction (a
+    wake-up emitted a hundred times in one transaction is sent once)."""
+    seen = conn.info.get(_ONCE)
+    if seen is None:
+        return True
+    if token in seen:
+        return False
+    seen.add(token)
+    return True
 
 
 def _upgrade(sync_conn: Connection) -> None:

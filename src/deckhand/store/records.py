@@ -284,3 +284,70 @@ class Session:
     output_tokens: int
     created_at: datetime
     expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """A schedule (table ``schedules``): what it runs, when, and its counters."""
+
+    id: str
+    account_id: str
+    mode: str
+    name: str
+    machine_id: str
+    task_prompt: str
+    frequency: str
+    cron: str
+    timezone: str
+    time: str | None
+    day_of_week: int | None
+    day_of_month: int | None
+    run_at: datetime | None
+    enabled: bool
+    next_run_at: datetime | None
+    last_run_at: datetime | None
+    run_count: int
+    consecutive_failures: int
+    max_consecutive_failures: int
+    paused_reason: str | None
+    metadata: dict[str, str] | None
+    llm: JSONObject | None  # the non-secret BYOK preference
+    request_id: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleRun:
+    """One firing (table ``schedule_runs``)."""
+
+    id: str
+    schedule_id: str
+    account_id: str
+    mode: str
+    run_id: str | None
+    status: str
+    trigger: str
+    error: str | None
+    context: JSONObject | None
+    depth: int
+    executed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    """A webhook or chain trigger of a schedule (table ``schedule_triggers``)."""
+
+    id: str
+    schedule_id: str
+    account_id: str
+    mode: str
+    kind: str
+    enabled: bool
+    source_schedule_id: str | None
+    event: str | None
+    pass_output: bool
+    rate_limit_per_minute: int
+    webhook_id: str | None
+    secret_sealed: str | None
+    created_at: datetime

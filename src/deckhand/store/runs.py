@@ -22,8 +22,13 @@ TERMINAL = frozenset({"succeeded", "failed", "cancelled", "timed_out"})
 ACTIVE = frozenset({"queued", "running", "awaiting_human"})
 
 
-async def insert(conn: AsyncConnection, values: dict[str, Any]) -> None:
-    await conn.execute(runs.insert().values(**values))
+async def insert(conn: AsyncConnection, values: dict[str, Any]) -> Run:
+    """Insert a run; the run as stored (one INSERT … RETURNING, its
+    compiled form reused for every run with the same columns)."""
+    return from_row(Run, (await conn.execute(_INSERT, values)).one())
+
+
+_INSERT = runs.insert().returning(*runs.c)
 
 
 async def get(conn: AsyncConnection, run_id: str) -> Run | None:

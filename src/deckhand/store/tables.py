@@ -451,3 +451,92 @@ inference_sessions = Table(
 )
 Index("ix_inference_sessions_account", inference_sessions.c.account_id,
       inference_sessions.c.mode, inference_sessions.c.created_at)
+
+# -- schedules and triggers (migration 0007, docs/schedules.md) -----------------
+
+schedules = Table(
+    "schedules",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("account_id", String(64), ForeignKey("accounts.id"), nullable=False),
+    Column("mode", String(8), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("machine_id", String(64), nullable=False),
+    Column("task_prompt", Text, nullable=False),
+    Column("frequency", String(32), nullable=False),  # a preset, custom, or once (run_at)
+    Column("cron", String(128), nullable=False),  # "" for a one-shot
+    Column("timezone", String(64), nullable=False),
+    Column("time", String(5), nullable=True),
+    Column("day_of_week", Integer, nullable=True),
+    Column("day_of_month", Integer, nullable=True),
+    Column("run_at", UTCDateTime, nullable=True),
+    Column("enabled", Boolean, nullable=False),
+    Column("next_run_at", UTCDateTime, nullable=True),  # None: nothing due (paused, done)
+    Column("last_run_at", UTCDateTime, nullable=True),
+    Column("run_count", Integer, nullable=False, server_default="0"),
+    Column("consecutive_failures", Integer, nullable=False, server_default="0"),
+    Column("max_consecutive_failures", Integer, nullable=False),
+    Column("paused_reason", Text, nullable=True),
+    Column("metadata", JSON, nullable=True),
+    Column("llm", JSON, nullable=True),  # the non-secret BYOK preference only
+    Column("request_id", String(64), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+Index("ix_schedules_due", schedules.c.enabled, schedules.c.next_run_at)
+Index("ix_schedules_account", schedules.c.account_id, schedules.c.mode, schedules.c.created_at)
+
+# One firing of a schedule (the contract's ScheduleRunRecord): its run, or why none.
+schedule_runs = Table(
+    "schedule_runs",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("schedule_id", String(64), ForeignKey("schedules.id"), nullable=False),
+    Column("account_id", String(64), nullable=False),
+    Column("mode", String(8), nullable=False),
+    Column("run_id", String(36), nullable=True),
+    # pending (a chain firing not yet made) | queued (see run_id) | skipped |
+    # insufficient_credits | failed (the firing itself failed)
+    Column("status", String(24), nullable=False),
+    Column("trigger", String(16), nullable=False),
+    Column("error", Text, nullable=True),
+    Column("context", JSON, nullable=True),  # a pending firing's triggered context
+    Column("depth", Integer, nullable=False, server_default="0"),  # chain links behind it
+    Column("executed_at", UTCDateTime, nullable=False),
+)
+Index("ix_schedule_runs_schedule", schedule_runs.c.schedule_id, schedule_runs.c.executed_at)
+Index("ix_schedule_runs_run", schedule_runs.c.run_id)
+Index("ix_schedule_runs_status", schedule_runs.c.status)
+
+schedule_triggers = Table(
+    "schedule_triggers",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("schedule_id", String(64), ForeignKey("schedules.id"), nullable=False),
+    Column("account_id", String(64), nullable=False),
+    Column("mode", String(8), nullable=False),
+    Column("kind", String(16), nullable=False),  # webhook | chain
+    Column("enabled", Boolean, nullable=False),
+    Column("source_schedule_id", String(64), nullable=True),
+    Column("event", String(16), nullable=True),  # on_complete | on_failure | on_any
+    Column("pass_output", Boolean, nullable=False),
+    Column("rate_limit_per_minute", Integer, nullable=False),
+    Column("webhook_id", String(56), nullable=True, unique=True),
+    Column("secret_sealed", Text, nullable=True),  # crypto.seal, purpose "schedule-webhook"
+    Column("created_at", UTCDateTime, nullable=False),
+)
+Index("ix_schedule_triggers_schedule", schedule_triggers.c.schedule_id)
+Index("ix_schedule_triggers_source", schedule_triggers.c.source_schedule_id)
+
+# Webhook deliveries received: the 60 s dedup and the per-minute rate limit.
+webhook_receipts = Table(
+    "webhook_receipts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("trigger_id", String(40), nullable=False),
+    Column("body_hash", String(64), nullable=False),
+    Column("run_id", String(36), nullable=True),
+    Column("received_at", UTCDateTime, nullable=False),
+)
+Index("ix_webhook_receipts_trigger", webhook_receipts.c.trigger_id,
+      webhook_receipts.c.received_at)
