@@ -286,7 +286,9 @@ async def test_sandbox_hides_files_outside_the_workspace(sandboxed: TerminalSess
     assert r.output == "ws\n"
     r = await sandboxed.run("ls /")
     assert set(r.output.split()) <= {"bin", "dev", "etc", "lib", "lib32", "lib64", "libx32",
-                                     "proc", "root", "sbin", "tmp", "usr"}
+                                     "proc", "root", "sbin", "tmp", "usr", "var"}
+    r = await sandboxed.run("find /var -mindepth 1 -maxdepth 2")  # only the font cache
+    assert set(r.output.split()) <= {"/var/cache", "/var/cache/fontconfig"}, r.output
 
 
 @needs_bwrap
