@@ -23,8 +23,10 @@ lint: setup
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 
+# Two processes, each taking whole test files (a file's fixtures stay in one process):
+# much of the suite waits on machines and servers, so two halve the wall time.
 test: lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadfile
 
 serve: setup
 	$(BIN)/deckhand serve

@@ -122,7 +122,8 @@ export async function render(main, ds) {
       tbody), empty)));
 
   async function act(s, verb, done) {
-    try { await api(`/v1/schedules/${s.id}/${verb}`, { method: "POST", body: {} }); toast(done); await load(); }
+    // the table is drawn again before the toast says it is done
+    try { await api(`/v1/schedules/${s.id}/${verb}`, { method: "POST", body: {} }); await load(); toast(done); }
     catch (err) { toast(err.message, "bad"); }
   }
 
