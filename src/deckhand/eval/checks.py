@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
@@ -52,7 +53,9 @@ def _short(text: str) -> str:
 
 
 @dataclass(frozen=True)
-class _Check:
+class _Check(ABC):
+    """A check of the machine's state after a run; each kind says how."""
+
     kind: ClassVar[str] = ""
 
     def texts(self) -> list[str]:
@@ -78,8 +81,9 @@ class _Check:
                 changes[f.name] = {fill(k, values): fill(v, values) for k, v in value.items()}
         return dataclasses.replace(self, **changes)
 
+    @abstractmethod
     async def check(self, state: MachineState) -> Checked:
-        raise NotImplementedError
+        """Whether the state passes, and what was seen."""
 
 
 @dataclass(frozen=True)
