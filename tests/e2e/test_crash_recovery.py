@@ -19,7 +19,7 @@ from tests.conftest import _create_pg_database
 from tests.support.crash import (
     agent_pid,
     assert_recorded_once,
-    kill_sessions_naming,
+    deployments_in,
     pid_alive,
     run_row,
     step_script,
@@ -38,24 +38,8 @@ LEASE_SECONDS = 2
 
 @pytest.fixture
 async def deployments(tmp_path: Path) -> AsyncIterator[Callable[[str | None], Deployment]]:
-    made: list[Deployment] = []
-
-    def make(database_url: str | None) -> Deployment:
-        d = Deployment(tmp_path / f"d{len(made)}", database_url, secret_prefix="crash-",
-                       lease_seconds=LEASE_SECONDS)
-        d.tmp.mkdir()
-        made.append(d)
-        return d
-
-    try:
+    async with deployments_in(tmp_path, "crash-", LEASE_SECONDS) as make:
         yield make
-    finally:
-        for d in made:
-            await d.teardown()
-            # End any session still running for this data dir (agents and
-            # their browsers run in sessions of their own, made to outlive a
-            # server).
-            kill_sessions_naming(d.data_dir)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -28,8 +28,8 @@ from tests.conftest import _create_pg_database
 from tests.support.crash import (
     agent_pid,
     assert_recorded_once,
+    deployments_in,
     events_since,
-    kill_sessions_naming,
     last_seq,
     pid_alive,
     run_row,
@@ -47,21 +47,8 @@ STEPS = 6
 
 @pytest.fixture
 async def deployments(tmp_path: Path) -> AsyncIterator[Callable[..., Deployment]]:
-    made: list[Deployment] = []
-
-    def make(database_url: str | None, lease_seconds: int = LONG_LEASE) -> Deployment:
-        d = Deployment(tmp_path / f"d{len(made)}", database_url, secret_prefix="instant-",
-                       lease_seconds=lease_seconds)
-        d.tmp.mkdir()
-        made.append(d)
-        return d
-
-    try:
+    async with deployments_in(tmp_path, "instant-", LONG_LEASE) as make:
         yield make
-    finally:
-        for d in made:
-            await d.teardown()
-            kill_sessions_naming(d.data_dir)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -120,7 +107,7 @@ async def test_another_identity_waits_for_the_lease(
     """A ``worker`` started while the server holds the data dir's identity
     gets a fresh one; when the server dies it takes the run over only once
     the old lease has expired."""
-    d = deployments(None, lease_seconds=6)
+    d = deployments(None, lease=6)
     key = d.create_key()
     port = free_port()
     server = await d.serve(port)

@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import signal
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,30 @@ from deckhand.store.db import Database
 from deckhand.store.tables import run_events
 from tests.support.deployment import Deployment, poll
 from tests.support.runs import TERMINAL
+
+
+@contextlib.asynccontextmanager
+async def deployments_in(tmp: Path, prefix: str, lease_seconds: int
+                         ) -> AsyncIterator[Callable[..., Deployment]]:
+    """A maker of deployments under ``tmp`` (``make(database_url, lease_seconds=…)``);
+    at the end each is torn down and every session still running for its data
+    dir ended (agents and their browsers run in sessions of their own, made
+    to outlive a server)."""
+    made: list[Deployment] = []
+
+    def make(database_url: str | None, lease: int = lease_seconds) -> Deployment:
+        d = Deployment(tmp / f"d{len(made)}", database_url, secret_prefix=prefix,
+                       lease_seconds=lease)
+        d.tmp.mkdir()
+        made.append(d)
+        return d
+
+    try:
+        yield make
+    finally:
+        for d in made:
+            await d.teardown()
+            kill_sessions_naming(d.data_dir)
 
 
 def kill_sessions_naming(root: Path) -> None:
