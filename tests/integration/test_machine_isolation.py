@@ -119,13 +119,6 @@ async def test_a_fork_bomb_stops_at_the_process_limit(sqlite_server) -> None:  #
         await _deleted_without_trace(c, server, mid, group)
 
 
-def _uid_of(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("Uid:"):
-            return int(line.split()[1])
-    raise AssertionError(f"no Uid line for {pid}")
-
-
 async def test_a_machine_is_not_root_and_sees_no_host_secret(sqlite_server) -> None:  # type: ignore[no-untyped-def]
     server = sqlite_server
     data_dir = server.services.settings.data_dir
@@ -144,9 +137,10 @@ async def test_a_machine_is_not_root_and_sees_no_host_secret(sqlite_server) -> N
         assert (ws / "made.txt").stat().st_uid == uid
         assert ws.stat().st_uid == uid
         group = _cgroup(server, mid)
-        uids = {p: _uid_of(p) for p in group.pids() if _state(p) not in "ZX"}
-        shells = [p for p in uids if Path(f"/proc/{p}/comm").read_text().strip()
-                  in ("bash", "sleep")]
+        live = {p: v for p in group.pids() if (v := _live_process(p)) is not None}
+        uids = {p: _uid_in(status) for p, (_, status) in live.items()}
+        shells = [p for p, (_, status) in live.items()
+                  if status.split("\n", 1)[0].split()[1] in ("bash", "sleep")]
         assert shells and all(uids[p] == uid for p in shells), uids
         assert 0 not in {uids[p] for p in shells}
         # the neighbour has another uid
@@ -221,11 +215,20 @@ def _host_addresses() -> list[str]:
     return [a["local"] for link in json.loads(out) for a in link.get("addr_info", [])]
 
 
-def _cmdline(pid: int) -> str:
+def _live_process(pid: int) -> tuple[str, str] | None:
+    """(command line, /proc status text) of a live process; None once it
+    has exited (or is a zombie)."""
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        status = Path(f"/proc/{pid}/status").read_text()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
-        return ""
+        return None
+    state = next((x for x in status.splitlines() if x.startswith("State:")), "State:\tX")
+    return None if state.split()[1] in "ZX" else (cmdline, status)
+
+
+def _uid_in(status: str) -> int:
+    return int(next(x for x in status.splitlines() if x.startswith("Uid:")).split()[1])
 
 
 @pytest.mark.parametrize("kind", ["browser", "desktop"])
@@ -251,23 +254,26 @@ async def test_browser_and_desktop_programs_run_as_the_machine_in_its_network(
                 r.json()
 
             group = _cgroup(server, mid)
-            procs = {p: _cmdline(p) for p in group.pids() if _state(p) not in "ZX"}
-            chromium = [p for p, a in procs.items() if a.startswith("/usr/lib/chromium/")]
+            # one reading of each live process: Chromium starts and ends
+            # helpers all the time, so a pid listed may be gone a moment later
+            seen = {p: _live_process(p) for p in group.pids()}
+            procs = {p: v for p, v in seen.items() if v is not None}
+            chromium = [p for p, (a, _) in procs.items() if a.startswith("/usr/lib/chromium/")]
             assert chromium, procs
-            uid = _uid_of(chromium[0])
+            uid = _uid_in(procs[chromium[0]][1])
             assert uid >= 200_000
-            programs = chromium + [p for p, a in procs.items()
+            programs = chromium + [p for p, (a, _) in procs.items()
                                    if a.split(" ")[0] in ("Xvfb", "openbox", "xterm")]
-            assert all(_uid_of(p) == uid for p in programs), {p: _uid_of(p) for p in programs}
-            assert not any("--no-sandbox" in procs[p] for p in chromium)
+            uids = {p: _uid_in(procs[p][1]) for p in programs}
+            assert all(u == uid for u in uids.values()), uids
+            assert not any("--no-sandbox" in procs[p][0] for p in chromium)
             # Chromium's own sandbox is on: its renderers are in a pid namespace of
             # Chromium's (below the machine's own) and under a seccomp filter
-            renderers = [p for p in chromium if "--type=renderer" in procs[p]]
-            status = {p: Path(f"/proc/{p}/status").read_text() for p in renderers}
+            status = {p: procs[p][1] for p in chromium if "--type=renderer" in procs[p][0]}
             nspid = {p: next(x for x in t.splitlines() if x.startswith("NSpid")).split()[1:]
                      for p, t in status.items()}
-            assert renderers and all(len(v) >= 3 for v in nspid.values()), nspid
+            assert status and all(len(v) >= 3 for v in nspid.values()), nspid
             assert any("Seccomp:\t2" in t for t in status.values()), status
             if kind == "desktop":
-                assert {a.split(" ")[0] for a in procs.values()} >= {"Xvfb", "openbox", "xterm"}
+                assert {a.split(" ")[0] for a, _ in procs.values()} >= {"Xvfb", "openbox", "xterm"}
             await _deleted_without_trace(c, server, mid, group)

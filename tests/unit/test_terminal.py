@@ -255,6 +255,21 @@ async def test_interrupt_kills_the_running_command(term: TerminalSessions):
     assert (await term.run("echo again")).output == "again\n"
 
 
+async def test_an_interrupt_stops_the_whole_command_not_only_its_current_process(
+        term: TerminalSessions):
+    # the first sleep is what runs when the interrupt comes; the second is
+    # forked after the kill (as a command's process may be when an interrupt
+    # lands before the shell forked it): it must not run on
+    first, second = _unique_sleep(), _unique_sleep()
+    task = asyncio.create_task(term.run(f"sleep {first}; sleep {second}"))
+    await _wait_for_pids(f"sleep {first}")
+    assert await term.interrupt()
+    r = await asyncio.wait_for(task, timeout=30)
+    assert r.exit_code == 137 and r.interrupted, r
+    assert not _pids_running(f"sleep {second}")
+    assert (await term.run("echo again")).output == "again\n"
+
+
 async def test_close_all_kills_background_processes(term: TerminalSessions):
     bg = _unique_sleep()
     await term.run(f"sleep {bg} > /dev/null 2>&1 & (sleep {bg} > /dev/null 2>&1 &)")

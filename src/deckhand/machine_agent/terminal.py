@@ -19,6 +19,7 @@ import secrets
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from deckhand.machine_agent.box import MachineBox
 from deckhand.machine_agent.errors import AgentError
@@ -99,18 +100,31 @@ class _Session:
     baseline: frozenset[int] = frozenset()
     running: bool = False
     interrupted: bool = False
+    # Set by an interrupt: the running command's reader stops waiting and
+    # kills the command until its marker comes (its process may not even
+    # have been forked when the interrupt arrived).
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
     dropped: int = 0  # output bytes of the running command dropped from buf
     closed: bool = False
 
-    async def read_some(self, timeout: float) -> bytes | None:
+    async def read_some(self, timeout: float, stop: asyncio.Event | None = None) -> bytes | None:
         """The next chunk of output; ``b""`` at EOF, None if nothing came in
-        ``timeout`` seconds. A read that times out stays pending for the next
-        call, so no output is lost."""
+        ``timeout`` seconds or ``stop`` was set. A read that times out stays
+        pending for the next call, so no output is lost."""
         assert self.proc.stdout is not None
         if self.read_task is None:
             self.read_task = asyncio.ensure_future(self.proc.stdout.read(_READ_CHUNK))
-        done, _ = await asyncio.wait({self.read_task}, timeout=max(0.0, timeout))
-        if not done:
+        waiters: set[asyncio.Future[Any]] = {self.read_task}
+        stopped = asyncio.ensure_future(stop.wait()) if stop is not None else None
+        if stopped is not None:
+            waiters.add(stopped)
+        try:
+            done, _ = await asyncio.wait(waiters, timeout=max(0.0, timeout),
+                                         return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if stopped is not None:
+                stopped.cancel()
+        if self.read_task not in done:
             return None
         task, self.read_task = self.read_task, None
         return task.result()
@@ -124,8 +138,13 @@ class _Eof:
     pass
 
 
+class _Interrupted:
+    pass
+
+
 _TIMEOUT = _Timeout()
 _EOF = _Eof()
+_INTERRUPTED = _Interrupted()
 
 
 class TerminalSessions:
@@ -224,7 +243,7 @@ class TerminalSessions:
         if session is None or not session.running:
             return False
         session.interrupted = True
-        kill_descendants(session.shell_pid, prune=session.baseline)
+        session.stop.set()
         return True
 
     async def close(self, session_id: str) -> bool:
@@ -342,6 +361,7 @@ class TerminalSessions:
         )
         s.baseline = frozenset(descendant_pids(s.shell_pid))
         s.interrupted = False
+        s.stop.clear()
         s.running = True
         s.dropped = 0
         timed_out = False
@@ -352,9 +372,9 @@ class TerminalSessions:
                 await self._drop(s)
                 raise TerminalError(f"the shell is gone: {exc}") from exc
             deadline = started + timeout_ms / 1000
-            found = await self._collect(s, marker, deadline)
-            if found is _TIMEOUT:
-                timed_out = True
+            found: object = await self._collect(s, marker, deadline, stop=s.stop)
+            if found is _TIMEOUT or found is _INTERRUPTED:
+                timed_out = found is _TIMEOUT
                 found = await self._stop_command(s, marker)
             if not isinstance(found, re.Match):
                 await self._reap(s)
@@ -411,10 +431,11 @@ class TerminalSessions:
         await s.proc.stdin.drain()
 
     async def _collect(
-        self, s: _Session, marker: re.Pattern[bytes], deadline: float
-    ) -> re.Match[bytes] | _Timeout | _Eof:
+        self, s: _Session, marker: re.Pattern[bytes], deadline: float,
+        stop: asyncio.Event | None = None,
+    ) -> re.Match[bytes] | _Timeout | _Eof | _Interrupted:
         """Read output into ``s.buf`` until ``marker`` appears, the deadline
-        passes or the shell's output ends."""
+        passes, ``stop`` is set or the shell's output ends."""
         loop = asyncio.get_running_loop()
         keep = 4 * self.output_limit + _MARKER_TAIL
         scan_from = 0
@@ -423,9 +444,9 @@ class TerminalSessions:
             if found is not None:
                 return found
             scan_from = max(0, len(s.buf) - _MARKER_TAIL)
-            chunk = await s.read_some(deadline - loop.time())
+            chunk = await s.read_some(deadline - loop.time(), stop)
             if chunk is None:
-                return _TIMEOUT
+                return _INTERRUPTED if stop is not None and stop.is_set() else _TIMEOUT
             if not chunk:
                 return _EOF
             s.buf += chunk
