@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import text
 
 from deckhand.store.db import Database
-from deckhand.store.sqlite_inline import WriteGate
+from deckhand.store.sqlite_inline import WriteGate, creator
 
 
 async def _database(tmp_path: Path) -> Database:
@@ -159,4 +159,30 @@ async def test_checkpoints_run_every_so_many_commits(tmp_path: Path) -> None:
         await running
         assert path.stat().st_size > 19 * 20_000  # the rows are in the database file now
     finally:
+        await db.dispose()
+
+
+async def test_a_cancelled_wait_for_the_write_lock_returns_only_once_the_statement_has(
+        tmp_path: Path) -> None:
+    # SQLAlchemy closes a connection whose statement was cancelled; closing
+    # it under the BEGIN still running in its worker thread crashed the
+    # driver. The cancelled caller now returns once that statement has.
+    db = await _database(tmp_path)
+    other = sqlite3.connect(tmp_path / "inline.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        raw = await creator(str(tmp_path / "inline.db"), 10.0, lambda: None)()
+        begin = asyncio.create_task(raw.execute("BEGIN IMMEDIATE"))
+        await asyncio.wait({begin}, timeout=0.05)  # it waits on the lock, in its thread
+        assert not begin.done()
+        begin.cancel()
+        await asyncio.wait({begin}, timeout=0.2)
+        assert not begin.done()  # the statement still waits on the lock
+        other.rollback()
+        with pytest.raises(asyncio.CancelledError):
+            await begin
+        assert raw.in_transaction  # the BEGIN did finish, before the cancel came through
+        await raw.close()
+    finally:
+        other.close()
         await db.dispose()

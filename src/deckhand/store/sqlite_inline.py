@@ -23,6 +23,7 @@ the write lock on the loop's thread, past the gate.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 import threading
@@ -38,7 +39,21 @@ _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER")
 
 
 async def _in_thread(fn: Callable[..., T], *args: Any) -> T:
-    return await asyncio.get_running_loop().run_in_executor(None, partial(fn, *args))
+    """``fn(*args)`` in a worker thread. If the caller is cancelled meanwhile,
+    the cancellation waits for the call to return: a statement goes on in its
+    thread, and SQLAlchemy closes a connection whose statement was cancelled,
+    which under a running statement is a use-after-free in the driver (a
+    segfault, seen under load)."""
+    work = asyncio.get_running_loop().run_in_executor(None, partial(fn, *args))
+    try:
+        return await asyncio.shield(work)
+    except asyncio.CancelledError:
+        while not work.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait({work})
+        if not work.cancelled():
+            work.exception()  # retrieved: the caller was cancelled, it did not fail
+        raise
 
 
 _IsolationLevel = Literal["DEFERRED", "EXCLUSIVE", "IMMEDIATE"] | None
