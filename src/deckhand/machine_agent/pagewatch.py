@@ -86,14 +86,20 @@ class SignalsPoller:
         self._read = lambda: page_busy(page, network, since, timeout_s)
         self._task: asyncio.Task[bool] | None = None
         self._busy = True
+        self._began = 0.0  # when the running reading began
+        self._read_at = float("-inf")  # when the last finished one began
 
-    def busy(self) -> bool:
-        """The last reading; starts the next one."""
+    def busy(self, fresh_after: float = float("-inf")) -> bool:
+        """The last reading, or busy if that reading began before
+        ``fresh_after`` (the screen's last change: an older reading may
+        predate what changed it, an animation the renderer was slow to
+        start); starts the next one."""
         if self._task is None or self._task.done():
             if self._task is not None:
-                self._busy = self._task.result()
+                self._busy, self._read_at = self._task.result(), self._began
+            self._began = time.monotonic()
             self._task = asyncio.ensure_future(self._read())
-        return self._busy
+        return self._busy or self._read_at < fresh_after
 
     def close(self) -> None:
         if self._task is not None:

@@ -27,11 +27,18 @@ class DesktopProbe:
         # The desktop's browser is read beside the grabs: a busy renderer answers slowly.
         self._page = (SignalsPoller(page, browser.requests, since, SIGNALS_TIMEOUT_S)
                       if page is not None else None)
+        self._last: bytes | None = None
+        self._changed_at = since  # when the screen last changed
 
     async def sample(self) -> Sample:
         at = time.monotonic()
         raw, width, height = self.desktop.grab()
-        busy = self._page.busy() if self._page is not None else False
+        if raw != self._last:
+            self._last, self._changed_at = raw, at
+        # only a reading of the page begun after the screen's last change
+        # says it is done: under load a renderer paints an animation late
+        busy = (self._page.busy(fresh_after=self._changed_at) if self._page is not None
+                else False)
         return Sample(key=raw, busy=busy, at=at, payload=(raw, width, height))
 
     def frame(self, sample: Sample) -> Frame:
