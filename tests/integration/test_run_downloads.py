@@ -9,10 +9,12 @@ import json
 import os
 import zipfile
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
 from deckhand.core.clock import utcnow
+from tests.e2e.test_cli_remote import deckhand
 from tests.support.contract import assert_error
 from tests.support.machine_pages import pages_port, sqlite_server
 from tests.support.runs import script, start, wait_for
@@ -34,7 +36,7 @@ PAGE = ("<meta charset=utf-8><title>reports</title><a id=get download href='repo
         "position:absolute;left:0;top:300px;width:400px;height:200px'>notes</a>")
 
 
-async def test_a_browser_runs_downloads_are_kept_with_the_run(sqlite_server) -> None:  # type: ignore[no-untyped-def]
+async def test_a_browser_runs_downloads_are_kept_with_the_run(sqlite_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     server = sqlite_server
     key = await server.key()
     with static_site({"index.html": PAGE, "report.csv": REPORT, "notes.txt": "<b>notes</b>"},
@@ -88,6 +90,13 @@ async def test_a_browser_runs_downloads_are_kept_with_the_run(sqlite_server) -> 
             assert_error(await c.get(f"/v1/runs/{run_id}/steps/2/downloads/3"), 404, "NOT_FOUND")
             assert_error(await c.get(f"/v1/runs/{run_id}/steps/2/downloads/0"), 422,
                          "VALIDATION_ERROR")
+
+    # from the shell: list and save them
+    code, out, err = await deckhand(tmp_path, "runs", "downloads", run_id, "--save", "got",
+                                    server=server, key=key)
+    assert code == 0, err
+    assert (tmp_path / "got" / "0002-1-report.csv").read_text() == REPORT
+    assert (tmp_path / "got" / "0002-2-notes été.txt").read_bytes() == b"<b>notes</b>"
 
     paths = [f"/v1/runs/{run_id}/downloads", f"/v1/runs/{run_id}/steps/2/downloads/1"]
     for other in (await server.key(account="other"), await server.key(test=True)):
