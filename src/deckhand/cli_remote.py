@@ -27,7 +27,7 @@ from deckhand.client import ApiError, DeckhandClient
 T = TypeVar("T")
 
 runs_app = typer.Typer(no_args_is_help=True, help="Runs on a server: list, show, events, "
-                                                 "steps, recording, cancel, resume.")
+                                                 "steps, recording, downloads, cancel, resume.")
 machines_app = typer.Typer(no_args_is_help=True, help="Machines on a server: list, create, "
                                                      "delete, screenshot, register.")
 
@@ -240,6 +240,35 @@ def runs_recording(run_id: str, server: Server = DEFAULT_SERVER, key: Key = None
     path = out or Path(f"run-{run_id}" + ("-trajectory.zip" if trajectory else ".webp"))
     path.write_bytes(data)
     typer.echo(f"{path} ({len(data)} bytes)")
+
+
+@runs_app.command("downloads")
+def runs_downloads(run_id: str, server: Server = DEFAULT_SERVER, key: Key = None,
+                   as_json: AsJson = False,
+                   save: Annotated[Path | None, typer.Option(
+                       "--save", help="Directory to save the files into.")] = None,
+                   ) -> None:
+    """The files a run's browser downloaded; ``--save DIR`` writes them there."""
+    async def go(api: DeckhandClient) -> list[dict[str, Any]]:
+        files = await api.run_downloads(run_id)
+        if save is not None:
+            save.mkdir(parents=True, exist_ok=True)
+            for f in files:
+                target = save / f"{f['step']:04d}-{f['index']}-{Path(str(f['name'])).name}"
+                target.write_bytes(await api.run_download(f))
+                f["saved_to"] = str(target)
+        return files
+
+    files = call_api(server, key, go)
+    if as_json:
+        return _print_json({"data": files, "has_more": False})
+    table = _table("step", "name", "size", "type", "saved to" if save else "url")
+    for f in files:
+        table.add_row(str(f["step"]), str(f["name"]), str(f["size"]), str(f["content_type"]),
+                      str(f.get("saved_to") or f["url"]))
+    _console().print(table)
+    if not files:
+        typer.echo("no downloads")
 
 
 def _run_status(run: dict[str, Any], as_json: bool) -> None:

@@ -91,6 +91,14 @@ class DeckhandClient:
         """The zip of the run's steps and screens (docs/recordings.md)."""
         return (await self._bytes(f"/v1/runs/{run_id}/trajectory"))[1]
 
+    async def run_downloads(self, run_id: str) -> list[dict[str, Any]]:
+        """The files the run's browser downloaded (docs/recordings.md)."""
+        return (await self.call("GET", f"/v1/runs/{run_id}/downloads"))["data"]  # type: ignore[no-any-return]
+
+    async def run_download(self, download: dict[str, Any]) -> bytes:
+        """The bytes of one of :meth:`run_downloads`."""
+        return (await self._bytes(str(download["url"])))[1]
+
     async def _bytes(self, path: str, params: dict[str, str] | None = None
                      ) -> tuple[str, bytes]:
         r = await self.http.get(path, params=params)

@@ -113,9 +113,26 @@ def screenshot_url(run_id: str, number: int, *, after: bool = False) -> str:
     return path + "?after=true" if after else path
 
 
+def download_url(run_id: str, number: int, index: int) -> str:
+    return f"/v1/runs/{run_id}/steps/{number}/downloads/{index}"
+
+
+def _download_index(a: RunArtifact) -> int:
+    return int(a.kind.rsplit("-", 1)[1])  # "download-<i>"
+
+
+def download_view(a: RunArtifact) -> dict[str, Any]:
+    """A file the browser downloaded during a step, as the API lists it."""
+    index = _download_index(a)
+    return {"step": a.step, "index": index, "name": a.name, "size": a.size,
+            "content_type": a.content_type, "source_url": a.source_url,
+            "created_at": iso(a.created_at), "url": download_url(a.run_id, a.step, index)}
+
+
 def step_view(step: RunStep, screens: dict[str, RunArtifact]) -> dict[str, Any]:
     """A recorded step as ``GET /v1/runs/{id}/steps`` lists it; ``screens``
-    are its screens by kind ("screen", "after"), the URLs null without one."""
+    are its artifacts by kind ("screen", "after", "download-<i>"), the
+    screen URLs null without one."""
     d = step.decision
     usage = dict(d.get("usage") or {})
     usage["input_tokens"] = step.input_tokens
@@ -136,6 +153,8 @@ def step_view(step: RunStep, screens: dict[str, RunArtifact]) -> dict[str, Any]:
                            if "screen" in screens else None),
         "screenshot_after_url": (screenshot_url(step.run_id, step.number, after=True)
                                  if "after" in screens else None),
+        "downloads": [download_view(a) for a in sorted(
+            (a for a in screens.values() if a.name is not None), key=_download_index)],
     }
 
 

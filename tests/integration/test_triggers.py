@@ -159,3 +159,28 @@ async def test_chain_fires_its_target_once_and_cycles_are_refused(server: LiveSe
         assert (await c.delete(f"/v1/schedules/{a['id']}")).status_code == 200
         assert (await c.get(f"/v1/schedules/{b['id']}/triggers")).json()["data"] == []
 
+
+
+async def test_a_replayed_trigger_creation_shows_its_secret_and_none_is_stored_in_clear(
+        sqlite_server: LiveServer) -> None:
+    from sqlalchemy import text
+
+    key = await sqlite_server.key()
+    async with sqlite_server.client(key) as c:
+        mid = await machine(c)
+        s = await create(c, mid, frequency="daily")
+        idem = {"Idempotency-Key": "trigger-once"}
+        first = await c.post(f"/v1/schedules/{s['id']}/triggers", json={"kind": "webhook"},
+                             headers=idem)
+        again = await c.post(f"/v1/schedules/{s['id']}/triggers", json={"kind": "webhook"},
+                             headers=idem)
+        assert first.status_code == again.status_code == 200, (first.text, again.text)
+        secret = first.json()["webhook_secret"]
+        assert again.headers["x-coasty-idempotent-replay"] == "true"
+        assert again.json()["webhook_secret"] == secret and again.json()["id"] == first.json()["id"]
+        looked_up = (await c.get("/v1/idempotency/trigger-once")).json()
+        assert looked_up["result"]["webhook_secret"] == secret
+    async with sqlite_server.services.db.read() as conn:
+        bodies = [r[0] for r in await conn.execute(
+            text("SELECT response_body FROM idempotency_records"))]
+    assert bodies and all(secret not in (b or "") for b in bodies)

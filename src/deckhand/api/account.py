@@ -217,7 +217,7 @@ async def get_idempotency_result(
                                       key=key)
     if record is None:
         raise NotFound(f"No request with Idempotency-Key {key!r} in the last 24 hours.")
-    return lookup_body(record)
+    return lookup_body(record, svc.secret)
 
 
 def _health(service: str) -> HealthResponse:

@@ -10,6 +10,9 @@ A replay charges nothing: ``X-Credits-Charged: 0`` and, in a body carrying
 the contract's per-call ``usage`` (predict, ground, sessions), ``usage``
 with ``credits_charged: 0``, ``cost_cents: 0``, no ``breakdown`` and
 ``billed: false``; its tokens stay the original call's (no model is called).
+
+A stored body is sealed (``crypto.seal``): some answers carry a secret shown
+once, such as a trigger's ``webhook_secret``, and none is kept in clear.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from typing import Any
 import anyio
 from fastapi import Request, Response
 
-from deckhand import ids
+from deckhand import crypto, ids
 from deckhand.api.deps import services
 from deckhand.api.errors import IDEMPOTENT_REPLAYABLE, error_response, response_for
 from deckhand.api.result_stream import (
@@ -39,6 +42,18 @@ from deckhand.errors import ErrorCode, ValidationFailed
 from deckhand.store import idempotency as store
 
 KEPT_HEADERS = ("content-type", "x-credits-charged", "x-credits-remaining")
+BODY_PURPOSE = "idempotency-response"
+
+
+def seal_body(secret: bytes, body: str) -> str:
+    return crypto.seal(secret, BODY_PURPOSE, body)
+
+
+def open_body(secret: bytes, stored: str | None) -> str:
+    """A stored body in clear (one stored before bodies were sealed is as it was)."""
+    if stored is None or not stored.startswith("v1:"):
+        return stored or ""
+    return crypto.open_sealed(secret, BODY_PURPOSE, stored)
 
 
 def request_hash(body: bytes, extra: str = "") -> str:
@@ -87,7 +102,7 @@ async def run_idempotent(
                 code=ErrorCode.IDEMPOTENCY_KEY_REUSED,
             )
         if existing.status == "completed":
-            return _replay(existing, stream=wants_stream(request)
+            return _replay(existing, svc.secret, stream=wants_stream(request)
                            and existing.operation in STREAMING_OPERATIONS)
         if time.monotonic() >= deadline:
             return error_response(
@@ -122,7 +137,7 @@ async def _execute(
     async with svc.db.write() as conn:
         await store.complete(
             conn, **where, status=response.status_code,
-            body=bytes(response.body).decode(), headers=headers,
+            body=seal_body(svc.secret, bytes(response.body).decode()), headers=headers,
         )
     _first(response)
     return response
@@ -152,7 +167,8 @@ def _recorded(response: ResultStream, request: Request, where: dict[str, str]) -
                         await store.release(conn, **where)
                     else:
                         status, body = response.outcome
-                        await store.complete(conn, **where, status=status, body=body.decode(),
+                        await store.complete(conn, **where, status=status,
+                                             body=seal_body(svc.secret, body.decode()),
                                              headers={"content-type": "application/json"})
 
     response.body_iterator = recording()
@@ -160,7 +176,8 @@ def _recorded(response: ResultStream, request: Request, where: dict[str, str]) -
     return response
 
 
-def _replay(record: store.IdempotencyRecord, *, stream: bool = False) -> Response:
+def _replay(record: store.IdempotencyRecord, secret: bytes, *, stream: bool = False
+            ) -> Response:
     # stored with lower-case names; the replay's own values replace them (one each)
     headers = {k.lower(): v for k, v in (record.response_headers or {}).items()
                if k.lower() != "content-type"}
@@ -170,7 +187,7 @@ def _replay(record: store.IdempotencyRecord, *, stream: bool = False) -> Respons
         "idempotency-status": "completed",
         "x-credits-charged": "0",
     })
-    body = _unbilled(record.response_body or "")
+    body = _unbilled(open_body(secret, record.response_body))
     if stream:
         answer = replayed(record.response_status or 200, body)
         answer.headers.update(headers)
@@ -198,15 +215,16 @@ def _unbilled(body: str) -> str:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
-def lookup_body(record: store.IdempotencyRecord) -> dict[str, object]:
+def lookup_body(record: store.IdempotencyRecord, secret: bytes) -> dict[str, object]:
     """The body of ``GET /v1/idempotency/{key}``."""
     if record.status != "completed":
         return {"status": "processing", "request_id": record.request_id, "result": None,
                 "original_status": None}
+    body = open_body(secret, record.response_body)
     try:
-        result = json.loads(record.response_body or "null")
+        result = json.loads(body or "null")
     except ValueError:
-        result = record.response_body
+        result = body
     return {"status": "completed", "request_id": record.request_id, "result": result,
             "original_status": record.response_status}
 

@@ -9,6 +9,7 @@ import asyncio
 import tempfile
 from collections.abc import Iterator
 from typing import IO, Annotated, Any
+from urllib.parse import quote
 
 from fastapi import Depends, Path, Query
 from fastapi.responses import Response, StreamingResponse
@@ -25,7 +26,7 @@ from deckhand.store import artifacts as artifacts_store
 from deckhand.store import runs as runs_store
 from deckhand.store import steps as steps_store
 from deckhand.store.records import Run, RunArtifact
-from deckhand.views import run_view, step_view
+from deckhand.views import download_view, run_view, step_view
 
 r = router(tags=["runs"])
 
@@ -48,6 +49,22 @@ class StepTokens(BaseModel):
         0, description="Input tokens read from the provider's prompt cache.")
 
 
+class DownloadView(BaseModel):
+    step: int = Field(description="The step during which the download finished.")
+    index: int = Field(description="Its number among the step's downloads (from 1).")
+    name: str = Field(description="The file name the browser saved it under.")
+    size: int
+    content_type: str
+    source_url: str | None = Field(description="The URL it was downloaded from.")
+    created_at: str
+    url: str = Field(description="Where its bytes are (relative path).")
+
+
+class DownloadList(BaseModel):
+    data: list[DownloadView]
+    has_more: bool
+
+
 class StepView(BaseModel):
     number: int
     started_at: str
@@ -62,6 +79,8 @@ class StepView(BaseModel):
         description="The screen the brain saw (relative path); null when none was kept.")
     screenshot_after_url: str | None = Field(
         description="The settled screen after the step's last action; null when none.")
+    downloads: list[DownloadView] = Field(
+        default_factory=list, description="Files the browser downloaded during the step.")
 
 
 class StepList(BaseModel):
@@ -128,6 +147,49 @@ async def get_step_screenshot(
         "Cache-Control": "private, max-age=86400, immutable", "ETag": f'"{row.sha256}"'})
 
 
+@endpoint(r, "GET", "/v1/runs/{run_id}/downloads", operation_id="listRunDownloads",
+          scopes=("runs:read",), response_model=DownloadList, responses=_NOT_FOUND)
+async def list_run_downloads(run_id: RunIdParam, svc: Svc, caller: Caller) -> dict[str, Any]:
+    """The files the machine's browser downloaded during the run, by step."""
+    await _run(svc, caller, run_id)
+    async with svc.db.read() as conn:
+        rows = await artifacts_store.downloads(conn, run_id)
+    return {"data": [download_view(a) for a in rows], "has_more": False}
+
+
+@endpoint(r, "GET", "/v1/runs/{run_id}/steps/{number}/downloads/{index}",
+          operation_id="getRunDownload", scopes=("runs:read",), response_class=Response,
+          responses={200: {"content": {"application/octet-stream": {
+              "schema": {"type": "string", "format": "binary"}}},
+              "description": "The file, always as an attachment."}, **_NOT_FOUND})
+async def get_run_download(
+    run_id: RunIdParam, number: StepParam, svc: Svc, caller: Caller,
+    index: Annotated[int, Path(ge=1, le=10_000, description="The download's number in "
+                                                            "its step (from 1).")],
+) -> Response:
+    await _run(svc, caller, run_id)
+    async with svc.db.read() as conn:
+        row = await artifacts_store.get(conn, run_id, number, artifacts_store.download_kind(index))
+    data = await svc.artifacts.get(row.sha256) if row is not None else None
+    if row is None or data is None:
+        raise NotFound(f"Step {number} of run {run_id} has no download {index} (none was "
+                       "kept, or it is past its retention).")
+    # what a page made the browser download is untrusted: never rendered on
+    # the dashboard's origin (attachment, no sniffing, a sandbox if opened)
+    return Response(data, media_type=row.content_type, headers={
+        "Content-Disposition": _attachment(row.name or "download"),
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "sandbox; default-src 'none'",
+        "Cache-Control": "private, max-age=86400, immutable", "ETag": f'"{row.sha256}"'})
+
+
+def _attachment(name: str) -> str:
+    """A Content-Disposition naming the file: an ASCII fallback and the
+    UTF-8 name (RFC 6266 / 5987)."""
+    ascii_name = "".join(c if 32 <= ord(c) < 127 and c not in '"\\' else "_" for c in name)
+    return f'attachment; filename="{ascii_name}"; filename*=UTF-8\'\'{quote(name, safe="")}'
+
+
 @endpoint(r, "GET", "/v1/runs/{run_id}/recording", operation_id="getRunRecording",
           scopes=("runs:read",), response_class=Response, responses={200: {
               "content": {"image/webp": {"schema": {"type": "string", "format": "binary"}}},
@@ -164,8 +226,8 @@ def _frame_rows(rows: list[RunArtifact]) -> list[RunArtifact]:
           scopes=("runs:read",), response_class=StreamingResponse, responses={200: {
               "content": {"application/zip": {"schema": {"type": "string",
                                                          "format": "binary"}}},
-              "description": "run.json, steps/NNNN.json and screens/NNNN[-after].<ext> "
-                             "(docs/recordings.md)."}, **_NOT_FOUND})
+              "description": "run.json, steps/NNNN.json, screens/NNNN[-after].<ext> "
+                             "and downloads/NNNN/<name> (docs/recordings.md)."}, **_NOT_FOUND})
 async def get_run_trajectory(run_id: RunIdParam, svc: Svc, caller: Caller) -> Response:
     run = await _run(svc, caller, run_id)
     out: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
@@ -179,12 +241,17 @@ async def get_run_trajectory(run_id: RunIdParam, svc: Svc, caller: Caller) -> Re
                     conn, run_id, first=after + 1, last=steps[-1].number if steps else after))
             for s in steps:
                 screens: dict[str, tuple[str, bytes]] = {}
+                files: list[tuple[str, bytes]] = []
                 for kind, a in shots.get(s.number, {}).items():
                     blob = await svc.artifacts.get(a.sha256)
-                    if blob is not None:
+                    if blob is None:
+                        continue
+                    if a.name is not None:
+                        files.append((a.name, blob))
+                    else:
                         screens[kind] = (a.content_type, blob)
                 await asyncio.to_thread(zipped.add_step, step_view(s, shots.get(s.number, {})),
-                                        screens)
+                                        screens, files)
             if not more or not steps:
                 break
             after = steps[-1].number

@@ -64,15 +64,18 @@ def extension(content_type: str) -> str:
 class Trajectory:
     """The zip, written a step at a time: ``run.json``, ``steps/NNNN.json``
     each (the step as the steps list shows it, plus ``screenshot_file`` and
-    ``screenshot_after_file``: paths in the zip, or null) and
-    ``screens/NNNN.<ext>``, ``screens/NNNN-after.<ext>``."""
+    ``screenshot_after_file``: paths in the zip, or null, and
+    ``download_files``), ``screens/NNNN.<ext>``, ``screens/NNNN-after.<ext>``
+    and ``downloads/NNNN/<file name>``."""
 
     def __init__(self, out: IO[bytes], run: dict[str, Any]) -> None:
         self._zip = zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED)
         self._zip.writestr("run.json", json.dumps(run, indent=2))
 
-    def add_step(self, view: dict[str, Any], screens: dict[str, tuple[str, bytes]]) -> None:
-        """One step: its JSON and its screens ({kind: (content type, bytes)})."""
+    def add_step(self, view: dict[str, Any], screens: dict[str, tuple[str, bytes]],
+                 files: list[tuple[str, bytes]] | tuple[()] = ()) -> None:
+        """One step: its JSON, its screens ({kind: (content type, bytes)}) and
+        its downloads ([(file name, bytes)])."""
         n = int(view["number"])
         view = dict(view)
         for kind, field, suffix in (("screen", "screenshot_file", ""),
@@ -84,10 +87,28 @@ class Trajectory:
                 info = zipfile.ZipInfo(name, date_time=_zip_time(view))
                 self._zip.writestr(info, data, compress_type=zipfile.ZIP_STORED)  # compressed
                 view[field] = name
+        view["download_files"] = []
+        for file_name, data in files:
+            name = _unique(f"downloads/{n:04d}/{file_name}", view["download_files"])
+            self._zip.writestr(zipfile.ZipInfo(name, date_time=_zip_time(view)), data)
+            view["download_files"].append(name)
         self._zip.writestr(f"steps/{n:04d}.json", json.dumps(view, indent=2))
 
     def close(self) -> None:
         self._zip.close()
+
+
+def _unique(name: str, taken: list[str]) -> str:
+    """``name``, or ``name`` with " (2)", " (3)", … before its extension when
+    the step already has a file of that name."""
+    stem, dot, ext = name.rpartition(".")
+    if not dot or "/" in ext:
+        stem, dot, ext = name, "", ""
+    candidate, i = name, 1
+    while candidate in taken:
+        i += 1
+        candidate = f"{stem} ({i}){dot}{ext}"
+    return candidate
 
 
 def _zip_time(view: dict[str, Any]) -> tuple[int, int, int, int, int, int]:

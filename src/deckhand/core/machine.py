@@ -31,3 +31,9 @@ class Machine(Protocol):
         """The current screen (JPEG at the machine's real resolution), or None
         for a machine without a screen."""
         ...
+
+    async def download(self, name: str) -> bytes | None:
+        """The bytes of a file the machine's browser downloaded (``name`` as
+        an action result's ``data.downloads`` reported it); None when it is
+        gone or too large to fetch."""
+        ...

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from deckhand.agent.context import remember
 from deckhand.agent.loop import StepOutcome, run_step
 from deckhand.artifacts.base import ArtifactStore
+from deckhand.artifacts.downloads import Downloaded, keep_downloads, reported
 from deckhand.artifacts.screens import keep_screens
 from deckhand.brains.base import Brain
 from deckhand.brains.registry import build_brain
@@ -178,17 +179,18 @@ class Runner:
                                                    owner=self.worker_id)
 
         outcome = await run_step(brain, machine, context, on_decided)
-        run, wallet = await self._record(run, number, outcome)
+        files = await self._keep_downloads(run.id, number, machine, outcome)
+        run, wallet = await self._record(run, number, outcome, files)
         return run, wallet, outcome
 
-    async def _record(self, run: Run, number: int,
-                      outcome: StepOutcome) -> tuple[Run, int | None]:
+    async def _record(self, run: Run, number: int, outcome: StepOutcome,
+                      files: list[RunArtifact]) -> tuple[Run, int | None]:
         """Record the step: (the run row, the wallet) after it; raises
         _Finished when it ended the run or handed it to a human."""
         d = outcome.decision
         screens = await self._keep_screens(run.id, number, outcome)
         async with self.db.write() as conn:
-            await artifacts_store.insert(conn, screens)
+            await artifacts_store.insert(conn, screens + files)
             charged, balance = await ledger_store.debit_step(
                 conn, account_id=run.account_id, mode=run.mode, run_id=run.id, step=number,
                 credits=step_cost(run),
@@ -242,6 +244,37 @@ class Runner:
                 outcome.finished_at, stored=self._stored.pop(run_id, frozenset()))
         except DeckhandError as exc:
             log.warning("run %s step %d: screens not kept: %s", run_id, number, exc.message)
+            return []
+
+    async def _keep_downloads(self, run_id: str, number: int, machine: Machine,
+                              outcome: StepOutcome) -> list[RunArtifact]:
+        """The files the machine's browser downloaded during the step (its
+        action results report them), fetched and written before the step's
+        transaction. A file that cannot be fetched or kept is logged and
+        left out; the step is recorded all the same."""
+        if self.artifacts is None:
+            return []
+        files: list[Downloaded] = []
+        for item in reported([r.model_dump(mode="json") for r in outcome.results]):
+            name = str(item["name"])
+            try:
+                data = await machine.download(name)
+            except MachineError as exc:
+                log.warning("run %s step %d: download %r not fetched: %s", run_id, number,
+                            name, exc.message)
+                continue
+            if data is not None:
+                mime, url = item.get("mime"), item.get("url")
+                files.append(Downloaded(name=name, data=data,
+                                        mime=mime if isinstance(mime, str) else None,
+                                        url=url if isinstance(url, str) else None))
+        if not files:
+            return []
+        try:
+            return await keep_downloads(self.artifacts, run_id, number, files,
+                                        outcome.finished_at)
+        except DeckhandError as exc:
+            log.warning("run %s step %d: downloads not kept: %s", run_id, number, exc.message)
             return []
 
     def _remember_stored(self, run_id: str, screens: list[RunArtifact]) -> None:

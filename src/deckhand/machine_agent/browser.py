@@ -14,6 +14,7 @@ import asyncio
 import base64
 import io
 import logging
+import mimetypes
 import os
 import re
 import shutil
@@ -146,6 +147,9 @@ def check_url(url: str) -> str:
     return url
 
 
+DOWNLOAD_WAIT_S = 10.0  # how long an action's answer waits for the downloads it started
+
+
 class Browser:
     """Chromium with a persistent profile. Created stopped; ``start`` launches it
     (~1 s cold), every operation starts it when needed."""
@@ -167,6 +171,8 @@ class Browser:
         self._lock = asyncio.Lock()
         self.version = ""
         self.requests = NetworkActivity()  # requests in flight, for the settle
+        self._downloads: list[dict[str, Any]] = []  # finished, not yet taken
+        self._saving: set[asyncio.Future[None]] = set()  # downloads in progress
 
     @property
     def headless(self) -> bool:
@@ -242,19 +248,42 @@ class Browser:
                     logger.warning("stopping playwright: %s", exc)
 
     def _on_page(self, page: Any) -> None:
-        page.on("download", self._save_download)
+        page.on("download", self._download_started)
+
+    def _download_started(self, download: Any) -> None:
+        saving = asyncio.ensure_future(self._save_download(download))
+        self._saving.add(saving)
+        saving.add_done_callback(self._saving.discard)
+
+    async def downloads_done(self, timeout: float = DOWNLOAD_WAIT_S) -> None:
+        """Wait (at most ``timeout`` s) for the downloads in progress: an
+        action that started one answers once it is saved. One that takes
+        longer is reported by a later answer."""
+        if self._saving:
+            await asyncio.wait(set(self._saving), timeout=timeout)
 
     async def _save_download(self, download: Any) -> None:
         self.downloads_dir.mkdir(parents=True, exist_ok=True)
         name = os.path.basename(download.suggested_filename) or "download"
+        target = self.downloads_dir / name
         try:
-            await download.save_as(str(self.downloads_dir / name))
+            await download.save_as(str(target))
+            size = target.stat().st_size
         except (PlaywrightError, OSError) as exc:
             logger.warning("download %s failed: %s", name, exc)
             return
         if self.box is not None:  # saved by the agent: the machine's user's file
             self.box.own(self.downloads_dir)
-            self.box.own(self.downloads_dir / name)
+            self.box.own(target)
+        self._downloads.append({"name": name, "size": size, "url": download.url,
+                                "mime": mimetypes.guess_type(name)[0]})
+
+    def take_downloads(self) -> list[dict[str, Any]]:
+        """The downloads that finished since the last call (each saved as
+        ``downloads_dir/<name>``: name, size, the URL it came from, its mime
+        type or None); a failed one is not listed."""
+        taken, self._downloads = self._downloads, []
+        return taken
 
     # ------------------------------------------------------------------ tabs
 

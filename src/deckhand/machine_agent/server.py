@@ -272,8 +272,17 @@ class MachineAgent:
             error = error_text(exc, failed="machine agent error", whole=True, log=logger)
             return ActionResult(ok=False, error=error, duration_ms=_ms_since(started)), None
         update: dict[str, Any] = {"duration_ms": _ms_since(started)}
+        data = dict(result.data)
         if spec.mode != "none" or settle is not None:
-            update["data"] = {**result.data, "settle": done.report.as_dict()}
+            data["settle"] = done.report.as_dict()
+        # files the browser saved into Downloads since the last answer: the
+        # run keeps them (engine/runner.py)
+        await self.browser.downloads_done()
+        downloads = self.browser.take_downloads()
+        if downloads:
+            data["downloads"] = downloads
+        if data != result.data:
+            update["data"] = data
         return result.model_copy(update=update), done.frame
 
     async def _perform(self, action: Action) -> ActionResult:

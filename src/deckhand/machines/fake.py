@@ -51,6 +51,7 @@ class FakeMachine:
         self.outputs = dict(outputs or {})
         self.failing = failing
         self.actions: list[Action] = []
+        self.downloads: dict[str, bytes] = {}  # what download() answers
         self.screen: Observation | None = (
             screen(width, height) if width is not None and height is not None else None)
 
@@ -75,3 +76,6 @@ class FakeMachine:
 
     async def health(self) -> bool:
         return True
+
+    async def download(self, name: str) -> bytes | None:
+        return self.downloads.get(name)

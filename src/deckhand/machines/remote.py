@@ -234,6 +234,19 @@ class RemoteMachine:
                                     read_timeout=FILES_TIMEOUT_S)
         return self._result(response)
 
+    async def download(self, name: str) -> bytes | None:
+        """A file the browser saved in the machine's Downloads folder."""
+        result = await self.files("download", {"path": f"Downloads/{name}"})
+        if not result.ok:
+            logger.info("machine %s: download %r not fetched: %s", self.machine_id, name,
+                     result.error)
+            return None
+        try:
+            return base64.b64decode(result.output, validate=True)
+        except (binascii.Error, ValueError):
+            raise MachineError(f"machine {self.machine_id}: a download that is not "
+                               "base64") from None
+
     async def interrupt(self, session_id: str | None = None,
                         action_id: str | None = None) -> bool:
         """Kill the command running in ``session_id`` (or the action

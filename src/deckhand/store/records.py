@@ -105,7 +105,8 @@ class RunStep:
 
 @dataclass(frozen=True, slots=True)
 class RunArtifact:
-    """A screen of a step (table ``run_artifacts``): where its bytes are."""
+    """A screen or a download of a step (table ``run_artifacts``): where its
+    bytes are; a download has its file name and source URL."""
 
     run_id: str
     step: int
@@ -116,6 +117,8 @@ class RunArtifact:
     width: int | None
     height: int | None
     created_at: datetime
+    name: str | None = None
+    source_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -208,7 +208,8 @@ run_steps = Table(
 )
 
 # A step's screens (kind "screen": what the brain saw; "after": the settled
-# screen after its last action), pointing at content-addressed bytes in the
+# screen after its last action) and the files the browser downloaded during
+# it (kind "download-<i>"), pointing at content-addressed bytes in the
 # artifact store (deckhand/artifacts). Written in the step's transaction.
 run_artifacts = Table(
     "run_artifacts",
@@ -222,6 +223,9 @@ run_artifacts = Table(
     Column("width", Integer, nullable=True),
     Column("height", Integer, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
+    # 0010: a download's file name and the URL it came from (None for screens)
+    Column("name", String(255), nullable=True),
+    Column("source_url", Text, nullable=True),
 )
 Index("ix_run_artifacts_sha256", run_artifacts.c.sha256)
 Index("ix_run_artifacts_created", run_artifacts.c.created_at)

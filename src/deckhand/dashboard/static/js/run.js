@@ -242,7 +242,16 @@ export async function render(main, ds) {
       s.reasoning ? h("p", { class: "reasoning" }, s.reasoning) : null,
       ...(s.extra || []).map(x => h("p", { class: "small muted" }, x)),
       rows.length ? h("ul", { class: "actions", id: "step-actions" }, rows) : h("p", { class: "muted small" }, "No actions in this step."),
+      (s.downloads || []).length ? h("div", { class: "downloads", id: "step-downloads" },
+        h("h4", {}, "Downloaded"),
+        h("ul", {}, s.downloads.map(f => h("li", {},
+          h("a", { href: f.url, download: f.name }, f.name),
+          h("span", { class: "small muted" }, ` · ${size(f.size)}${f.source_url ? ` · from ${f.source_url}` : ""}`))))) : null,
     ];
+  }
+
+  function size(bytes) {
+    return bytes < 1024 ? `${bytes} B` : bytes < 1048576 ? `${(bytes / 1024).toFixed(1)} KB` : `${(bytes / 1048576).toFixed(1)} MB`;
   }
 
   function move(delta) {
