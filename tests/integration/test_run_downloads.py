@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from deckhand.core.clock import utcnow
-from tests.e2e.test_cli_remote import deckhand
+from tests.support.cli import deckhand
 from tests.support.contract import assert_error
 from tests.support.machine_pages import pages_port, sqlite_server
 from tests.support.runs import script, start, wait_for

@@ -33,7 +33,10 @@ async def test_one_shot_fires_once_and_on_time(server: LiveServer) -> None:
         assert_valid("ScheduleRunRecord", firing)
         assert firing["trigger"] == "run_at"
         lag = (parse(firing["executed_at"]) - parse(run_at)).total_seconds()
-        assert 0 <= lag < 1.5, lag
+        # the scheduler sleeps until the due time (bench/scheduler.py: lag p50 in
+        # ms); 3 s leaves room for a loaded suite (1.7 s seen under make test) and
+        # still fails a loop that only woke every max_sleep (10 s)
+        assert 0 <= lag < 3.0, lag
         run = await wait_for(c, firing["agent_run_id"])
         assert run["status"] == "succeeded", run
         assert run["metadata"]["schedule_id"] == s["id"]
