@@ -42,14 +42,6 @@ async def deployments(tmp_path: Path) -> AsyncIterator[Callable[[str | None], De
         yield make
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def backend(request: pytest.FixtureRequest) -> str | None:
-    """None for SQLite in the data dir, else a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        return None
-    return await _create_pg_database(request.getfixturevalue("pg_server"))
-
-
 # ----------------------------------------------------------------- helpers
 
 

@@ -24,7 +24,6 @@ from deckhand.core.clock import utcnow
 from deckhand.engine.identity import FILE as IDENTITY_FILE
 from deckhand.store.db import Database
 from deckhand.store.tables import machines
-from tests.conftest import _create_pg_database
 from tests.support.crash import (
     agent_pid,
     assert_recorded_once,
@@ -49,13 +48,6 @@ STEPS = 6
 async def deployments(tmp_path: Path) -> AsyncIterator[Callable[..., Deployment]]:
     async with deployments_in(tmp_path, "instant-", LONG_LEASE) as make:
         yield make
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def backend(request: pytest.FixtureRequest) -> str | None:
-    if request.param == "sqlite":
-        return None
-    return await _create_pg_database(request.getfixturevalue("pg_server"))
 
 
 async def test_restarted_server_resumes_its_run_at_once(

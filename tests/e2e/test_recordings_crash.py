@@ -19,7 +19,6 @@ from deckhand.client import DeckhandClient
 from deckhand.store import artifacts as artifacts_store
 from deckhand.store import steps as steps_store
 from deckhand.store.db import Database
-from tests.conftest import _create_pg_database
 from tests.support.crash import kill_sessions_naming, wait_status, wait_steps
 from tests.support.deployment import Deployment, free_port
 
@@ -31,13 +30,6 @@ pytestmark = [
 ]
 
 STEPS = 6
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def backend(request: pytest.FixtureRequest) -> str | None:
-    if request.param == "sqlite":
-        return None
-    return await _create_pg_database(request.getfixturevalue("pg_server"))
 
 
 @pytest.fixture

@@ -9,6 +9,8 @@ import base64
 import io
 import os
 import shutil
+import sys
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -109,6 +111,25 @@ async def test_offline_brain_signs_in_on_a_desktop_machine(sqlite_server) -> Non
             assert await recorded_groundings(sqlite_server, run["id"]) == ["ocr", "ocr"]
 
 
+def _pids() -> list[int]:
+    return [int(n) for n in os.listdir("/proc") if n.isdigit()]
+
+
+def _read(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError:  # the process ended meanwhile
+        return b""
+
+
+async def _x_client_connects(display: str, xauthority: str) -> bool:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "from Xlib.display import Display; Display()",
+        env={**os.environ, "DISPLAY": display, "XAUTHORITY": xauthority},
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    return await asyncio.wait_for(proc.wait(), 20) == 0
+
+
 async def test_connection_details_and_the_novnc_live_view(sqlite_server) -> None:  # type: ignore[no-untyped-def]
     key = await sqlite_server.key()
     async with sqlite_server.client(key) as c:
@@ -136,6 +157,19 @@ async def test_connection_details_and_the_novnc_live_view(sqlite_server) -> None
         async with connect(d["websocket_url"], subprotocols=["binary"], max_size=None) as ws:
             greeting = await asyncio.wait_for(ws.recv(), 20)
             assert greeting.startswith(b"RFB 003.")
+        # x11vnc runs as the machine's user, not root, and its password file is gone
+        [vnc] = [pid for pid in _pids() if f"-rfbport\0{d['vnc_port']}\0".encode()
+                 in _read(f"/proc/{pid}/cmdline")]
+        uid = int(next(x for x in _read(f"/proc/{vnc}/status").decode().splitlines()
+                       if x.startswith("Uid:")).split()[1])
+        assert uid >= 200_000
+        private = Path(f"/run/deckhand/machines/{uid}")
+        assert not (private / "vncpasswd").exists()
+        # the X server holds to its cookie: a client without it is refused
+        [socket] = [p for p in Path("/tmp/.X11-unix").iterdir() if p.stat().st_uid == uid]
+        display = ":" + socket.name.removeprefix("X")
+        assert not await _x_client_connects(display, "/dev/null")
+        assert await _x_client_connects(display, str(private / "Xauthority"))
         r = await c.get(f"/v1/machines/{mid}/live/session", params={"ticket": ticket + "x"})
         assert r.status_code == 401
 

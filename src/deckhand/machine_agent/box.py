@@ -13,6 +13,7 @@ import asyncio
 import logging
 import os
 import shlex
+import shutil
 from pathlib import Path
 
 from deckhand.machine_agent import netns, users
@@ -94,6 +95,11 @@ class MachineBox:
         """``argv`` in the cgroup, as the machine's user."""
         return self.enter(self.as_user(argv))
 
+    def private_dir(self) -> Path:
+        """Where files the machine's own programs read by path go (see
+        :func:`users.runtime_dir`); the state dir without a user of its own."""
+        return users.runtime_dir(self.uid) if self.uid is not None else self.state_dir
+
     def own(self, path: Path) -> None:
         """Give ``path`` (made by the agent, as root) to the machine's user."""
         if self.uid is not None:
@@ -166,6 +172,8 @@ class MachineBox:
                 logger.warning("closing the machine's network: %s", exc)
             self._net_started = False
         await asyncio.to_thread(self._remove_cgroup)
+        if self.uid is not None:
+            await asyncio.to_thread(shutil.rmtree, users.RUNTIME / str(self.uid), True)
 
     def _remove_cgroup(self) -> None:
         if self.cgroup is not None:

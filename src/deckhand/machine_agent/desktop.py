@@ -107,7 +107,9 @@ class Desktop:
         self.width = width
         self.height = height
         self.display = ""
-        self.xauthority = state_dir / "Xauthority"
+        # the X cookie (and x11vnc's password) where the machine's user can read them
+        self.private_dir = box.private_dir() if box is not None else state_dir
+        self.xauthority = self.private_dir / "Xauthority"
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self._mss: object | None = None
         self.input: XInput | None = None
@@ -254,33 +256,49 @@ class Desktop:
             if shutil.which("x11vnc") is None:
                 raise DesktopError("x11vnc is not installed (scripts/install-system-deps)")
             password = secrets.token_urlsafe(6)[:8]  # VNC passwords use 8 characters
-            pw_file = self.state_dir / "vncpasswd"
+            pw_file = self.private_dir / "vncpasswd"
             fd = os.open(pw_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
             with os.fdopen(fd, "w") as f:
                 f.write(password + "\n")
+            as_machine = self.box is not None and self.box.uid is not None
+            if as_machine:  # x11vnc runs as the machine's user: its password file is its own
+                os.chown(pw_file, self.box.uid, self.box.uid)  # type: ignore[union-attr]
             port = _free_port()
+            argv = ["x11vnc", "-display", self.display, "-auth", str(self.xauthority),
+                    "-localhost", "-rfbport", str(port), "-passwdfile", str(pw_file),
+                    "-forever", "-shared", "-noxdamage", "-quiet", "-norc",
+                    # the X server runs as the machine's user and may not attach
+                    # a root-owned SysV segment: x11vnc reads the screen without
+                    *(["-noshm"] if as_machine else [])]
+            if self.box is not None:
+                # in the machine's cgroup, as its user, but on the host's
+                # loopback, where the agent's live-view bridge reaches it (the
+                # machine's own programs, in their network, do not)
+                argv = self.box.enter(self.box.as_user(argv), network=False)
             proc = subprocess.Popen(
-                ["x11vnc", "-display", self.display, "-auth", str(self.xauthority),
-                 "-localhost", "-rfbport", str(port), "-passwdfile", f"rm:{pw_file}",
-                 "-forever", "-shared", "-noxdamage", "-quiet", "-norc",
-                 # the X server runs as the machine's user and may not attach
-                 # a root-owned SysV segment: x11vnc reads the screen without
-                 *(["-noshm"] if self.box is not None and self.box.uid is not None else [])],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL, env={**os.environ, **self.env},
+                argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL, env={**os.environ, **self.env, "HOME": str(self.private_dir)},
             )
             self._procs["x11vnc"] = proc
-            deadline = time.monotonic() + VNC_TIMEOUT_S
-            while time.monotonic() < deadline:
-                if proc.poll() is not None:
-                    raise DesktopError(f"x11vnc exited with code {proc.returncode}")
-                with contextlib.suppress(OSError):
-                    _, writer = await asyncio.open_connection("127.0.0.1", port)
-                    writer.close()
-                    self.vnc = VncInfo(port=port, password=password)
-                    return self.vnc
-                await asyncio.sleep(0.05)
-            raise DesktopError("x11vnc did not start listening")
+            try:
+                self.vnc = await _listening(proc, port, password)
+            finally:
+                with contextlib.suppress(OSError):  # read once at its start
+                    pw_file.unlink()
+            return self.vnc
+
+
+async def _listening(proc: subprocess.Popen[bytes], port: int, password: str) -> VncInfo:
+    deadline = time.monotonic() + VNC_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise DesktopError(f"x11vnc exited with code {proc.returncode}")
+        with contextlib.suppress(OSError):
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            return VncInfo(port=port, password=password)
+        await asyncio.sleep(0.05)
+    raise DesktopError("x11vnc did not start listening")
 
 
 def _read_display(fd: int, timeout: float) -> int | None:

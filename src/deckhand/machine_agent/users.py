@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 UID_BASE = 200_000
 UID_COUNT = 65_536
 CLAIMS = Path("/run/deckhand/uids")
+RUNTIME = Path("/run/deckhand/machines")
 
 
 def _reserved() -> set[int]:
@@ -97,6 +98,21 @@ def release_uid(state_dir: Path, *, claims: Path = CLAIMS) -> None:
                 with contextlib.suppress(OSError):
                     if (claims / entry).read_text().strip() == me:
                         (claims / entry).unlink()
+
+
+def runtime_dir(uid: int, *, root: Path = RUNTIME) -> Path:
+    """A directory of the machine's own on the host, ``root/<uid>`` (0700,
+    its user's), for what its programs that run outside bubblewrap read by
+    path: the X server's cookie, x11vnc's password. The data dir does not
+    do: its parents may be closed to the machine's user (``/root`` is 0700),
+    and an X server that cannot read its cookie lets every client in."""
+    root.mkdir(parents=True, exist_ok=True, mode=0o711)
+    os.chmod(root, 0o711)  # traversable, not listable
+    path = root / str(uid)
+    path.mkdir(mode=0o700, exist_ok=True)
+    os.lchown(path, uid, uid)
+    os.chmod(path, 0o700)
+    return path
 
 
 def own_tree(path: Path, uid: int) -> None:
