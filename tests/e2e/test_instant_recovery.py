@@ -110,7 +110,9 @@ async def test_another_identity_waits_for_the_lease(
         mid = machine["id"]
         d.machines.append(mid)
         agent = agent_pid(d, mid)
-        run = await client.create_run(machine_id=mid, task=step_script(STEPS, 0.5),
+        # long enough to outlast a worker slow to start on a loaded host (the
+        # test ends once the worker has taken the run over, not with the run)
+        run = await client.create_run(machine_id=mid, task=step_script(40, 0.5),
                                       model="scripted")
         run_id = run["id"]
         await wait_steps(client, run_id, d, 1, timeout=20)

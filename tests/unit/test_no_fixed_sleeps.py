@@ -20,7 +20,7 @@ ALLOWED = {
     ("machine_agent/browser.py", "Browser.wait"): "browser_wait with ms: the wait action itself",
     ("machine_agent/desktop.py", "Desktop._start_apps"): "start-up: let openbox settle before xterm",
     ("machine_agent/desktop.py", "Desktop.close"): "shut-down: polling processes to exit",
-    ("machine_agent/desktop.py", "Desktop.start_vnc"): "start-up: polling x11vnc to listen",
+    ("machine_agent/desktop.py", "_listening"): "start-up: polling x11vnc to listen",
     ("machine_agent/live.py", "_terminal_cast.down"): "live view: the terminal's frame interval",
     ("machine_agent/cgroups.py", "MachineCgroup.kill_all"): "delete: polling the cgroup "
                                                             "to empty",
