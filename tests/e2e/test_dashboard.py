@@ -28,6 +28,7 @@ from deckhand.store import keys as keys_store
 from deckhand.store.db import Database
 from tests.support.crash import kill_sessions_naming, step_script
 from tests.support.deployment import Deployment, free_port, poll
+from tests.support.static_site import static_site
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(90)]
 
@@ -49,6 +50,7 @@ class Site:
     machine: str = ""
     browser: Any = None
     errors: list[str] = field(default_factory=list)
+    pages_port: int = 0  # a loopback port the machines may reach (DECKHAND_MACHINE_HOST_ALLOW)
 
     def client(self, key: str | None = None) -> DeckhandClient:
         return DeckhandClient(self.base, key or self.key, timeout=30)
@@ -82,11 +84,11 @@ async def site(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Site]:
     tmp = tmp_path_factory.mktemp("dash")
     d = Deployment(tmp, None, secret_prefix="dash-", lease_seconds=5)
     try:
-        port = free_port()
-        await d.serve(port)
+        port, pages = free_port(), free_port()
+        await d.serve(port, env={"DECKHAND_MACHINE_HOST_ALLOW": f"127.0.0.1:{pages}"})
         keys = await _keys(d)
         s = Site(d, f"http://127.0.0.1:{port}", keys["main"][1], keys["main"][0],
-                 keys["other"][1], keys["test"][1])
+                 keys["other"][1], keys["test"][1], pages_port=pages)
         async with s.client() as c:
             s.machine = (await c.create_machine("dash-box"))["id"]
             d.machines.append(s.machine)
@@ -460,5 +462,34 @@ async def test_schedules_page_creates_runs_and_pauses(site: Site) -> None:
         "button", name="Resume").click()
     await page.locator(f"tr[data-schedule-id='{schedule_id}'] [data-status='active']").wait_for()
     await shot(page, "schedules")
+    no_console_errors(site)
+    await page.context.close()
+
+
+async def test_a_runs_downloads_are_links_on_its_page(site: Site) -> None:
+    page_html = ("<meta charset=utf-8><a download href='totals.csv' style='display:block;"
+                 "position:absolute;left:0;top:0;width:500px;height:300px'>totals</a>")
+    with static_site({"index.html": page_html, "totals.csv": "a,1\nb,2\n"},
+                     site.pages_port) as base:
+        async with site.client() as c:
+            machine = (await c.create_machine("dash-browser", metadata={"kind": "browser"}))["id"]
+            site.d.machines.append(machine)
+            run = await c.create_run(machine_id=machine, model="scripted", task=json.dumps(
+                {"script": [{"actions": [{"kind": "open_url", "url": f"{base}/index.html"}]},
+                            {"actions": [{"kind": "click", "x": 100, "y": 100}],
+                             "text": "download the totals"},
+                            {"actions": [], "outcome": {"success": True, "answer": "saved"}}]}))
+        await wait_run(site, run["id"], {"succeeded"})
+    page = await signed_in(site)
+    await page.goto(f"/runs/{run['id']}")
+    await page.click("#timeline button[data-step='2']")
+    link = page.locator("#step-downloads a")
+    await link.wait_for()
+    assert await link.inner_text() == "totals.csv"
+    async with page.expect_download() as info:
+        await link.click()
+    saved = await (await info.value).path()
+    assert Path(saved).read_text() == "a,1\nb,2\n"
+    await shot(page, "run-downloads")
     no_console_errors(site)
     await page.context.close()
