@@ -56,6 +56,24 @@ class Frame:
     source: str  # desktop | browser | terminal
 
 
+def jpeg_size(data: bytes) -> tuple[int, int]:
+    """Width and height of a JPEG, from its first start-of-frame marker."""
+    i = 2
+    while i + 9 < len(data):
+        if data[i] != 0xFF:
+            i += 1
+            continue
+        marker = data[i + 1]
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:
+            i += 1 if marker == 0xFF else 2
+            continue
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            height, width = struct.unpack(">HH", data[i + 5:i + 9])
+            return width, height
+        i += 2 + struct.unpack(">H", data[i + 2:i + 4])[0]
+    raise ValueError("not a JPEG (no start-of-frame marker)")
+
+
 @dataclass(frozen=True)
 class VncInfo:
     port: int

@@ -45,8 +45,8 @@ async def type_in_browser(browser: Browser, action: TypeText) -> ActionResult:
                 f"no editable field on the page is named {action.into!r} (looked for a "
                 "<label>, aria-label, aria-labelledby, a placeholder, and a field below or "
                 "right of that text)"))
-        await page.mouse.click(field["x"], field["y"])
-        await page.keyboard.press("End")  # after what the field holds, not inside it
+        await page.click(field["x"], field["y"])
+        await page.press("End")  # after what the field holds, not inside it
         data.update(label_found=True, field=field, how=field["how"])
     focused = await form_dom.focus(page)
     if not focused["editable"]:
@@ -55,7 +55,7 @@ async def type_in_browser(browser: Browser, action: TypeText) -> ActionResult:
         return ActionResult(ok=False, data={**data, "focus": focused}, error=(
             f"the text would land in no editable element: the focus is on {where}{into}, "
             "so nothing was typed"))
-    await page.keyboard.insert_text(action.text)
+    await page.insert_text(action.text)
     return ActionResult(ok=True, output=f"typed {len(action.text)} characters into "
                         f"{_element(focused)}", data={**data, "focus": focused})
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from playwright._impl._errors import Error as PlaywrightError
-
 from deckhand.core.actions import (
     ActionResult,
     Click,
@@ -24,8 +22,8 @@ from deckhand.core.actions import (
     TypeText,
 )
 from deckhand.machine_agent import fill, ocr
-from deckhand.machine_agent.browser import Browser, BrowserError
-from deckhand.machine_agent.desktop import Desktop, DesktopError, Frame
+from deckhand.machine_agent.browser import Browser
+from deckhand.machine_agent.desktop import Desktop, Frame
 from deckhand.machine_agent.errors import AgentError
 from deckhand.machine_agent.probes import BrowserProbe, DesktopProbe
 from deckhand.machine_agent.settle import Probe, SettlePolicy, Watch
@@ -82,8 +80,7 @@ class Screen:
         """Start watching the screen before an action (``target="browser"``:
         the browser's page, whatever the machine's screen is)."""
         capture = self.browser.screenshot if target == "browser" else self.capture
-        return Watch(lambda since: self._probe(target, since), capture, errors=(
-            BrowserError, DesktopError, PlaywrightError))
+        return Watch(lambda since: self._probe(target, since), capture, errors=(AgentError,))
 
     def _probe(self, target: str | None, since: float) -> Probe | None:
         source = target or self.source
@@ -174,12 +171,12 @@ class Screen:
         if isinstance(action, Click):
             await b.click_at(action.x, action.y, action.button, action.count)
         elif isinstance(action, MoveMouse):
-            await page.mouse.move(action.x, action.y)
+            await page.move(action.x, action.y)
         elif isinstance(action, Drag):
-            await page.mouse.move(action.x, action.y)
-            await page.mouse.down()
-            await page.mouse.move(action.to_x, action.to_y, steps=10)
-            await page.mouse.up()
+            await page.move(action.x, action.y)
+            await page.down()
+            await page.move(action.to_x, action.to_y, steps=10)
+            await page.up()
         elif isinstance(action, KeyPress):
             await b.press(split_combo(action.keys))
         elif isinstance(action, Scroll):
@@ -224,7 +221,7 @@ class Screen:
                 return ActionResult(ok=False, error=f"nothing on the page reads {label!r}",
                                     data={"grounding": "dom"})
             page = await self.browser.page()
-            await page.mouse.click(found_el["x"], found_el["y"])
+            await page.click(found_el["x"], found_el["y"])
             return ActionResult(ok=True, output=f"clicked {found_el['tag']} {label!r}",
                                 data={**found_el, "grounding": "dom"})
         raise ScreenError(NO_SCREEN.format(what=f"click {label!r} on"))
