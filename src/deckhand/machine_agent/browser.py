@@ -18,6 +18,7 @@ import logging
 import os
 import re
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -52,6 +53,17 @@ BASE_ARGS = [
     "--force-color-profile=srgb", "--mute-audio", "--disable-gpu",
     "--test-type",  # no "unsupported command-line flag" bar over the page
     "--disable-smooth-scrolling",  # a wheel scrolls at once: nothing to wait for
+]
+# Memory (docs/machines.md "Memory", measured per flag): no preloaded
+# omnibox-popup WebUI renderer (a renderer, and 0.6 s of CPU at start), no
+# spare renderer, one renderer for every site the limit allows (site
+# isolation still gives a cross-site frame its own), the network service
+# and the GPU (SwiftShader) work in the browser process instead of a
+# process each.
+MEMORY_ARGS = [
+    "--disable-features=WebUIOmniboxPopup,WebUIOmniboxAimPopup,SpareRendererForSitePerProcess",
+    "--enable-features=NetworkServiceInProcess2", "--renderer-process-limit=1",
+    "--in-process-gpu",
 ]
 # A machine whose metadata says network: "off": every request goes to a dead proxy.
 NO_NETWORK_ARGS = ["--proxy-server=127.0.0.1:9", "--proxy-bypass-list=<-loopback>"]
@@ -115,7 +127,7 @@ class Browser:
 
     def args(self, own_user: bool) -> list[str]:
         """Chromium's command line after its binary."""
-        args = [*BASE_ARGS, f"--user-data-dir={self.profile_dir}"]
+        args = [*BASE_ARGS, *MEMORY_ARGS, f"--user-data-dir={self.profile_dir}"]
         if not own_user and os.geteuid() == 0:
             args.append("--no-sandbox")  # no user of its own (an unboxed test agent)
         if not self.network:
@@ -125,6 +137,7 @@ class Browser:
         else:
             args += ["--window-position=0,0", f"--window-size={self.width},{self.height}",
                      "--start-maximized"]
+        args += os.environ.get("DECKHAND_BROWSER_ARGS", "").split()  # an operator's own
         return [*args, "about:blank"]
 
     async def start(self) -> None:
@@ -142,11 +155,14 @@ class Browser:
                 self.box.own(self.downloads_dir)
                 prefix, own_user = self.box.chromium(self.profile_dir, self.display_env)
             argv = [*prefix, chromium.binary(), *self.args(own_user)]
+            began = time.monotonic()
             proc = await ChromiumProcess.spawn(argv, chromium.environment(self.display_env),
                                                self.profile_dir.parent / "chromium.log")
             self._proc = proc
             try:
                 await asyncio.wait_for(self._connect(proc), START_TIMEOUT_S)
+                logger.info("Chromium %s ready in %.0f ms", self.version,
+                            (time.monotonic() - began) * 1000)
             except (AgentError, TimeoutError) as exc:
                 await self._stop()
                 tail = proc.log_tail()
