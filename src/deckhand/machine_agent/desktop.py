@@ -26,14 +26,17 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-
-from PIL import Image
+from typing import TYPE_CHECKING
 
 from deckhand.machine_agent.box import MachineBox
 from deckhand.machine_agent.errors import AgentError
 from deckhand.machine_agent.sandbox import bwrap_argv, interactive_shell_argv, shell_env
-from deckhand.machine_agent.windows import Windows
-from deckhand.machine_agent.xinput import XInput
+
+if TYPE_CHECKING:  # X and Pillow are loaded when a desktop starts or encodes
+    from PIL import Image
+
+    from deckhand.machine_agent.windows import Windows
+    from deckhand.machine_agent.xinput import XInput
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +103,8 @@ def write_xauthority(path: Path, cookie: bytes) -> None:
 def encode_jpeg(raw: bytes | bytearray | memoryview, width: int, height: int,
                 quality: int = JPEG_QUALITY) -> bytes:
     """JPEG from a raw BGRX buffer, without a Python-level conversion."""
+    from PIL import Image
+
     img = Image.frombuffer("RGB", (width, height), raw, "raw", "BGRX", 0, 1)
     out = io.BytesIO()
     img.save(out, "JPEG", quality=quality)
@@ -179,6 +184,9 @@ class Desktop:
         import mss  # a ~30 ms import: only desktops pay it
 
         self._mss = mss.MSS(display=self.display)
+        from deckhand.machine_agent.windows import Windows
+        from deckhand.machine_agent.xinput import XInput
+
         self.input = XInput(self.display)
         self.windows = Windows(self.display)
         self.started_at = time.monotonic()
@@ -259,6 +267,8 @@ class Desktop:
     def image(self, shot: tuple[bytes, int, int] | None = None) -> Image.Image:
         """The screen (or a ``grab()`` taken before) as a Pillow image."""
         raw, w, h = shot or self.grab()
+        from PIL import Image
+
         return Image.frombuffer("RGB", (w, h), bytes(raw), "raw", "BGRX", 0, 1)
 
     # ------------------------------------------------------------------ live view

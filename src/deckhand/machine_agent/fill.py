@@ -18,15 +18,18 @@ brain sees the miss instead of a success that did nothing.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
-
-from PIL import Image, ImageChops
+from typing import TYPE_CHECKING, Any
 
 from deckhand.core.actions import ActionResult, TypeText
-from deckhand.machine_agent import fields, form_dom, ocr
+from deckhand.machine_agent import form_dom
 from deckhand.machine_agent.browser import Browser
 from deckhand.machine_agent.desktop import Desktop
 from deckhand.machine_agent.settle import until_changed
+
+if TYPE_CHECKING:  # Pillow and text recognition: loaded when a desktop types
+    from PIL import Image
+
+    from deckhand.machine_agent import ocr
 
 Settle = Callable[[], Awaitable[None]]
 PAD = 6  # around a field's box: a caret or a focus ring drawn on its border counts
@@ -73,6 +76,8 @@ async def type_on_desktop(desktop: Desktop, settle: Settle, action: TypeText) ->
     """Type ``action.text`` on the desktop (into the field ``action.into``
     names, if given) and check that the field's region changed."""
     assert desktop.input is not None
+    from deckhand.machine_agent import fields, ocr
+
     data: dict[str, Any] = {"grounding": "ocr"}
     region: tuple[int, int, int, int] = (0, 0, desktop.width, desktop.height)
     if action.into is not None:
@@ -113,6 +118,8 @@ async def type_on_desktop(desktop: Desktop, settle: Settle, action: TypeText) ->
 
 
 def _changed(before: Image.Image, after: Image.Image) -> bool:
+    from PIL import ImageChops
+
     return ImageChops.difference(before, after).getbbox() is not None
 
 

@@ -4,6 +4,7 @@ the modifier bits of ``Input.dispatch*Event``."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 MODIFIER_BITS = {"Alt": 1, "Control": 2, "Meta": 4, "Shift": 8}
@@ -88,3 +89,16 @@ def describe(key: str) -> Key:
             return Key(c, code, vk, c, shifted=shifted)
         return Key(c, "", 0, c)  # another character: its text only
     raise ValueError(f"unknown key {key!r}")
+
+
+def split_combo(keys: str | Iterable[str]) -> list[str]:
+    """``"ctrl+shift+t"`` or ``["ctrl", "t"]`` → key names. A lone ``+`` is
+    the plus key."""
+    if isinstance(keys, str):
+        if keys.strip() == "+":
+            return ["plus"]
+        parts = [p.strip() for p in keys.replace(" ", "+").split("+")]
+        if keys.endswith("++"):
+            parts = [p for p in parts if p] + ["plus"]
+        return [p for p in parts if p]
+    return [str(k).strip() for k in keys if str(k).strip()]

@@ -21,16 +21,15 @@ from deckhand.core.actions import (
     Scroll,
     TypeText,
 )
-from deckhand.machine_agent import fill, ocr
+from deckhand.machine_agent import fill
 from deckhand.machine_agent.browser import Browser
 from deckhand.machine_agent.desktop import Desktop, Frame
 from deckhand.machine_agent.errors import AgentError
+from deckhand.machine_agent.keys import split_combo
 from deckhand.machine_agent.probes import BrowserProbe, DesktopProbe
 from deckhand.machine_agent.settle import Probe, SettlePolicy, Watch
 from deckhand.machine_agent.terminal import TerminalSessions
 from deckhand.machine_agent.termscreen import TerminalScreen, screen_lines
-from deckhand.machine_agent.windows import WindowError
-from deckhand.machine_agent.xinput import split_combo
 
 SCREEN_TEXT_LIMIT = 20_000
 GROUNDING_LOOKS = 3  # text recognition again while the screen keeps changing under it
@@ -100,6 +99,8 @@ class Screen:
         source = self.source
         if source == "desktop":
             assert self.desktop is not None
+            from deckhand.machine_agent import ocr  # Pillow, tesseract: desktops only
+
             found = await ocr.words(self.desktop.image())
             text = ocr.text_of(found)
             inverted = await ocr.words(self.desktop.image(), invert=True)
@@ -137,6 +138,8 @@ class Screen:
         """On a desktop the page just opened is what the screen shows: its
         browser window comes to the front (a terminal opened at start may
         cover it, and the next action reads the screen)."""
+        from deckhand.machine_agent.windows import WindowError  # X: desktops only
+
         windows = self.desktop.windows if self.desktop is not None else None
         if windows is None or not title:
             return
@@ -198,6 +201,8 @@ class Screen:
         source = self.source
         if source == "desktop":
             assert self.desktop is not None and self.desktop.input is not None
+            from deckhand.machine_agent import ocr
+
             # The screen may still be drawing what the last action caused.
             await self.settle_now()
             for look in range(GROUNDING_LOOKS):

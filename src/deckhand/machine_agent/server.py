@@ -144,7 +144,9 @@ class MachineAgent:
     async def start(self) -> None:
         """Bring up the desktop (and the browser of a browser machine) before
         the agent reports ready; start the default shell once claimed."""
+        began = time.monotonic()
         await self.box.start(self.network)
+        logger.info("the machine's box is up in %.0f ms", (time.monotonic() - began) * 1000)
         if self.desktop is not None:
             await self.desktop.start()
             self.browser.display_env = self.desktop.env
