@@ -114,7 +114,12 @@ async def fill(provider: LocalMachineProvider, kind: str, budget_kib: int, cap: 
     margin, or ``cap`` machines; then all destroyed."""
     started = time.monotonic()
     handles: list[tuple[str, int]] = []
-    total, stopped_by = 0, "cap"
+    last: dict[str, int] = {}  # each machine's PSS when last read
+    stopped_by = "cap"
+
+    def read(mid: str, pid: int) -> None:
+        last[mid] = pss_kib(pid, provider.machine_dir(mid))
+
     try:
         while len(handles) < cap:
             if available_kib() - SAFETY_KIB < 400 * 1024:
@@ -124,13 +129,18 @@ async def fill(provider: LocalMachineProvider, kind: str, budget_kib: int, cap: 
             handle = await provider.create(mid, kind=kind)
             handles.append((mid, handle.pid))
             await asyncio.sleep(settle_s if len(handles) == 1 else 0.3)
-            # the sum of every machine's PSS, read again: sharing changes as more start
-            total = sum(pss_kib(pid, provider.machine_dir(m)) for m, pid in handles)
-            if len(handles) % 10 == 0:
-                log(f"    {kind}: {len(handles)} machines, {total / GIB:.2f} GiB")
-            if total >= budget_kib:
+            read(mid, handle.pid)
+            if len(handles) % 10 == 0:  # sharing changes as more start: read all again
+                for m, pid in handles:
+                    read(m, pid)
+                log(f"    {kind}: {len(handles)} machines, {sum(last.values()) / GIB:.2f} GiB")
+            if sum(last.values()) >= budget_kib:
                 stopped_by = "budget"
                 break
+        await asyncio.sleep(settle_s)
+        for m, pid in handles:  # the final sum, every machine read again
+            read(m, pid)
+        total = sum(last.values())
     finally:
         await asyncio.gather(*(provider.destroy(m) for m, _ in handles),
                              return_exceptions=True)
