@@ -114,6 +114,7 @@ class Browser:
         self._tabs: list[Tab] = []
         self._attaching: dict[str, asyncio.Future[Tab]] = {}
         self._current = 0
+        self._launched: tuple[ChromiumProcess, float] | None = None
         self._lock = asyncio.Lock()
         self.version = ""
         self.requests = NetworkActivity()  # requests in flight, for the settle
@@ -144,24 +145,39 @@ class Browser:
         args += os.environ.get("DECKHAND_BROWSER_ARGS", "").split()  # an operator's own
         return [*args, "about:blank"]
 
+    async def _spawn(self) -> tuple[ChromiumProcess, float]:
+        if not os.path.exists(CHROMIUM):
+            raise BrowserError(f"{CHROMIUM} is not installed (scripts/install-system-deps)")
+        self.profile_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.downloads_dir.mkdir(parents=True, exist_ok=True)
+        prefix, own_user = [], False
+        if self.box is not None:
+            self.box.own(self.downloads_dir)
+            prefix, own_user = self.box.chromium(self.profile_dir, self.display_env)
+        argv = [*prefix, chromium.binary(), *self.args(own_user)]
+        began = time.monotonic()
+        proc = await ChromiumProcess.spawn(argv, chromium.environment(self.display_env),
+                                           self.profile_dir.parent / "chromium.log")
+        return proc, began
+
+    async def launch(self) -> None:
+        """Start Chromium's process without waiting for it (``start`` then
+        connects): the agent imports its HTTP side meanwhile."""
+        async with self._lock:
+            if self._proc is None and self._launched is None:
+                try:
+                    self._launched = await self._spawn()
+                except AgentError as exc:  # start says it again
+                    logger.warning("launching the browser: %s", exc)
+
     async def start(self) -> None:
         async with self._lock:
             if self.running:
                 return
             if self._proc is not None:  # it died: start again
                 await self._stop()
-            if not os.path.exists(CHROMIUM):
-                raise BrowserError(f"{CHROMIUM} is not installed (scripts/install-system-deps)")
-            self.profile_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            self.downloads_dir.mkdir(parents=True, exist_ok=True)
-            prefix, own_user = [], False
-            if self.box is not None:
-                self.box.own(self.downloads_dir)
-                prefix, own_user = self.box.chromium(self.profile_dir, self.display_env)
-            argv = [*prefix, chromium.binary(), *self.args(own_user)]
-            began = time.monotonic()
-            proc = await ChromiumProcess.spawn(argv, chromium.environment(self.display_env),
-                                               self.profile_dir.parent / "chromium.log")
+            launched, self._launched = self._launched, None
+            proc, began = launched if launched is not None else await self._spawn()
             self._proc = proc
             try:
                 await asyncio.wait_for(self._connect(proc), START_TIMEOUT_S)
@@ -252,6 +268,9 @@ class Browser:
             await self._stop()
 
     async def _stop(self) -> None:
+        if self._launched is not None:  # launched, never connected
+            await self._launched[0].stop(grace_s=1.0)
+            self._launched = None
         proc, self._proc = self._proc, None
         self._tabs.clear()
         self._attaching.clear()
