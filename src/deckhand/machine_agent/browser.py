@@ -19,6 +19,7 @@ import os
 import re
 import shutil
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -102,8 +103,12 @@ class Browser:
 
     def __init__(self, profile_dir: Path, downloads_dir: Path, *, network: bool = True,
                  display_env: dict[str, str] | None = None, width: int = 1280,
-                 height: int = 800, box: MachineBox | None = None) -> None:
+                 height: int = 800, box: MachineBox | None = None,
+                 desktop_ready: Callable[[], Awaitable[None]] | None = None) -> None:
+        """``desktop_ready``: awaited before a headful browser starts (the
+        desktop's own first windows show first, so the browser comes above)."""
         self.box = box
+        self.desktop_ready = desktop_ready
         self.profile_dir = profile_dir
         self.downloads_dir = downloads_dir
         self.network = network
@@ -113,6 +118,7 @@ class Browser:
         self._proc: ChromiumProcess | None = None
         self._tabs: list[Tab] = []
         self._attaching: dict[str, asyncio.Future[Tab]] = {}
+        self._infos: dict[str, dict[str, Any]] = {}  # the latest of each target's info
         self._current = 0
         self._launched: tuple[ChromiumProcess, float] | None = None
         self._lock = asyncio.Lock()
@@ -176,6 +182,8 @@ class Browser:
                 return
             if self._proc is not None:  # it died: start again
                 await self._stop()
+            if self.desktop_ready is not None and not self.headless:
+                await self.desktop_ready()
             launched, self._launched = self._launched, None
             proc, began = launched if launched is not None else await self._spawn()
             self._proc = proc
@@ -204,6 +212,7 @@ class Browser:
 
         def created(p: dict[str, Any]) -> None:
             info = p["targetInfo"]
+            self._infos[info["targetId"]] = info
             if info.get("type") == "page" and not info.get("attached"):
                 asyncio.ensure_future(self._attach(info)).add_done_callback(attached)
 
@@ -234,7 +243,9 @@ class Browser:
                                         {"targetId": tid, "flatten": True})
             tab = Tab(tid, conn.session(r["sessionId"]), self.requests,
                       self._downloads.note_response)
-            tab.url, tab.title = info.get("url", ""), info.get("title", "")
+            # its info may have changed while attaching (a popup's URL)
+            latest = self._infos.get(tid, info)
+            tab.url, tab.title = latest.get("url", ""), latest.get("title", "")
             self._tabs.append(tab)
             await tab.setup()
             if self.headless:
@@ -251,12 +262,15 @@ class Browser:
 
     def _changed(self, p: dict[str, Any]) -> None:
         info = p["targetInfo"]
+        if info.get("targetId") in self._infos or info.get("type") == "page":
+            self._infos[info["targetId"]] = info
         for tab in self._tabs:
             if tab.target_id == info.get("targetId"):
                 tab.url, tab.title = info.get("url", tab.url), info.get("title", tab.title)
 
     def _gone(self, target_id: str) -> None:
         self._attaching.pop(target_id, None)
+        self._infos.pop(target_id, None)
         for tab in [t for t in self._tabs if t.target_id == target_id]:
             tab.closed = True
             self._tabs.remove(tab)
@@ -274,6 +288,7 @@ class Browser:
         proc, self._proc = self._proc, None
         self._tabs.clear()
         self._attaching.clear()
+        self._infos.clear()
         if proc is not None:
             try:
                 await proc.stop()
@@ -484,8 +499,8 @@ class Browser:
 
     async def state(self) -> dict[str, Any]:
         page = await self.page()
-        view = await page.evaluate(
-            "({w: innerWidth, h: innerHeight, sx: scrollX, sy: scrollY, "
+        view = await page.call(
+            "() => ({w: innerWidth, h: innerHeight, sx: scrollX, sy: scrollY, "
             "ready: document.readyState})")
         return {"url": page.url, "title": await page.page_title(), "tabs": await self.tabs(),
                 "active_tab": self._current, "viewport": {"width": view["w"],

@@ -44,6 +44,7 @@ WIDTH, HEIGHT = 1280, 800
 JPEG_QUALITY = 75
 XVFB_TIMEOUT_S = 5.0
 WM_SETTLE_S = 0.5  # launching an app the instant openbox is up can stall ~5 s
+APP_MAP_S = 3.0  # how long the first xterm's window is waited for
 VNC_TIMEOUT_S = 10.0
 
 
@@ -195,6 +196,29 @@ class Desktop:
     async def _start_apps(self) -> None:
         await asyncio.sleep(WM_SETTLE_S)
         self.open_terminal()
+        # its window maps a moment later: a browser opened before that would
+        # end up under it
+        deadline = time.monotonic() + APP_MAP_S
+        while time.monotonic() < deadline and not self._has_window("Terminal"):
+            await asyncio.sleep(0.02)
+
+    def _has_window(self, title: str) -> bool:
+        from deckhand.machine_agent.windows import WindowError
+
+        if self.windows is None:
+            return True
+        try:
+            self.windows.find(title)
+        except WindowError:
+            return False
+        return True
+
+    async def apps_started(self) -> None:
+        """Once the apps a desktop starts with (its xterm) show (at most
+        ``APP_MAP_S`` after the window manager settled)."""
+        if self._apps is not None and not self._apps.done():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self._apps), WM_SETTLE_S + APP_MAP_S + 1)
 
     def open_terminal(self) -> None:
         """Open an xterm running a shell in the machine's sandbox."""

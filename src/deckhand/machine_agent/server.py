@@ -134,7 +134,9 @@ class MachineAgent:
     def _new_browser(self) -> Browser:
         return Browser(self.state_dir / "browser-profile", self.workspace / "Downloads",
                        network=self.network, box=self.box,
-                       display_env=self.desktop.env if self.desktop is not None else None)
+                       display_env=self.desktop.env if self.desktop is not None else None,
+                       desktop_ready=self.desktop.apps_started if self.desktop is not None
+                       else None)
 
     @property
     def kinds(self) -> list[str]:

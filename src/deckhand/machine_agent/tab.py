@@ -182,12 +182,38 @@ class Tab:
 
     async def evaluate(self, expression: str) -> Any:
         """The value of ``expression`` (awaited if a promise; called if it is a
-        function, as a driver's ``evaluate`` does)."""
+        function, as a driver's ``evaluate`` does), as JSON; a value that is
+        not (a window, a node with cycles) is its description."""
         r = await self.session.send("Runtime.evaluate", {
-            "expression": expression, "returnByValue": True, "awaitPromise": True})
-        if r.get("result", {}).get("type") == "function":
-            return await self.call(expression)
-        return _value(r)
+            "expression": expression, "awaitPromise": True})
+        _raise_for(r)
+        result = r.get("result", {})
+        if result.get("type") == "function" and result.get("objectId"):
+            called = await self.session.send("Runtime.callFunctionOn", {
+                "objectId": result["objectId"], "functionDeclaration": "function() { return this(); }",
+                "awaitPromise": True})
+            self._release(result)
+            _raise_for(called)
+            result = called.get("result", {})
+        return await self._by_value(result)
+
+    async def _by_value(self, obj: dict[str, Any]) -> Any:
+        if not obj.get("objectId"):
+            return None if obj.get("type") == "undefined" else obj.get("value")
+        try:
+            r = await self.session.send("Runtime.callFunctionOn", {
+                "objectId": obj["objectId"], "functionDeclaration": "function() { return this; }",
+                "returnByValue": True})
+            return r.get("result", {}).get("value")
+        except CDPError:  # not serializable: what it is
+            return obj.get("description")
+        finally:
+            self._release(obj)
+
+    def _release(self, obj: dict[str, Any]) -> None:
+        release = asyncio.ensure_future(self.session.send(
+            "Runtime.releaseObject", {"objectId": obj["objectId"]}))
+        release.add_done_callback(lambda f: f.cancelled() or f.exception())
 
     async def call(self, function: str, *args: Any) -> Any:
         """``function`` (JavaScript source) called with ``args`` (JSON values)."""
@@ -303,12 +329,16 @@ class Tab:
             await self.session.send("Input.insertText", {"text": text})
 
 
-def _value(r: dict[str, Any]) -> Any:
+def _raise_for(r: dict[str, Any]) -> None:
     details = r.get("exceptionDetails")
     if details is not None:
         exc = details.get("exception") or {}
         text = exc.get("description") or details.get("text") or "the script failed"
         raise TabError(f"the script failed: {str(text).splitlines()[0][:500]}")
+
+
+def _value(r: dict[str, Any]) -> Any:
+    _raise_for(r)
     result = r.get("result", {})
     if result.get("type") == "undefined":
         return None
