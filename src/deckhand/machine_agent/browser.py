@@ -38,40 +38,6 @@ from deckhand.machine_agent.tab import Tab
 
 logger = logging.getLogger(__name__)
 
-# What a driver passes (Playwright's defaults, less automation's marks),
-# plus what a machine does not need running.
-BASE_ARGS = [
-    "--remote-debugging-pipe", "--no-first-run", "--no-default-browser-check",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-quic", "--disable-dev-shm-usage", "--password-store=basic",
-    "--use-mock-keychain", "--disable-breakpad", "--disable-client-side-phishing-detection",
-    "--disable-default-apps", "--disable-extensions",
-    "--disable-component-extensions-with-background-pages", "--disable-hang-monitor",
-    "--disable-popup-blocking", "--disable-prompt-on-repost", "--no-service-autorun",
-    "--disable-background-timer-throttling", "--disable-backgrounding-occluded-windows",
-    "--disable-renderer-backgrounding", "--disable-field-trial-config",
-    "--disable-back-forward-cache", "--metrics-recording-only", "--no-pings",
-    "--force-color-profile=srgb", "--mute-audio", "--disable-gpu",
-    "--test-type",  # no "unsupported command-line flag" bar over the page
-    "--disable-smooth-scrolling",  # a wheel scrolls at once: nothing to wait for
-]
-# Memory (docs/machines.md "Memory", measured per flag; Chromium reads one
-# --enable-features and one --disable-features, the last): no preloaded
-# omnibox-popup WebUI renderer (a renderer, and 0.6 s of CPU at start), no
-# spare renderer, one renderer for every site the limit allows (site
-# isolation still gives a cross-site frame its own), the network service
-# and the GPU (SwiftShader) work in the browser process instead of a
-# process each.
-MEMORY_ARGS = [
-    "--disable-features=WebUIOmniboxPopup,WebUIOmniboxAimPopup,SpareRendererForSitePerProcess",
-    # CDPScreenshotNewSurface: a capture from a new surface, not the next
-    # drawn frame (as Playwright enables it): a step 115 → 82 ms p50
-    "--enable-features=CDPScreenshotNewSurface,NetworkServiceInProcess2",
-    "--renderer-process-limit=1",
-    "--in-process-gpu",
-]
-# A machine whose metadata says network: "off": every request goes to a dead proxy.
-NO_NETWORK_ARGS = ["--proxy-server=127.0.0.1:9", "--proxy-bypass-list=<-loopback>"]
 ALLOWED_SCHEMES = {"http", "https", "about", "data"}
 JPEG_QUALITY = 75
 TEXT_LIMIT = 100_000
@@ -138,18 +104,9 @@ class Browser:
 
     def args(self, own_user: bool) -> list[str]:
         """Chromium's command line after its binary."""
-        args = [*BASE_ARGS, *MEMORY_ARGS, f"--user-data-dir={self.profile_dir}"]
-        if not own_user and os.geteuid() == 0:
-            args.append("--no-sandbox")  # no user of its own (an unboxed test agent)
-        if not self.network:
-            args += NO_NETWORK_ARGS
-        if self.headless:
-            args += ["--headless", "--hide-scrollbars", f"--window-size={self.width},{self.height}"]
-        else:
-            args += ["--window-position=0,0", f"--window-size={self.width},{self.height}",
-                     "--start-maximized"]
-        args += os.environ.get("DECKHAND_BROWSER_ARGS", "").split()  # an operator's own
-        return [*args, "about:blank"]
+        return chromium.command_line(self.profile_dir, own_user=own_user, network=self.network,
+                                     headless=self.headless, width=self.width,
+                                     height=self.height)
 
     async def _spawn(self) -> tuple[ChromiumProcess, float]:
         if not os.path.exists(CHROMIUM):
