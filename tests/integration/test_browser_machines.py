@@ -1,4 +1,4 @@
-"""Browser machines through the HTTP API: Playwright driving Debian's
+"""Browser machines through the HTTP API: the agent driving Debian's
 Chromium (headless), a page served on loopback, labels grounded on the DOM,
 the offline brain's screen instructions, the browser sub-API and the live
 screencast."""

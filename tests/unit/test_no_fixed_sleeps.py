@@ -18,6 +18,8 @@ SETTLE_MODULE = "machine_agent/settle.py"  # polling the screen, and the caller'
 ALLOWED = {
     ("machine_agent/server.py", "MachineAgent._perform"): "the wait action itself (Wait.seconds)",
     ("machine_agent/browser.py", "Browser.wait"): "browser_wait with ms: the wait action itself",
+    ("machine_agent/tab.py", "Tab.wait_for_load_state"): "browser_wait networkidle: polling "
+                                                         "the requests in flight",
     ("machine_agent/desktop.py", "Desktop._start_apps"): "start-up: let openbox settle before xterm",
     ("machine_agent/desktop.py", "Desktop.close"): "shut-down: polling processes to exit",
     ("machine_agent/desktop.py", "_listening"): "start-up: polling x11vnc to listen",

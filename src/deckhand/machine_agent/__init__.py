@@ -17,9 +17,9 @@ if TYPE_CHECKING:
     from deckhand.machine_agent.__main__ import read_token
     from deckhand.machine_agent.cgroups import Limits, remove_recorded
     from deckhand.machine_agent.commands import BROWSER_OPS, COMMANDS
+    from deckhand.machine_agent.launch import run_agent
     from deckhand.machine_agent.netns import parse_allow
     from deckhand.machine_agent.proctree import descendant_pids
-    from deckhand.machine_agent.serving import run_agent
     from deckhand.machine_agent.settle import SettlePolicy
     from deckhand.machine_agent.users import release_uid
 
@@ -34,7 +34,7 @@ _EXPORTS = {
     "SettlePolicy": "settle",  # how the screen is settled after an action
     "descendant_pids": "proctree",  # the processes under a pid (to stop an agent whole)
     "read_token": "__main__",  # the bearer token from --token-file or the environment
-    "run_agent": "serving",  # serve machines until stopped
+    "run_agent": "launch",  # serve machines until stopped
 }
 
 __all__ = ["BROWSER_OPS", "COMMANDS", "Limits", "SettlePolicy", "descendant_pids",

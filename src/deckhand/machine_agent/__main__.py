@@ -73,8 +73,8 @@ def main(argv: list[str] | None = None) -> None:
     token = read_token(args.token_file)
     # Imported after the arguments are read: `--help` stays fast.
     from deckhand.machine_agent.cgroups import Limits
+    from deckhand.machine_agent.launch import run_agent
     from deckhand.machine_agent.netns import parse_allow
-    from deckhand.machine_agent.serving import run_agent
 
     try:
         host_allow = parse_allow(args.host_allow)

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import shlex
 import shutil
 from pathlib import Path
 
@@ -105,33 +103,17 @@ class MachineBox:
         if self.uid is not None:
             users.own_tree(path, self.uid)
 
-    def launcher(self, name: str, argv: list[str]) -> str:
-        """An executable script that runs ``argv`` (plus its own arguments) in
-        the machine's cgroup: for programs started by another program
-        (Playwright starts Chromium)."""
-        bindir = self.state_dir / "bin"
-        bindir.mkdir(mode=0o700, exist_ok=True)
-        path = bindir / name
-        tmp = bindir / f".{name}.tmp"
-        tmp.write_text("#!/bin/sh\nexec " + shlex.join(self.enter(argv)) + ' "$@"\n')
-        os.chmod(tmp, 0o700)
-        os.replace(tmp, path)
-        return str(path)
-
-    def chromium(self, binary: str, profile_dir: Path,
-                 display_env: dict[str, str] | None) -> tuple[str, bool]:
-        """The launcher Playwright starts Chromium with, and whether Chromium
-        runs as the machine's user (in its sandbox, with its own sandbox on) or,
-        without a user of its own, only in the cgroup and the network."""
+    def chromium(self, profile_dir: Path,
+                 display_env: dict[str, str] | None) -> tuple[list[str], bool]:
+        """The command prefix Chromium's binary is started with, and whether
+        Chromium runs as the machine's user (in its sandbox, with its own
+        sandbox on) or, without a user of its own, only in the cgroup and the
+        network. The browser talks to it over a pipe (fds 3 and 4), which
+        every program of the prefix passes on."""
         if self.uid is None:
-            return self.launcher("chromium", [binary]), False
-        tmp = self.state_dir / "tmp"
+            return self.enter([]), False
         users.own_tree(profile_dir, self.uid)
-        users.own_tree(tmp, self.uid)
-        # Playwright's driver makes its artifacts dir (where downloads land)
-        # under TMPDIR: a directory the sandbox shows (see own_browser_tmp)
-        os.environ["TMPDIR"] = str(tmp)
-        binds = [str(profile_dir), str(tmp)]
+        binds = [str(profile_dir)]
         if display_env:
             binds.append(f"/tmp/.X11-unix/X{display_env['DISPLAY'].lstrip(':').split('.')[0]}")
             binds.append(display_env["XAUTHORITY"])
@@ -140,18 +122,7 @@ class MachineBox:
         argv += ["--setenv", "TMPDIR", "/tmp", "--setenv", "HOME", str(profile_dir),
                  "--setenv", "XDG_CACHE_HOME", f"{profile_dir}/.cache",
                  "--setenv", "XDG_CONFIG_HOME", f"{profile_dir}/.config"]
-        return self.launcher("chromium", [*argv, *self.as_user([binary])]), True
-
-    def own_browser_tmp(self) -> None:
-        """Give Playwright's artifacts dir (made by its driver, as root) to the
-        machine's user, so Chromium can write the downloads into it."""
-        tmp = self.state_dir / "tmp"
-        if self.uid is None or not tmp.is_dir():
-            return
-        for entry in tmp.iterdir():
-            if entry.name.startswith("playwright-") and entry.is_dir() \
-                    and not entry.is_symlink() and entry.stat().st_uid == 0:
-                os.lchown(entry, self.uid, self.uid)
+        return self.enter([*argv, *self.as_user([])]), True
 
     def info(self) -> dict[str, object]:
         return {

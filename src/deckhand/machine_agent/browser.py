@@ -1,133 +1,49 @@
-"""The machine's browser: Playwright driving Debian's Chromium
-(``/usr/bin/chromium``; ``playwright install`` is never used), headless on a
-machine without a desktop and headful inside its desktop otherwise.
+"""The machine's browser: Debian's Chromium (``/usr/bin/chromium``) driven
+over the DevTools protocol on a pipe (:mod:`.cdp`, :mod:`.chromium`; no
+driver process in between), headless on a machine without a desktop and
+headful inside its desktop otherwise.
 
 One persistent profile per machine (kept outside the workspace, included in
-snapshots), tabs, page text and clickable elements, label grounding on the
-page's DOM, screenshots through CDP as JPEG. Only http(s), about: and data:
-URLs are opened: file:// would let a page read the host's files.
+snapshots), tabs (:mod:`.tab`), page text and clickable elements, label
+grounding on the page's DOM, screenshots through CDP as JPEG, downloads
+into the workspace (:mod:`.downloads`). Only http(s), about: and data: URLs
+are opened: file:// would let a page read the host's files.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import io
+import contextlib
 import logging
-import mimetypes
 import os
 import re
 import shutil
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from PIL import Image
-from playwright._impl._errors import Error as PlaywrightError  # cheap to import (async_api is not)
-
+from deckhand.machine_agent import chromium
 from deckhand.machine_agent.box import MachineBox
-from deckhand.machine_agent.desktop import Frame
+from deckhand.machine_agent.browser_js import CLICKABLES_JS, FIND_LABEL_JS, SCROLLED_JS
+from deckhand.machine_agent.cdp import CDPError
+from deckhand.machine_agent.chromium import CHROMIUM, ChromiumProcess
+from deckhand.machine_agent.desktop import Frame, jpeg_size
+from deckhand.machine_agent.downloads import Downloads
 from deckhand.machine_agent.errors import AgentError
+from deckhand.machine_agent.keys import key_name
 from deckhand.machine_agent.pagewatch import NetworkActivity
+from deckhand.machine_agent.tab import Tab
 
 logger = logging.getLogger(__name__)
 
-CHROMIUM = "/usr/bin/chromium"
-BASE_ARGS = [
-    "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic",
-    "--disable-dev-shm-usage", "--password-store=basic", "--no-default-browser-check",
-    "--test-type",  # no "unsupported command-line flag" bar over the page
-    "--disable-smooth-scrolling",  # a wheel scrolls at once: nothing to wait for
-]
-# A machine whose metadata says network: "off": every request goes to a dead proxy.
-NO_NETWORK_ARGS = ["--proxy-server=127.0.0.1:9", "--proxy-bypass-list=<-loopback>"]
 ALLOWED_SCHEMES = {"http", "https", "about", "data"}
 JPEG_QUALITY = 75
 TEXT_LIMIT = 100_000
 HTML_LIMIT = 500_000
-# The scroll position once the wheel's scroll is applied: two animation frames
-# on (a page that draws no frames, hidden, answers at the cap).
-SCROLLED_JS = """
-() => new Promise(done => {
-  const answer = () => done([scrollX, scrollY]);
-  requestAnimationFrame(() => requestAnimationFrame(answer));
-  setTimeout(answer, 1000);
-})
-"""
-
-CLICKABLES_JS = """
-() => {
-  const sel = 'a[href],button,input,select,textarea,summary,label,[role=button],[role=link],' +
-    '[role=checkbox],[role=tab],[role=menuitem],[role=option],[onclick],[tabindex]';
-  const out = [];
-  for (const el of document.querySelectorAll(sel)) {
-    const r = el.getBoundingClientRect();
-    const st = getComputedStyle(el);
-    if (r.width < 1 || r.height < 1 || st.visibility === 'hidden' || st.display === 'none') continue;
-    const text = (el.innerText || el.value || el.getAttribute('aria-label') ||
-      el.getAttribute('placeholder') || el.getAttribute('title') || el.getAttribute('alt') ||
-      '').trim().replace(/\\s+/g, ' ').slice(0, 120);
-    out.push({index: out.length, tag: el.tagName.toLowerCase(), type: el.type || null,
-      id: el.id || null, name: el.getAttribute('name'), text, href: el.href || null,
-      x: Math.round(r.left + r.width / 2), y: Math.round(r.top + r.height / 2),
-      width: Math.round(r.width), height: Math.round(r.height),
-      in_viewport: r.bottom > 0 && r.right > 0 && r.top < innerHeight && r.left < innerWidth});
-  }
-  return out;
-}
-"""
-
-# Finds what a label names: a form control labelled so (label[for], aria-label,
-# placeholder), else an element whose text is the label (exact before
-# contained, clickable before plain, smallest first). Scrolls it into view.
-FIND_LABEL_JS = """
-(label) => {
-  const norm = s => (s || '').toLowerCase().replace(/\\s+/g, ' ').trim();
-  const want = norm(label);
-  if (!want) return null;
-  const visible = el => { const r = el.getBoundingClientRect(); const st = getComputedStyle(el);
-    return r.width >= 1 && r.height >= 1 && st.visibility !== 'hidden' && st.display !== 'none'; };
-  const controls = 'input,textarea,select,[contenteditable=true]';
-  const labelOf = el => {
-    const parts = [el.getAttribute('aria-label'), el.getAttribute('placeholder'),
-                   el.getAttribute('title'), el.getAttribute('name')];
-    if (el.labels) for (const l of el.labels) parts.push(l.innerText);
-    return parts.map(norm);
-  };
-  const clickable = 'a,button,input,select,textarea,summary,label,[role=button],[role=link],' +
-    '[role=tab],[role=menuitem],[onclick]';
-  let best = null;
-  const consider = (el, score, how) => {
-    if (!visible(el)) return;
-    const r = el.getBoundingClientRect();
-    const area = r.width * r.height;
-    if (!best || score > best.score || (score === best.score && area < best.area))
-      best = {el, score, area, how};
-  };
-  for (const el of document.querySelectorAll(controls)) {
-    const labels = labelOf(el);
-    if (labels.includes(want)) consider(el, 100, 'label');
-    else if (labels.some(l => l && l.includes(want))) consider(el, 60, 'label-contains');
-  }
-  for (const el of document.querySelectorAll('body *')) {
-    const own = norm(el.innerText || el.value);
-    if (!own) continue;
-    const isClick = el.matches(clickable);
-    if (own === want) consider(el, isClick ? 90 : 80, 'text');
-    else if (own.includes(want) && own.length <= want.length * 4 + 20)
-      consider(el, isClick ? 50 : 40, 'text-contains');
-  }
-  if (!best) return null;
-  let el = best.el;
-  if (el.tagName === 'LABEL' && el.control) el = el.control;
-  el.scrollIntoView({block: 'center', inline: 'center'});
-  const r = el.getBoundingClientRect();
-  return {x: Math.round(r.left + r.width / 2), y: Math.round(r.top + r.height / 2),
-          tag: el.tagName.toLowerCase(), text: (el.innerText || el.value || '').slice(0, 120),
-          how: best.how};
-}
-"""
+START_TIMEOUT_S = 30.0
+BODY_TEXT_JS = "document.body ? document.body.innerText : ''"
 
 
 class BrowserError(AgentError):
@@ -152,27 +68,32 @@ DOWNLOAD_WAIT_S = 10.0  # how long an action's answer waits for the downloads it
 
 class Browser:
     """Chromium with a persistent profile. Created stopped; ``start`` launches it
-    (~1 s cold), every operation starts it when needed."""
+    (under a second cold), every operation starts it when needed."""
 
     def __init__(self, profile_dir: Path, downloads_dir: Path, *, network: bool = True,
                  display_env: dict[str, str] | None = None, width: int = 1280,
-                 height: int = 800, box: MachineBox | None = None) -> None:
+                 height: int = 800, box: MachineBox | None = None,
+                 desktop_ready: Callable[[], Awaitable[None]] | None = None) -> None:
+        """``desktop_ready``: awaited before a headful browser starts (the
+        desktop's own first windows show first, so the browser comes above)."""
         self.box = box
+        self.desktop_ready = desktop_ready
         self.profile_dir = profile_dir
         self.downloads_dir = downloads_dir
         self.network = network
         self.display_env = display_env
         self.width = width
         self.height = height
-        self._pw: Any = None
-        self.context: Any = None
+        self._proc: ChromiumProcess | None = None
+        self._tabs: list[Tab] = []
+        self._attaching: dict[str, asyncio.Future[Tab]] = {}
+        self._infos: dict[str, dict[str, Any]] = {}  # the latest of each target's info
         self._current = 0
-        self._cdp: dict[int, Any] = {}
+        self._launched: tuple[ChromiumProcess, float] | None = None
         self._lock = asyncio.Lock()
         self.version = ""
         self.requests = NetworkActivity()  # requests in flight, for the settle
-        self._downloads: list[dict[str, Any]] = []  # finished, not yet taken
-        self._saving: set[asyncio.Future[None]] = set()  # downloads in progress
+        self._downloads = Downloads(downloads_dir)
 
     @property
     def headless(self) -> bool:
@@ -180,157 +101,216 @@ class Browser:
 
     @property
     def running(self) -> bool:
-        return self.context is not None
+        return self._proc is not None and self._proc.conn.alive
 
     # ------------------------------------------------------------------ lifecycle
 
+    def args(self, own_user: bool) -> list[str]:
+        """Chromium's command line after its binary."""
+        return chromium.command_line(self.profile_dir, own_user=own_user, network=self.network,
+                                     headless=self.headless, width=self.width,
+                                     height=self.height)
+
+    async def _spawn(self) -> tuple[ChromiumProcess, float]:
+        if not os.path.exists(CHROMIUM):
+            raise BrowserError(f"{CHROMIUM} is not installed (scripts/install-system-deps)")
+        self.profile_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.downloads_dir.mkdir(parents=True, exist_ok=True)
+        prefix, own_user = [], False
+        if self.box is not None:
+            self.box.own(self.downloads_dir)
+            prefix, own_user = self.box.chromium(self.profile_dir, self.display_env)
+        argv = [*prefix, chromium.binary(), *self.args(own_user)]
+        began = time.monotonic()
+        proc = await ChromiumProcess.spawn(argv, chromium.environment(self.display_env),
+                                           self.profile_dir.parent / "chromium.log")
+        return proc, began
+
+    async def launch(self) -> None:
+        """Start Chromium's process without waiting for it (``start`` then
+        connects): the agent imports its HTTP side meanwhile."""
+        async with self._lock:
+            if self._proc is None and self._launched is None:
+                try:
+                    self._launched = await self._spawn()
+                except AgentError as exc:  # start says it again
+                    logger.warning("launching the browser: %s", exc)
+
     async def start(self) -> None:
         async with self._lock:
-            if self.context is not None:
+            if self.running:
                 return
-            if not os.path.exists(CHROMIUM):
-                raise BrowserError(f"{CHROMIUM} is not installed (scripts/install-system-deps)")
-            from playwright.async_api import async_playwright
-
-            self.profile_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            args = list(BASE_ARGS)
-            if not self.network:
-                args += NO_NETWORK_ARGS
-            kwargs: dict[str, Any] = {}
-            if self.headless:
-                kwargs["viewport"] = {"width": self.width, "height": self.height}
-            else:
-                args += ["--window-position=0,0", f"--window-size={self.width},{self.height}",
-                         "--start-maximized"]
-                kwargs["no_viewport"] = True
-                kwargs["env"] = {**os.environ, **(self.display_env or {})}
-            executable, own_user = CHROMIUM, False
-            if self.box is not None:
-                executable, own_user = self.box.chromium(CHROMIUM, self.profile_dir,
-                                                         self.display_env)
-            # as the machine's user Chromium keeps its own sandbox (a user
-            # namespace per renderer); as root it refuses to start with it
-            pw = await async_playwright().start()
+            if self._proc is not None:  # it died: start again
+                await self._stop()
+            if self.desktop_ready is not None and not self.headless:
+                await self.desktop_ready()
+            launched, self._launched = self._launched, None
+            proc, began = launched if launched is not None else await self._spawn()
+            self._proc = proc
             try:
-                self.context = await pw.chromium.launch_persistent_context(
-                    str(self.profile_dir), executable_path=executable, headless=self.headless,
-                    args=args, accept_downloads=True, chromium_sandbox=own_user, **kwargs,
-                )
-            except BaseException:
-                await pw.stop()
-                raise
-            if self.box is not None:
-                self.box.own_browser_tmp()  # Playwright's artifacts dir: downloads land there
-            self._pw = pw
-            self.version = self.context.browser.version if self.context.browser else ""
-            self.requests.attach(self.context)
-            self.context.on("page", self._on_page)
-            for page in self.context.pages:
-                self._on_page(page)
-            if not self.context.pages:
-                await self.context.new_page()
-            self._current = 0
+                await asyncio.wait_for(self._connect(proc), START_TIMEOUT_S)
+                logger.info("Chromium %s ready in %.0f ms", self.version,
+                            (time.monotonic() - began) * 1000)
+            except (AgentError, TimeoutError) as exc:
+                await self._stop()
+                tail = proc.log_tail()
+                raise BrowserError(f"Chromium did not start: {exc or 'timed out'}"
+                                   + (f"\n{tail}" if tail else "")) from None
+
+    async def _connect(self, proc: ChromiumProcess) -> None:
+        b = proc.conn.browser
+        first: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def attached(task: asyncio.Task[Tab]) -> None:
+            if task.cancelled():
+                return
+            exc = task.exception()
+            if exc is not None:
+                logger.info("a new tab could not be attached: %s", exc)
+            if not first.done():
+                first.set_result(None) if exc is None else first.set_exception(exc)
+
+        def created(p: dict[str, Any]) -> None:
+            info = p["targetInfo"]
+            self._infos[info["targetId"]] = info
+            if info.get("type") == "page" and not info.get("attached"):
+                asyncio.ensure_future(self._attach(info)).add_done_callback(attached)
+
+        b.on("Target.targetCreated", created)
+        b.on("Target.targetInfoChanged", self._changed)
+        b.on("Target.targetDestroyed", lambda p: self._gone(p["targetId"]))
+        self._downloads.listen(b)
+        version, *_ = await asyncio.gather(
+            b.send("Browser.getVersion"),
+            b.send("Browser.setDownloadBehavior", self._downloads.behavior()),
+            b.send("Target.setDiscoverTargets", {"discover": True,
+                                                 "filter": [{"type": "page"}]}))
+        self.version = str(version.get("product", "")).split("/")[-1]
+        await first  # the about:blank of the command line
+        self._current = 0
+
+    async def _attach(self, info: dict[str, Any]) -> Tab:
+        tid = info["targetId"]
+        pending = self._attaching.get(tid)
+        if pending is not None:
+            return await pending
+        future: asyncio.Future[Tab] = asyncio.get_running_loop().create_future()
+        self._attaching[tid] = future
+        assert self._proc is not None
+        conn = self._proc.conn
+        try:
+            r = await conn.browser.send("Target.attachToTarget",
+                                        {"targetId": tid, "flatten": True})
+            tab = Tab(tid, conn.session(r["sessionId"]), self.requests,
+                      self._downloads.note_response)
+            # its info may have changed while attaching (a popup's URL)
+            latest = self._infos.get(tid, info)
+            tab.url, tab.title = latest.get("url", ""), latest.get("title", "")
+            self._tabs.append(tab)
+            await tab.setup()
+            if self.headless:
+                await tab.session.send("Emulation.setDeviceMetricsOverride", {
+                    "width": self.width, "height": self.height, "deviceScaleFactor": 1,
+                    "mobile": False})
+        except BaseException as exc:
+            self._attaching.pop(tid, None)
+            future.set_exception(exc)
+            future.exception()  # retrieved: whoever waits gets it, nobody else must
+            raise
+        future.set_result(tab)
+        return tab
+
+    def _changed(self, p: dict[str, Any]) -> None:
+        info = p["targetInfo"]
+        if info.get("targetId") in self._infos or info.get("type") == "page":
+            self._infos[info["targetId"]] = info
+        for tab in self._tabs:
+            if tab.target_id == info.get("targetId"):
+                tab.url, tab.title = info.get("url", tab.url), info.get("title", tab.title)
+
+    def _gone(self, target_id: str) -> None:
+        self._attaching.pop(target_id, None)
+        self._infos.pop(target_id, None)
+        for tab in [t for t in self._tabs if t.target_id == target_id]:
+            tab.closed = True
+            self._tabs.remove(tab)
+            self.requests.forget(tab.session.id)
+        self._current = max(0, min(self._current, len(self._tabs) - 1))
 
     async def close(self) -> None:
         async with self._lock:
-            ctx, pw = self.context, self._pw
-            self.context, self._pw = None, None
-            self._cdp.clear()
-            if ctx is not None:
-                try:
-                    await asyncio.wait_for(ctx.close(), 5.0)
-                except (PlaywrightError, TimeoutError, OSError) as exc:  # it died already
-                    logger.warning("closing the browser: %s", exc)
-            if pw is not None:
-                try:
-                    await asyncio.wait_for(pw.stop(), 5.0)
-                except (PlaywrightError, TimeoutError, OSError) as exc:
-                    logger.warning("stopping playwright: %s", exc)
+            await self._stop()
 
-    def _on_page(self, page: Any) -> None:
-        page.on("download", self._download_started)
-
-    def _download_started(self, download: Any) -> None:
-        saving = asyncio.ensure_future(self._save_download(download))
-        self._saving.add(saving)
-        saving.add_done_callback(self._saving.discard)
+    async def _stop(self) -> None:
+        if self._launched is not None:  # launched, never connected
+            await self._launched[0].stop(grace_s=1.0)
+            self._launched = None
+        proc, self._proc = self._proc, None
+        self._tabs.clear()
+        self._attaching.clear()
+        self._infos.clear()
+        if proc is not None:
+            try:
+                await proc.stop()
+            except OSError as exc:
+                logger.warning("stopping the browser: %s", exc)
 
     async def downloads_done(self, timeout: float = DOWNLOAD_WAIT_S) -> None:
         """Wait (at most ``timeout`` s) for the downloads in progress: an
         action that started one answers once it is saved. One that takes
         longer is reported by a later answer."""
-        if self._saving:
-            await asyncio.wait(set(self._saving), timeout=timeout)
-
-    async def _save_download(self, download: Any) -> None:
-        self.downloads_dir.mkdir(parents=True, exist_ok=True)
-        name = os.path.basename(download.suggested_filename) or "download"
-        target = self.downloads_dir / name
-        try:
-            await download.save_as(str(target))
-            size = target.stat().st_size
-        except (PlaywrightError, OSError) as exc:
-            logger.warning("download %s failed: %s", name, exc)
-            return
-        if self.box is not None:  # saved by the agent: the machine's user's file
-            self.box.own(self.downloads_dir)
-            self.box.own(target)
-        self._downloads.append({"name": name, "size": size, "url": download.url,
-                                "mime": mimetypes.guess_type(name)[0]})
+        await self._downloads.wait(timeout)
 
     def take_downloads(self) -> list[dict[str, Any]]:
-        """The downloads that finished since the last call (each saved as
-        ``downloads_dir/<name>``: name, size, the URL it came from, its mime
-        type or None); a failed one is not listed."""
-        taken, self._downloads = self._downloads, []
-        return taken
+        """The downloads finished since the last call (``name`` under
+        ``downloads_dir``, ``size``, ``url``, ``mime``), each once."""
+        done = self._downloads.take()
+        if done and self.box is not None:  # renamed by the agent: still the machine's user's
+            for d in done:
+                self.box.own(self.downloads_dir / d["name"])
+        return done
 
     # ------------------------------------------------------------------ tabs
 
     @property
-    def pages(self) -> list[Any]:
-        return list(self.context.pages) if self.context is not None else []
+    def pages(self) -> list[Tab]:
+        return list(self._tabs) if self.running else []
 
-    async def page(self) -> Any:
+    async def page(self) -> Tab:
         await self.start()
-        pages = self.pages
-        if not pages:
-            page = await self.context.new_page()
-            self._current = 0
-            return page
-        if self._current >= len(pages):
-            self._current = len(pages) - 1
-        return pages[self._current]
+        if not self._tabs:
+            return await self._new_tab()
+        if self._current >= len(self._tabs):
+            self._current = len(self._tabs) - 1
+        return self._tabs[self._current]
 
-    def current_page(self) -> Any:
+    async def _new_tab(self) -> Tab:
+        assert self._proc is not None
+        r = await self._proc.conn.browser.send("Target.createTarget", {"url": "about:blank"})
+        tab = await self._attach({"targetId": r["targetId"], "url": "about:blank"})
+        self._current = self._tabs.index(tab)
+        return tab
+
+    def current_page(self) -> Tab | None:
         """The active tab, or None (the browser is not started by asking)."""
         pages = self.pages
         return pages[min(self._current, len(pages) - 1)] if pages else None
 
     def has_page(self) -> bool:
         """Whether a page with content is open (for the agent's screen)."""
-        pages = self.pages
-        if not pages:
-            return False
-        page = pages[min(self._current, len(pages) - 1)]
-        return page.url not in ("", "about:blank")
+        page = self.current_page()
+        return page is not None and page.url not in ("", "about:blank")
 
     async def tabs(self) -> list[dict[str, Any]]:
-        out = []
-        for i, p in enumerate(self.pages):
-            try:
-                title = await p.title()
-            except PlaywrightError:
-                title = ""
-            out.append({"index": i, "url": p.url, "title": title, "active": i == self._current})
-        return out
+        return [{"index": i, "url": p.url, "title": p.title, "active": i == self._current}
+                for i, p in enumerate(self.pages)]
 
     async def open_tab(self, url: str | None = None) -> dict[str, Any]:
         await self.start()
-        page = await self.context.new_page()
-        self._current = self.pages.index(page)
-        if url:
-            await page.goto(check_url(url), wait_until="load")
+        target = check_url(url) if url else None
+        page = await self._new_tab()
+        if target:
+            await self._navigate(page, target)
         await page.bring_to_front()
         return {"index": self._current, "url": page.url}
 
@@ -341,9 +321,11 @@ class Browser:
         i = self._current if index is None else index
         if not 0 <= i < len(pages):
             raise BrowserError(f"no tab {i}; tabs 0-{len(pages) - 1}")
-        self._cdp.pop(id(pages[i]), None)
-        await pages[i].close()
-        self._current = max(0, min(self._current, len(self.pages) - 1))
+        assert self._proc is not None
+        with contextlib.suppress(CDPError):  # closed already
+            await self._proc.conn.browser.send("Target.closeTarget",
+                                               {"targetId": pages[i].target_id})
+        self._gone(pages[i].target_id)
         return {"closed": i, "active": self._current, "tabs": len(self.pages)}
 
     async def switch_tab(self, index: int) -> dict[str, Any]:
@@ -357,42 +339,48 @@ class Browser:
 
     # ------------------------------------------------------------------ pages
 
+    async def _navigate(self, page: Tab, url: str, timeout_ms: float = 30_000) -> int | None:
+        try:
+            return await page.navigate(url, timeout_ms)
+        except AgentError as exc:
+            raise BrowserError(f"opening {url} failed: {exc}") from None
+
     async def goto(self, url: str, *, timeout_ms: int = 30_000) -> dict[str, Any]:
         page = await self.page()
-        response = await page.goto(check_url(url), wait_until="load", timeout=timeout_ms)
-        return {"url": page.url, "title": await page.title(),
-                "status": response.status if response is not None else None}
+        status = await self._navigate(page, check_url(url), timeout_ms)
+        return {"url": page.url, "title": await page.page_title(), "status": status}
 
     async def click_at(self, x: int, y: int, button: str = "left", count: int = 1,
                        modifiers: list[str] | None = None) -> None:
         page = await self.page()
-        mods = [_modifier(m) for m in modifiers or []]
+        mods = [key_name(m) for m in modifiers or []]
         for m in mods:
-            await page.keyboard.down(m)
+            await page.key_down(m)
         try:
-            await page.mouse.click(x, y, button=button, click_count=count)
+            await page.click(x, y, button=button, count=count)
         finally:
             for m in reversed(mods):
-                await page.keyboard.up(m)
+                await page.key_up(m)
 
     async def click(self, p: dict[str, Any]) -> dict[str, Any]:
         page = await self.page()
         if p.get("selector"):
-            await page.click(str(p["selector"]), timeout=_timeout(p))
+            at = await page.wait_for_selector(str(p["selector"]), _timeout(p))
+            await page.click(at["x"], at["y"])
             return {"clicked": p["selector"]}
         if p.get("index") is not None:
             items = await self.clickables()
             i = int(p["index"])
             if not 0 <= i < len(items):
                 raise BrowserError(f"no clickable {i}; {len(items)} on the page")
-            await page.mouse.click(items[i]["x"], items[i]["y"])
+            await page.click(items[i]["x"], items[i]["y"])
             return {"clicked": items[i]}
         label = p.get("text") or p.get("label")
         if label:
             found = await self.find_label(str(label))
             if found is None:
                 raise BrowserError(f"nothing on the page reads {label!r}")
-            await page.mouse.click(found["x"], found["y"])
+            await page.click(found["x"], found["y"])
             return {"clicked": found}
         if p.get("x") is not None and p.get("y") is not None:
             await self.click_at(int(p["x"]), int(p["y"]), str(p.get("button") or "left"))
@@ -405,22 +393,23 @@ class Browser:
         if not isinstance(text, str):
             raise BrowserError("type needs text (a string)")
         if p.get("selector"):
-            locator = page.locator(str(p["selector"])).first
+            selector = str(p["selector"])
+            at = await page.wait_for_selector(selector, _timeout(p))
             if p.get("clear", True):
-                await locator.fill("", timeout=_timeout(p))
-            await locator.click(timeout=_timeout(p))
-        await page.keyboard.insert_text(text)
+                await page.clear(selector)
+            await page.click(at["x"], at["y"])
+        await page.insert_text(text)
         if p.get("press_enter") or p.get("submit"):
-            await page.keyboard.press("Enter")
+            await page.press("Enter")
         return {"typed": len(text)}
 
     async def insert_text(self, text: str) -> None:
         page = await self.page()
-        await page.keyboard.insert_text(text)
+        await page.insert_text(text)
 
     async def press(self, keys: list[str]) -> None:
         page = await self.page()
-        await page.keyboard.press("+".join(_key(k) for k in keys))
+        await page.press("+".join(key_name(k) for k in keys))
 
     async def scroll(self, direction: str = "down", amount: int = 3, x: int | None = None,
                      y: int | None = None) -> dict[str, Any]:
@@ -429,32 +418,32 @@ class Browser:
         dx, dy = {"down": (0, step), "up": (0, -step), "left": (-step, 0),
                   "right": (step, 0)}.get(direction, (0, step))
         if x is not None and y is not None:
-            await page.mouse.move(x, y)
-        await page.mouse.wheel(dx, dy)
-        pos = await page.evaluate(SCROLLED_JS)
+            await page.move(x, y)
+        await page.wheel(dx, dy)
+        pos = await page.call(SCROLLED_JS)
         return {"scroll_x": pos[0], "scroll_y": pos[1]}
 
     async def wait(self, p: dict[str, Any]) -> dict[str, Any]:
         page = await self.page()
         timeout = _timeout(p)
         if p.get("selector"):
-            await page.wait_for_selector(str(p["selector"]), timeout=timeout)
+            await page.wait_for_selector(str(p["selector"]), timeout)
             return {"found": p["selector"]}
         if p.get("text"):
-            await page.get_by_text(str(p["text"])).first.wait_for(timeout=timeout)
+            await page.wait_for_text(str(p["text"]), timeout)
             return {"found": p["text"]}
         if p.get("load_state") or p.get("state"):
-            await page.wait_for_load_state(p.get("load_state") or p.get("state"),
-                                           timeout=timeout)
-            return {"state": p.get("load_state") or p.get("state")}
+            state = str(p.get("load_state") or p.get("state"))
+            await page.wait_for_load_state(state, timeout)
+            return {"state": state}
         ms = p.get("ms", p.get("milliseconds", (p.get("seconds") or 1) * 1000))
-        await page.wait_for_timeout(float(ms))
+        await asyncio.sleep(float(ms) / 1000)
         return {"waited_ms": ms}
 
     async def dom(self, p: dict[str, Any]) -> dict[str, Any]:
         page = await self.page()
-        text = await page.evaluate("() => document.body ? document.body.innerText : ''")
-        out: dict[str, Any] = {"url": page.url, "title": await page.title(),
+        text = str(await page.evaluate(BODY_TEXT_JS) or "")
+        out: dict[str, Any] = {"url": page.url, "title": await page.page_title(),
                                "text": text[:TEXT_LIMIT], "truncated": len(text) > TEXT_LIMIT}
         if p.get("html", True):
             html = await page.content()
@@ -464,23 +453,22 @@ class Browser:
 
     async def clickables(self) -> list[dict[str, Any]]:
         page = await self.page()
-        return await page.evaluate(CLICKABLES_JS)  # type: ignore[no-any-return]
+        return await page.call(CLICKABLES_JS)  # type: ignore[no-any-return]
 
     async def find_label(self, label: str) -> dict[str, Any] | None:
         page = await self.page()
-        return await page.evaluate(FIND_LABEL_JS, label)  # type: ignore[no-any-return]
+        return await page.call(FIND_LABEL_JS, label)  # type: ignore[no-any-return]
 
     async def visible_text(self) -> str:
         page = await self.page()
-        return await page.evaluate(  # type: ignore[no-any-return]
-            "() => document.body ? document.body.innerText : ''")
+        return str(await page.evaluate(BODY_TEXT_JS) or "")
 
     async def state(self) -> dict[str, Any]:
         page = await self.page()
-        view = await page.evaluate(
+        view = await page.call(
             "() => ({w: innerWidth, h: innerHeight, sx: scrollX, sy: scrollY, "
             "ready: document.readyState})")
-        return {"url": page.url, "title": await page.title(), "tabs": await self.tabs(),
+        return {"url": page.url, "title": await page.page_title(), "tabs": await self.tabs(),
                 "active_tab": self._current, "viewport": {"width": view["w"],
                                                           "height": view["h"]},
                 "scroll": {"x": view["sx"], "y": view["sy"]}, "ready_state": view["ready"]}
@@ -497,47 +485,13 @@ class Browser:
     async def screenshot(self, quality: int = JPEG_QUALITY) -> Frame:
         """The current tab as JPEG through CDP (``Page.captureScreenshot``)."""
         page = await self.page()
-        cdp = await self.cdp(page)
-        shot = await cdp.send("Page.captureScreenshot", {
-            "format": "jpeg", "quality": quality, "optimizeForSpeed": True})
-        data = base64.b64decode(shot["data"])
-        w, h = Image.open(io.BytesIO(data)).size
+        data = await page.screenshot(quality)
+        w, h = jpeg_size(data)
         return Frame(data, w, h, "browser")
-
-    async def cdp(self, page: Any) -> Any:
-        key = id(page)
-        session = self._cdp.get(key)
-        if session is None:
-            session = await self.context.new_cdp_session(page)
-            self._cdp[key] = session
-        return session
 
 
 def _timeout(p: dict[str, Any]) -> float:
     return float(p.get("timeout_ms") or 10_000)
-
-
-_KEY_NAMES = {"ctrl": "Control", "control": "Control", "alt": "Alt", "shift": "Shift",
-              "super": "Meta", "meta": "Meta", "cmd": "Meta", "win": "Meta",
-              "enter": "Enter", "return": "Enter", "esc": "Escape", "escape": "Escape",
-              "tab": "Tab", "backspace": "Backspace", "delete": "Delete", "del": "Delete",
-              "space": " ", "up": "ArrowUp", "down": "ArrowDown", "left": "ArrowLeft",
-              "right": "ArrowRight", "home": "Home", "end": "End", "pageup": "PageUp",
-              "pagedown": "PageDown", "page_up": "PageUp", "page_down": "PageDown",
-              "insert": "Insert", "plus": "+", "minus": "-"}
-
-
-def _key(name: str) -> str:
-    mapped = _KEY_NAMES.get(name.lower())
-    if mapped is not None:
-        return mapped
-    if len(name) > 1 and name[0] in "fF" and name[1:].isdigit():
-        return "F" + name[1:]
-    return name
-
-
-def _modifier(name: str) -> str:
-    return _key(name)
 
 
 def chromium_available() -> bool:

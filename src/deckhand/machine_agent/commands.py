@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 from deckhand.core.actions import Click, Drag, KeyPress, Scroll, TypeText
 from deckhand.errors import ErrorCode
 from deckhand.machine_agent.errors import AgentError, error_text
+from deckhand.machine_agent.keys import split_combo
 from deckhand.machine_agent.screen import ScreenError
-from deckhand.machine_agent.xinput import split_combo
 
 if TYPE_CHECKING:
     from deckhand.machine_agent.server import MachineAgent

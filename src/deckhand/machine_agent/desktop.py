@@ -26,14 +26,17 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-
-from PIL import Image
+from typing import TYPE_CHECKING
 
 from deckhand.machine_agent.box import MachineBox
 from deckhand.machine_agent.errors import AgentError
 from deckhand.machine_agent.sandbox import bwrap_argv, interactive_shell_argv, shell_env
-from deckhand.machine_agent.windows import Windows
-from deckhand.machine_agent.xinput import XInput
+
+if TYPE_CHECKING:  # X and Pillow are loaded when a desktop starts or encodes
+    from PIL import Image
+
+    from deckhand.machine_agent.windows import Windows
+    from deckhand.machine_agent.xinput import XInput
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +44,7 @@ WIDTH, HEIGHT = 1280, 800
 JPEG_QUALITY = 75
 XVFB_TIMEOUT_S = 5.0
 WM_SETTLE_S = 0.5  # launching an app the instant openbox is up can stall ~5 s
+APP_MAP_S = 3.0  # how long the first xterm's window is waited for
 VNC_TIMEOUT_S = 10.0
 
 
@@ -54,6 +58,24 @@ class Frame:
     width: int
     height: int
     source: str  # desktop | browser | terminal
+
+
+def jpeg_size(data: bytes) -> tuple[int, int]:
+    """Width and height of a JPEG, from its first start-of-frame marker."""
+    i = 2
+    while i + 9 < len(data):
+        if data[i] != 0xFF:
+            i += 1
+            continue
+        marker = data[i + 1]
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:
+            i += 1 if marker == 0xFF else 2
+            continue
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            height, width = struct.unpack(">HH", data[i + 5:i + 9])
+            return width, height
+        i += 2 + struct.unpack(">H", data[i + 2:i + 4])[0]
+    raise ValueError("not a JPEG (no start-of-frame marker)")
 
 
 @dataclass(frozen=True)
@@ -82,6 +104,8 @@ def write_xauthority(path: Path, cookie: bytes) -> None:
 def encode_jpeg(raw: bytes | bytearray | memoryview, width: int, height: int,
                 quality: int = JPEG_QUALITY) -> bytes:
     """JPEG from a raw BGRX buffer, without a Python-level conversion."""
+    from PIL import Image
+
     img = Image.frombuffer("RGB", (width, height), raw, "raw", "BGRX", 0, 1)
     out = io.BytesIO()
     img.save(out, "JPEG", quality=quality)
@@ -163,6 +187,9 @@ class Desktop:
         import mss  # a ~30 ms import: only desktops pay it
 
         self._mss = mss.MSS(display=self.display)
+        from deckhand.machine_agent.windows import Windows
+        from deckhand.machine_agent.xinput import XInput
+
         self.input = XInput(self.display)
         self.windows = Windows(self.display)
         self.started_at = time.monotonic()
@@ -171,6 +198,29 @@ class Desktop:
     async def _start_apps(self) -> None:
         await asyncio.sleep(WM_SETTLE_S)
         self.open_terminal()
+        # its window maps a moment later: a browser opened before that would
+        # end up under it
+        deadline = time.monotonic() + APP_MAP_S
+        while time.monotonic() < deadline and not self._has_window("Terminal"):
+            await asyncio.sleep(0.02)
+
+    def _has_window(self, title: str) -> bool:
+        from deckhand.machine_agent.windows import WindowError
+
+        if self.windows is None:
+            return True
+        try:
+            self.windows.find(title)
+        except WindowError:
+            return False
+        return True
+
+    async def apps_started(self) -> None:
+        """Once the apps a desktop starts with (its xterm) show (at most
+        ``APP_MAP_S`` after the window manager settled)."""
+        if self._apps is not None and not self._apps.done():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self._apps), WM_SETTLE_S + APP_MAP_S + 1)
 
     def open_terminal(self) -> None:
         """Open an xterm running a shell in the machine's sandbox."""
@@ -243,6 +293,8 @@ class Desktop:
     def image(self, shot: tuple[bytes, int, int] | None = None) -> Image.Image:
         """The screen (or a ``grab()`` taken before) as a Pillow image."""
         raw, w, h = shot or self.grab()
+        from PIL import Image
+
         return Image.frombuffer("RGB", (w, h), bytes(raw), "raw", "BGRX", 0, 1)
 
     # ------------------------------------------------------------------ live view

@@ -4,7 +4,7 @@ exception becomes the ``error`` of an answer.
 Every error the agent raises on purpose derives from :class:`AgentError`: its
 message is written for the caller (it names what was refused and what to do
 differently), so a boundary answers it as it is. Anything else that reaches a
-boundary is not the agent's own (a library's failure such as Playwright's, or
+boundary is not the agent's own (a library's failure, or
 a bug) and is answered with its type named. Because the test is ``isinstance``
 of the base, a new exception type needs no list updated anywhere.
 

@@ -18,15 +18,18 @@ brain sees the miss instead of a success that did nothing.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
-
-from PIL import Image, ImageChops
+from typing import TYPE_CHECKING, Any
 
 from deckhand.core.actions import ActionResult, TypeText
-from deckhand.machine_agent import fields, form_dom, ocr
+from deckhand.machine_agent import form_dom
 from deckhand.machine_agent.browser import Browser
 from deckhand.machine_agent.desktop import Desktop
 from deckhand.machine_agent.settle import until_changed
+
+if TYPE_CHECKING:  # Pillow and text recognition: loaded when a desktop types
+    from PIL import Image
+
+    from deckhand.machine_agent import ocr
 
 Settle = Callable[[], Awaitable[None]]
 PAD = 6  # around a field's box: a caret or a focus ring drawn on its border counts
@@ -45,8 +48,8 @@ async def type_in_browser(browser: Browser, action: TypeText) -> ActionResult:
                 f"no editable field on the page is named {action.into!r} (looked for a "
                 "<label>, aria-label, aria-labelledby, a placeholder, and a field below or "
                 "right of that text)"))
-        await page.mouse.click(field["x"], field["y"])
-        await page.keyboard.press("End")  # after what the field holds, not inside it
+        await page.click(field["x"], field["y"])
+        await page.press("End")  # after what the field holds, not inside it
         data.update(label_found=True, field=field, how=field["how"])
     focused = await form_dom.focus(page)
     if not focused["editable"]:
@@ -55,7 +58,7 @@ async def type_in_browser(browser: Browser, action: TypeText) -> ActionResult:
         return ActionResult(ok=False, data={**data, "focus": focused}, error=(
             f"the text would land in no editable element: the focus is on {where}{into}, "
             "so nothing was typed"))
-    await page.keyboard.insert_text(action.text)
+    await page.insert_text(action.text)
     return ActionResult(ok=True, output=f"typed {len(action.text)} characters into "
                         f"{_element(focused)}", data={**data, "focus": focused})
 
@@ -73,6 +76,8 @@ async def type_on_desktop(desktop: Desktop, settle: Settle, action: TypeText) ->
     """Type ``action.text`` on the desktop (into the field ``action.into``
     names, if given) and check that the field's region changed."""
     assert desktop.input is not None
+    from deckhand.machine_agent import fields, ocr
+
     data: dict[str, Any] = {"grounding": "ocr"}
     region: tuple[int, int, int, int] = (0, 0, desktop.width, desktop.height)
     if action.into is not None:
@@ -113,6 +118,8 @@ async def type_on_desktop(desktop: Desktop, settle: Settle, action: TypeText) ->
 
 
 def _changed(before: Image.Image, after: Image.Image) -> bool:
+    from PIL import ImageChops
+
     return ImageChops.difference(before, after).getbbox() is not None
 
 

@@ -15,7 +15,10 @@ or ``*`` ignored) before any way is tried with the text contained.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from deckhand.machine_agent.tab import Tab
 
 # Input types that take typed text (a checkbox, a button or a file input do not).
 TEXT_TYPES = ("text", "email", "password", "search", "tel", "url", "number", "date",
@@ -128,13 +131,13 @@ FIND_FIELD_JS = "(label) => {" + _EDITABLE + """
 }"""
 
 
-async def find_field(page: Any, label: str) -> dict[str, Any] | None:
+async def find_field(page: Tab, label: str) -> dict[str, Any] | None:
     """The editable field ``label`` names on ``page`` (scrolled into view):
     where to click it, how it was found (``how``), its box; None when no
     field is named so."""
-    return await page.evaluate(FIND_FIELD_JS, label)  # type: ignore[no-any-return]
+    return await page.call(FIND_FIELD_JS, label)  # type: ignore[no-any-return]
 
 
-async def focus(page: Any) -> dict[str, Any]:
+async def focus(page: Tab) -> dict[str, Any]:
     """What has the focus on ``page`` and whether it takes typed text."""
-    return await page.evaluate(FOCUS_JS)  # type: ignore[no-any-return]
+    return await page.call(FOCUS_JS)  # type: ignore[no-any-return]

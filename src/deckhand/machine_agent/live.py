@@ -22,10 +22,11 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
-from playwright._impl._errors import Error as PlaywrightError  # cheap to import (async_api is not)
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from deckhand.machine_agent.desktop import DesktopError
+from deckhand.machine_agent.errors import AgentError
+from deckhand.machine_agent.tab import Tab
 
 if TYPE_CHECKING:
     from deckhand.machine_agent.server import MachineAgent
@@ -98,12 +99,15 @@ def screencast(agent: MachineAgent):  # type: ignore[no-untyped-def]
 async def _browser_cast(agent: MachineAgent, ws: WebSocket) -> None:
     browser = agent.browser
     page = await browser.page()
-    cdp = await browser.context.new_cdp_session(page)
+    cdp = page.session
     frames: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=2)
+    acks: set[asyncio.Future[Any]] = set()
 
     def on_frame(params: dict[str, Any]) -> None:
-        asyncio.ensure_future(cdp.send("Page.screencastFrameAck",
-                                       {"sessionId": params["sessionId"]}))
+        ack = asyncio.ensure_future(cdp.send("Page.screencastFrameAck",
+                                             {"sessionId": params["sessionId"]}))
+        acks.add(ack)
+        ack.add_done_callback(lambda f: (acks.discard(f), f.cancelled() or f.exception()))
         if frames.full():
             with contextlib.suppress(asyncio.QueueEmpty):
                 frames.get_nowait()
@@ -132,26 +136,26 @@ async def _browser_cast(agent: MachineAgent, ws: WebSocket) -> None:
     try:
         await _run_both(up(), down())
     finally:
-        with contextlib.suppress(Exception):
-            await cdp.send("Page.stopScreencast")
-            await cdp.detach()
+        cdp.off("Page.screencastFrame", on_frame)
+        if not page.closed:
+            with contextlib.suppress(AgentError):
+                await cdp.send("Page.stopScreencast")
 
 
-async def _browser_input(page: Any, e: dict[str, Any]) -> None:
+async def _browser_input(page: Tab, e: dict[str, Any]) -> None:
     kind = e.get("type")
     try:
         if kind == "click":
-            await page.mouse.click(float(e["x"]), float(e["y"]),
-                                   button=e.get("button") or "left")
+            await page.click(float(e["x"]), float(e["y"]), button=e.get("button") or "left")
         elif kind == "move":
-            await page.mouse.move(float(e["x"]), float(e["y"]))
+            await page.move(float(e["x"]), float(e["y"]))
         elif kind == "scroll":
-            await page.mouse.wheel(float(e.get("dx") or 0), float(e.get("dy") or 0))
+            await page.wheel(float(e.get("dx") or 0), float(e.get("dy") or 0))
         elif kind == "key":
-            await page.keyboard.press(str(e["key"]))
+            await page.press(str(e["key"]))
         elif kind == "text":
-            await page.keyboard.insert_text(str(e["text"]))
-    except (PlaywrightError, KeyError, ValueError, TypeError) as exc:  # a bad event
+            await page.insert_text(str(e["text"]))
+    except (AgentError, KeyError, ValueError, TypeError) as exc:  # a bad event
         logger.info("live input %s ignored: %s", kind, exc)
 
 

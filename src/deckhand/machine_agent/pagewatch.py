@@ -1,5 +1,5 @@
 """A page's own activity signals, for the adaptive settle (:mod:`.settle`):
-requests in flight (from the browser context's network events), and from
+requests in flight (from the tabs' CDP ``Network`` events), and from
 inside the page its load state, finite animations still running and DOM
 mutations not yet painted (a MutationObserver that counts a change as
 painted two animation frames later).
@@ -17,7 +17,7 @@ import asyncio
 import time
 from typing import Any
 
-from playwright._impl._errors import Error as PlaywrightError
+from deckhand.machine_agent.errors import AgentError
 
 # Requests that stay open by design: they never mean "still loading".
 LONG_LIVED = frozenset({"websocket", "eventsource", "ping", "media"})
@@ -49,31 +49,47 @@ SIGNALS_JS = """
 
 
 class NetworkActivity:
-    """Requests of a browser context in flight, with when each started."""
+    """Requests of the browser's tabs in flight, with when each started (from
+    each tab's ``Network`` events; a request is its session and its id)."""
 
     def __init__(self) -> None:
-        self._inflight: dict[Any, float] = {}
+        self._inflight: dict[tuple[str | None, str], float] = {}
+        self._last_end: dict[str | None, float] = {}
 
-    def attach(self, context: Any) -> None:
-        self._inflight.clear()
-        context.on("request", self._started)
-        context.on("requestfinished", self._ended)
-        context.on("requestfailed", self._ended)
+    def listen(self, session: Any) -> None:
+        sid = session.id
+        session.on("Network.requestWillBeSent", lambda p: self._started(sid, p))
+        session.on("Network.loadingFinished", lambda p: self._ended(sid, p))
+        session.on("Network.loadingFailed", lambda p: self._ended(sid, p))
 
-    def _started(self, request: Any) -> None:
-        if request.resource_type in LONG_LIVED:
+    def _started(self, sid: str | None, p: dict[str, Any]) -> None:
+        if str(p.get("type", "")).lower() in LONG_LIVED:
             return
         now = time.monotonic()
         for old in [r for r, t in self._inflight.items() if now - t > FORGET_AFTER_S]:
             del self._inflight[old]
-        self._inflight[request] = now
+        # a redirect is the same request (same id) going on: it keeps its start
+        self._inflight.setdefault((sid, str(p.get("requestId"))), now)
 
-    def _ended(self, request: Any) -> None:
-        self._inflight.pop(request, None)
+    def _ended(self, sid: str | None, p: dict[str, Any]) -> None:
+        if self._inflight.pop((sid, str(p.get("requestId"))), None) is not None:
+            self._last_end[sid] = time.monotonic()
+
+    def forget(self, sid: str | None) -> None:
+        """A tab closed: its requests will not end."""
+        for key in [k for k in self._inflight if k[0] == sid]:
+            del self._inflight[key]
+        self._last_end.pop(sid, None)
 
     def pending_since(self, since: float) -> int:
         """Requests started at or after ``since`` that have not ended."""
         return sum(1 for t in self._inflight.values() if t >= since)
+
+    def idle_for(self, seconds: float, sid: str | None) -> bool:
+        """No request of the tab ``sid`` in flight, none ended for ``seconds``."""
+        if any(k[0] == sid for k in self._inflight):
+            return False
+        return time.monotonic() - self._last_end.get(sid, 0.0) >= seconds
 
 
 class SignalsPoller:
@@ -113,8 +129,8 @@ async def page_busy(page: Any, network: NetworkActivity, since: float,
     running, a DOM change not painted yet. A page that cannot answer within
     ``timeout_s`` (navigating, its main thread busy) is busy."""
     try:
-        state = await asyncio.wait_for(page.evaluate(SIGNALS_JS), timeout_s)
-    except (PlaywrightError, TimeoutError):
+        state = await asyncio.wait_for(page.call(SIGNALS_JS), timeout_s)
+    except (AgentError, TimeoutError):
         return True
     if state["hidden"]:
         return False

@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from playwright._impl._errors import Error as PlaywrightError
-
 from deckhand.core.actions import (
     ActionResult,
     Click,
@@ -23,16 +21,15 @@ from deckhand.core.actions import (
     Scroll,
     TypeText,
 )
-from deckhand.machine_agent import fill, ocr
-from deckhand.machine_agent.browser import Browser, BrowserError
-from deckhand.machine_agent.desktop import Desktop, DesktopError, Frame
+from deckhand.machine_agent import fill
+from deckhand.machine_agent.browser import Browser
+from deckhand.machine_agent.desktop import Desktop, Frame
 from deckhand.machine_agent.errors import AgentError
+from deckhand.machine_agent.keys import split_combo
 from deckhand.machine_agent.probes import BrowserProbe, DesktopProbe
 from deckhand.machine_agent.settle import Probe, SettlePolicy, Watch
 from deckhand.machine_agent.terminal import TerminalSessions
 from deckhand.machine_agent.termscreen import TerminalScreen, screen_lines
-from deckhand.machine_agent.windows import WindowError
-from deckhand.machine_agent.xinput import split_combo
 
 SCREEN_TEXT_LIMIT = 20_000
 GROUNDING_LOOKS = 3  # text recognition again while the screen keeps changing under it
@@ -82,8 +79,7 @@ class Screen:
         """Start watching the screen before an action (``target="browser"``:
         the browser's page, whatever the machine's screen is)."""
         capture = self.browser.screenshot if target == "browser" else self.capture
-        return Watch(lambda since: self._probe(target, since), capture, errors=(
-            BrowserError, DesktopError, PlaywrightError))
+        return Watch(lambda since: self._probe(target, since), capture, errors=(AgentError,))
 
     def _probe(self, target: str | None, since: float) -> Probe | None:
         source = target or self.source
@@ -103,6 +99,8 @@ class Screen:
         source = self.source
         if source == "desktop":
             assert self.desktop is not None
+            from deckhand.machine_agent import ocr  # Pillow, tesseract: desktops only
+
             found = await ocr.words(self.desktop.image())
             text = ocr.text_of(found)
             inverted = await ocr.words(self.desktop.image(), invert=True)
@@ -140,6 +138,8 @@ class Screen:
         """On a desktop the page just opened is what the screen shows: its
         browser window comes to the front (a terminal opened at start may
         cover it, and the next action reads the screen)."""
+        from deckhand.machine_agent.windows import WindowError  # X: desktops only
+
         windows = self.desktop.windows if self.desktop is not None else None
         if windows is None or not title:
             return
@@ -174,12 +174,12 @@ class Screen:
         if isinstance(action, Click):
             await b.click_at(action.x, action.y, action.button, action.count)
         elif isinstance(action, MoveMouse):
-            await page.mouse.move(action.x, action.y)
+            await page.move(action.x, action.y)
         elif isinstance(action, Drag):
-            await page.mouse.move(action.x, action.y)
-            await page.mouse.down()
-            await page.mouse.move(action.to_x, action.to_y, steps=10)
-            await page.mouse.up()
+            await page.move(action.x, action.y)
+            await page.down()
+            await page.move(action.to_x, action.to_y, steps=10)
+            await page.up()
         elif isinstance(action, KeyPress):
             await b.press(split_combo(action.keys))
         elif isinstance(action, Scroll):
@@ -201,6 +201,8 @@ class Screen:
         source = self.source
         if source == "desktop":
             assert self.desktop is not None and self.desktop.input is not None
+            from deckhand.machine_agent import ocr
+
             # The screen may still be drawing what the last action caused.
             await self.settle_now()
             for look in range(GROUNDING_LOOKS):
@@ -224,7 +226,7 @@ class Screen:
                 return ActionResult(ok=False, error=f"nothing on the page reads {label!r}",
                                     data={"grounding": "dom"})
             page = await self.browser.page()
-            await page.mouse.click(found_el["x"], found_el["y"])
+            await page.click(found_el["x"], found_el["y"])
             return ActionResult(ok=True, output=f"clicked {found_el['tag']} {label!r}",
                                 data={**found_el, "grounding": "dom"})
         raise ScreenError(NO_SCREEN.format(what=f"click {label!r} on"))

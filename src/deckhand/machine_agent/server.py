@@ -108,21 +108,25 @@ class MachineAgent:
         settle: SettlePolicy | None = None,
         limits: Limits | None = None,
         host_allow: list[tuple[str, int]] | None = None,
+        box: MachineBox | None = None,
+        launched: Browser | None = None,
     ) -> None:
+        """``box`` and ``launched``: the box and the browser :mod:`.launch`
+        made before the agent's HTTP side was imported (a browser machine)."""
         self.machine_id = machine_id
         self.workspace = Path(os.path.realpath(workspace))
         self.state_dir = Path(state_dir) if state_dir else self.workspace.parent
         self.sandbox = sandbox
         self.network = network
         self.prelaunch_browser = browser
-        self.box = MachineBox(self.state_dir, self.workspace, limits=limits,
-                              host_allow=host_allow)
+        self.box = box if box is not None else MachineBox(
+            self.state_dir, self.workspace, limits=limits, host_allow=host_allow)
         self.terminals = TerminalSessions(self.workspace, sandbox=sandbox, network=network,
                                           box=self.box)
         self.files = WorkspaceFiles(self.workspace, owner=self.box.uid)
         self.desktop = (Desktop(self.state_dir, self.workspace, sandbox=self.terminals.sandbox,
                                 network=network, box=self.box) if desktop else None)
-        self.browser = self._new_browser()
+        self.browser = launched if launched is not None else self._new_browser()
         self.screen = Screen(self.terminals, self.browser, self.desktop, settle)
         self._running: dict[str, asyncio.Task[Acted]] = {}
         self._prewarm: asyncio.Task[None] | None = None
@@ -130,7 +134,9 @@ class MachineAgent:
     def _new_browser(self) -> Browser:
         return Browser(self.state_dir / "browser-profile", self.workspace / "Downloads",
                        network=self.network, box=self.box,
-                       display_env=self.desktop.env if self.desktop is not None else None)
+                       display_env=self.desktop.env if self.desktop is not None else None,
+                       desktop_ready=self.desktop.apps_started if self.desktop is not None
+                       else None)
 
     @property
     def kinds(self) -> list[str]:
@@ -144,7 +150,9 @@ class MachineAgent:
     async def start(self) -> None:
         """Bring up the desktop (and the browser of a browser machine) before
         the agent reports ready; start the default shell once claimed."""
+        began = time.monotonic()
         await self.box.start(self.network)
+        logger.info("the machine's box is up in %.0f ms", (time.monotonic() - began) * 1000)
         if self.desktop is not None:
             await self.desktop.start()
             self.browser.display_env = self.desktop.env
@@ -377,6 +385,8 @@ class AgentOptions:
     settle: SettlePolicy = field(default_factory=SettlePolicy)
     limits: Limits | None = None  # None: no box (the agent's own tests)
     host_allow: list[tuple[str, int]] = field(default_factory=list)
+    box: MachineBox | None = None  # made already (launch.py)
+    launched: Browser | None = None  # Chromium started already (launch.py)
 
 
 def create_agent_app(
@@ -397,7 +407,8 @@ def create_agent_app(
     opts = options or AgentOptions(sandbox=sandbox, network=network)
     agent = MachineAgent(machine_id, workspace, sandbox=opts.sandbox, network=opts.network,
                          state_dir=opts.state_dir, desktop=opts.desktop, browser=opts.browser,
-                         settle=opts.settle, limits=opts.limits, host_allow=opts.host_allow)
+                         settle=opts.settle, limits=opts.limits, host_allow=opts.host_allow,
+                         box=opts.box, launched=opts.launched)
 
     @asynccontextmanager
     async def lifespan(app: Starlette):  # type: ignore[no-untyped-def]

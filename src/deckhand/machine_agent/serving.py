@@ -3,7 +3,6 @@ ready file the spawner waits for (the HTTP app itself is :mod:`.server`)."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -16,20 +15,12 @@ from typing import Any
 
 import uvicorn
 
-from deckhand.machine_agent.cgroups import Limits
+from deckhand.machine_agent.launch import parse_listen, run_agent
 from deckhand.machine_agent.server import AgentOptions, create_agent_app
-from deckhand.machine_agent.settle import SettlePolicy
+
+__all__ = ["parse_listen", "run_agent", "serve", "write_ready_file"]
 
 logger = logging.getLogger(__name__)
-
-
-def parse_listen(listen: str) -> tuple[str, int]:
-    """``host:port`` (``[v6]:port`` for IPv6) → (host, port)."""
-    host, sep, port = listen.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ValueError(f"--listen must be HOST:PORT, got {listen!r}")
-    host = host.strip("[]") or "127.0.0.1"
-    return host, int(port)
 
 
 def write_ready_file(path: Path | str, info: dict[str, Any]) -> None:
@@ -127,38 +118,3 @@ async def serve(
         await server.serve(sockets=[sock])
     finally:
         sock.close()
-
-
-def run_agent(
-    machine_id: str | None,
-    workspace: str,
-    token: str,
-    listen: str,
-    ready_file: str | None,
-    sandbox: bool | None,
-    network: bool,
-    *,
-    state_dir: str | None = None,
-    desktop: bool = False,
-    browser: bool = False,
-    settle: SettlePolicy | None = None,
-    limits: Limits | None = None,
-    host_allow: list[tuple[str, int]] | None = None,
-) -> None:
-    """Entry point of ``deckhand machine-agent``: serve one machine until shut
-    down. ``listen`` is ``HOST:PORT`` (port 0 picks a free one). Without a
-    ``machine_id`` the agent waits to be claimed (``POST /claim``)."""
-    host, port = parse_listen(listen)
-    ws = Path(workspace)
-    if not ws.is_dir():
-        raise SystemExit(f"workspace {workspace} is not a directory")
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO,
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    options = AgentOptions(sandbox=sandbox, network=network, state_dir=state_dir,
-                           desktop=desktop, browser=browser, settle=settle or SettlePolicy(),
-                           limits=limits, host_allow=host_allow or [])
-    asyncio.run(
-        serve(machine_id, ws, token, host=host, port=port, ready_file=ready_file,
-              sandbox=sandbox, network=network, options=options)
-    )

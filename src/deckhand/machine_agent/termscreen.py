@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import io
 from functools import lru_cache
-
-from PIL import Image, ImageDraw, ImageFont
+from typing import TYPE_CHECKING
 
 from deckhand.machine_agent.desktop import Frame
+
+if TYPE_CHECKING:  # Pillow is loaded when a terminal is first drawn
+    from PIL import ImageFont
 
 WIDTH, HEIGHT = 1280, 800
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf"
@@ -21,6 +23,8 @@ FOREGROUND = (225, 225, 225)
 @lru_cache(maxsize=1)
 def _font() -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     try:
+        from PIL import ImageFont
+
         return ImageFont.truetype(FONT, FONT_SIZE)
     except OSError:
         return ImageFont.load_default()
@@ -60,6 +64,8 @@ class TerminalScreen:
         if self._frame is not None and self._key == key:
             return self._frame
         text = transcript + prompt
+        from PIL import Image, ImageDraw
+
         img = Image.new("RGB", (WIDTH, HEIGHT), BACKGROUND)
         draw = ImageDraw.Draw(img)
         _, lh, _ = _grid()

@@ -18,6 +18,9 @@ from Xlib.display import Display
 from Xlib.ext import xtest
 
 from deckhand.machine_agent.errors import AgentError
+from deckhand.machine_agent.keys import split_combo
+
+__all__ = ["XInput", "split_combo"]
 
 BUTTONS = {"left": 1, "middle": 2, "right": 3}
 SCROLL_BUTTONS = {"up": 4, "down": 5, "left": 6, "right": 7}
@@ -70,19 +73,6 @@ def keysym_for_char(ch: str) -> int:
     if 0x20 <= code <= 0x7E or 0xA0 <= code <= 0xFF:
         return code  # Latin-1 keysyms are the code points
     return 0x01000000 | code  # Unicode keysyms
-
-
-def split_combo(keys: str | Iterable[str]) -> list[str]:
-    """``"ctrl+shift+t"`` or ``["ctrl", "t"]`` → key names. A lone ``+`` is
-    the plus key."""
-    if isinstance(keys, str):
-        if keys.strip() == "+":
-            return ["plus"]
-        parts = [p.strip() for p in keys.replace(" ", "+").split("+")]
-        if keys.endswith("++"):
-            parts = [p for p in parts if p] + ["plus"]
-        return [p for p in parts if p]
-    return [str(k).strip() for k in keys if str(k).strip()]
 
 
 class XInput:
