@@ -19,7 +19,7 @@ class Page:
         self.go = asyncio.Event()
         self.readings = 0
 
-    async def evaluate(self, script: str) -> dict[str, Any]:
+    async def call(self, script: str) -> dict[str, Any]:
         await self.go.wait()
         self.readings += 1
         return dict(self.state)
