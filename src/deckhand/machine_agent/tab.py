@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -125,10 +126,9 @@ class Tab:
         asyncio.ensure_future(self._answer_dialog(accept))
 
     async def _answer_dialog(self, accept: bool) -> None:
-        try:
+        # a page that went away with its dialog needs no answer
+        with contextlib.suppress(CDPError):
             await self.session.send("Page.handleJavaScriptDialog", {"accept": accept})
-        except CDPError:
-            pass  # the page went away with its dialog
 
     # ------------------------------------------------------------------ pages
 
