@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from deckhand.core.clock import iso
+from deckhand.store.artifacts import download_index
 from deckhand.store.records import (
     Run,
     RunArtifact,
@@ -118,7 +119,7 @@ def download_url(run_id: str, number: int, index: int) -> str:
 
 
 def _download_index(a: RunArtifact) -> int:
-    return int(a.kind.rsplit("-", 1)[1])  # "download-<i>"
+    return download_index(a.kind) or 0  # "download-<i>"
 
 
 def download_view(a: RunArtifact) -> dict[str, Any]:
